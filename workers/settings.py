@@ -1,0 +1,330 @@
+"""Typed settings, parsed once.
+
+Every knob is one documented field; the environment variable is ``STREAMCRAWL_`` + the
+group prefix + the field name in upper case (for example ``STREAMCRAWL_KAFKA_BOOTSTRAP_SERVERS``).
+Defaults point at the embedded stack started by ``streamcrawl up``; the credentials below
+are the embedded stack's and nothing else. Production sets them from its environment
+(see docker-compose.yml).
+
+``Settings.load()`` is called once in each entry point (``__main__``/CLI) and the parsed
+object is passed down through constructors. ``python -m workers.settings`` prints the
+configuration table that README.md carries.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = [
+    "DagsterSettings",
+    "IngestorSettings",
+    "KafkaSettings",
+    "MetricsSettings",
+    "PostgresSettings",
+    "RendererSettings",
+    "RouterSettings",
+    "S3Settings",
+    "Settings",
+    "StackSettings",
+    "StorageSettings",
+    "WorkerSettings",
+]
+
+
+def _config(prefix: str) -> SettingsConfigDict:
+    return SettingsConfigDict(
+        env_prefix=f"STREAMCRAWL_{prefix}",
+        extra="ignore",
+        use_attribute_docstrings=True,
+        frozen=True,
+    )
+
+
+class StackSettings(BaseSettings):
+    """The embedded stack: where state lives and which extra local ports it binds.
+
+    The broker, PostgreSQL and S3 listen on the ports of the client settings
+    (STREAMCRAWL_KAFKA_BOOTSTRAP_SERVERS, STREAMCRAWL_PG_PORT, STREAMCRAWL_S3_ENDPOINT),
+    so one setting moves both the server and its clients.
+    """
+
+    model_config = _config("")
+
+    data_dir: Path = Path(".streamcrawl")
+    """Directory holding all embedded-stack state: databases, objects, logs, configs, PIDs."""
+    broker_storage: Literal["s3", "memory"] = "s3"
+    """Embedded broker storage: `s3` keeps topics and offsets in the embedded S3 across restarts; `memory` loses them."""
+    seaweed_master_port: int = 19333
+    """SeaweedFS master port (its gRPC port is this + 10000)."""
+    seaweed_volume_port: int = 18080
+    """SeaweedFS volume server port (its gRPC port is this + 10000)."""
+    seaweed_filer_port: int = 18888
+    """SeaweedFS filer port (its gRPC port is this + 10000)."""
+    dagster_port: int = 13000
+    """Port of the Dagster webserver (UI and GraphQL) on 127.0.0.1."""
+    supervisor_port: int = 19001
+    """Port of supervisord's XML-RPC interface on 127.0.0.1 (used by supervisorctl)."""
+    start_dagster: bool = True
+    """Start the Dagster webserver and daemon with `streamcrawl up`."""
+    start_workers: bool = True
+    """Start supervisord and the worker daemons with `streamcrawl up`."""
+    start_rich_renderer: bool = True
+    """Run the rich renderer (Chromium) under supervisord; off to run without a browser."""
+
+
+class KafkaSettings(BaseSettings):
+    """Kafka connection and client tuning, shared by every stage and the control plane."""
+
+    model_config = _config("KAFKA_")
+
+    bootstrap_servers: str = "127.0.0.1:19092"
+    """Comma-separated Kafka bootstrap servers."""
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    """Kafka security protocol."""
+    sasl_mechanism: str | None = None
+    """SASL mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) when SASL is used."""
+    sasl_username: str | None = None
+    """SASL username when SASL is used."""
+    sasl_password: str | None = None
+    """SASL password when SASL is used."""
+    linger_ms: int = 20
+    """Producer linger: how long to wait to fill a batch (throughput vs latency)."""
+    max_batch_bytes: int = 1_048_576
+    """Producer batch size in bytes per partition."""
+    session_timeout_ms: int = 10_000
+    """Consumer group session timeout."""
+    heartbeat_interval_ms: int = 1_000
+    """Consumer group heartbeat interval."""
+    commit_interval_s: float = 1.0
+    """How often workers commit the offsets of fully handled records."""
+
+
+class PostgresSettings(BaseSettings):
+    """PostgreSQL holding page metadata (and Dagster's storage in the embedded stack)."""
+
+    model_config = _config("PG_")
+
+    host: str = "127.0.0.1"
+    """PostgreSQL host."""
+    port: int = 15432
+    """PostgreSQL port."""
+    user: str = "streamcrawl"
+    """PostgreSQL user."""
+    password: str = "streamcrawl"
+    """PostgreSQL password (the embedded stack's default; set it in production)."""
+    database: str = "streamcrawl"
+    """Database holding the `pages` table."""
+    dagster_database: str = "dagster"
+    """Database holding Dagster's run, event-log and schedule storage."""
+    pool_size: int = 8
+    """Connections per storage-writer process."""
+
+    def dsn(self, database: str | None = None) -> str:
+        return (
+            f"postgresql://{self.user}:{self.password}@{self.host}:{self.port}/"
+            f"{database or self.database}"
+        )
+
+
+class S3Settings(BaseSettings):
+    """S3-compatible object store holding page content (SeaweedFS embedded, MinIO in production)."""
+
+    model_config = _config("S3_")
+
+    endpoint: str = "127.0.0.1:18333"
+    """S3 endpoint as host:port."""
+    access_key: str = "streamcrawl"
+    """S3 access key (the embedded stack's default; set it in production)."""
+    secret_key: str = "streamcrawl-secret"
+    """S3 secret key (the embedded stack's default; set it in production)."""
+    bucket: str = "streamcrawl"
+    """Bucket holding page content."""
+    broker_bucket: str = "streamcrawl-broker"
+    """Bucket the embedded broker keeps its log in (embedded stack only)."""
+    secure: bool = False
+    """Use HTTPS to reach the object store."""
+    region: str = "us-east-1"
+    """S3 region."""
+
+
+class MetricsSettings(BaseSettings):
+    """Prometheus metrics and logging."""
+
+    model_config = _config("METRICS_")
+
+    base_port: int = 19100
+    """Each worker process serves /metrics on base_port + its offset (ingestor 0, router 10, fast 20, rich 30, storage 40) + process number."""
+    enabled: bool = True
+    """Serve Prometheus metrics from every worker."""
+    log_level: str = "INFO"
+    """Log level of the worker daemons (JSON logs on stderr)."""
+
+
+class WorkerSettings(BaseSettings):
+    """Behaviour shared by every worker's lifecycle."""
+
+    model_config = _config("WORKER_")
+
+    max_attempts: int = 3
+    """Attempts for a message that fails with a retryable error before it is dead-lettered."""
+    retry_base_delay_s: float = 0.5
+    """First retry delay; doubles each attempt, with full jitter."""
+    retry_max_delay_s: float = 30.0
+    """Cap of a single retry delay."""
+    drain_timeout_s: float = 20.0
+    """On SIGTERM, how long in-flight work may take before the worker gives up (keep under supervisord's stopwaitsecs)."""
+    max_page_bytes: int = 5 * 1024 * 1024
+    """Raw HTML size cap. Larger bodies are truncated to this size and flagged `truncated` (see ARCHITECTURE.md)."""
+
+
+class IngestorSettings(BaseSettings):
+    """The fetcher: politeness, limits and failure handling."""
+
+    model_config = _config("INGESTOR_")
+
+    concurrency: int = 500
+    """Global number of requests in flight per ingestor process."""
+    per_host_concurrency: int = 2
+    """Requests in flight to one host at a time."""
+    per_host_delay_s: float = 0.25
+    """Minimum delay between two request starts to the same host."""
+    crawl_delay_cap_s: float = 10.0
+    """robots.txt Crawl-delay is honoured up to this many seconds."""
+    robots_ttl_s: float = 3600.0
+    """How long a host's robots.txt stays cached."""
+    user_agent: str = "StreamCrawl/0.1"
+    """Product token sent in User-Agent (and matched against robots.txt)."""
+    contact_url: str = "https://github.com/streamcrawl/streamcrawl"
+    """Contact URL appended to the User-Agent so site owners can reach the operator."""
+    connect_timeout_s: float = 5.0
+    """TCP/TLS connect timeout."""
+    read_timeout_s: float = 10.0
+    """Timeout between two reads of the response."""
+    total_timeout_s: float = 30.0
+    """Whole-request deadline, redirects and body included."""
+    max_redirects: int = 5
+    """Redirects followed before giving up."""
+    max_retries: int = 3
+    """Retries of a transient failure (timeout, connection error, 5xx, 429) inside the ingestor."""
+    retry_after_cap_s: float = 30.0
+    """Longest Retry-After the ingestor waits in-process; longer ones are dead-lettered as retryable."""
+    breaker_failures: int = 5
+    """Consecutive failures of a host that open its circuit breaker."""
+    breaker_pause_s: float = 60.0
+    """How long an open breaker pauses a host; its requests are dead-lettered meanwhile."""
+    allow_private_networks: bool = False
+    """Allow fetching private, loopback and link-local addresses (SSRF guard off). Tests and the demo turn it on."""
+    resolve_overrides: dict[str, str] = Field(default_factory=dict)
+    """Static DNS: JSON map of host or `*.suffix` to IP, e.g. {"*.demo.test": "127.0.0.1"}."""
+    http2: bool = True
+    """Negotiate HTTP/2 with servers that offer it over TLS."""
+
+
+class RouterSettings(BaseSettings):
+    """Static-vs-dynamic scoring. Weights are added to a base score of 100."""
+
+    model_config = _config("ROUTER_")
+
+    threshold: int = 80
+    """Pages scoring at or above this go to the fast path, below it to the rich renderer."""
+    weights: dict[str, int] = Field(default_factory=dict)
+    """JSON map overriding rule weights by rule name (see workers/router/rules.py for the names)."""
+
+
+class StorageSettings(BaseSettings):
+    """The storage writer."""
+
+    model_config = _config("STORAGE_")
+
+    batch_size: int = 200
+    """Records written per PostgreSQL batch."""
+    s3_parallelism: int = 32
+    """Concurrent S3 PUTs per storage-writer process."""
+
+
+class RendererSettings(BaseSettings):
+    """The rich renderer (Crawl4AI + Chromium)."""
+
+    model_config = _config("RENDERER_")
+
+    chromium_path: Path = Path("/usr/bin/chromium")
+    """Chromium executable used by Crawl4AI."""
+    concurrency: int = 4
+    """Pages rendered at once per renderer process."""
+    page_timeout_s: float = 20.0
+    """Deadline for one page render."""
+    settle_timeout_s: float = 3.0
+    """Cap on waiting for network idle / stable content after load."""
+    recycle_after_pages: int = 200
+    """Restart the browser after this many pages."""
+    max_browser_rss_mb: int = 1200
+    """Restart the browser when Chromium's total RSS exceeds this."""
+
+
+class DagsterSettings(BaseSettings):
+    """The Dagster control plane."""
+
+    model_config = _config("DAGSTER_")
+
+    frontier_max_rank: int = 1_000_000
+    """Largest rank the frontier is partitioned up to."""
+    frontier_partition_size: int = 1_000
+    """Ranks per frontier partition."""
+    lag_alert_threshold: int = 10_000
+    """Consumer lag above which a group counts as lagging."""
+    lag_alert_ticks: int = 3
+    """Consecutive lagging sensor ticks before an alert is raised."""
+    dlq_max_attempts: int = 3
+    """Dead letters that already failed this many times are parked, not replayed."""
+
+
+class Settings(BaseModel):
+    """All settings, one group per concern."""
+
+    model_config = {"frozen": True}
+
+    stack: StackSettings = Field(default_factory=StackSettings)
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    postgres: PostgresSettings = Field(default_factory=PostgresSettings)
+    s3: S3Settings = Field(default_factory=S3Settings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    ingestor: IngestorSettings = Field(default_factory=IngestorSettings)
+    router: RouterSettings = Field(default_factory=RouterSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    renderer: RendererSettings = Field(default_factory=RendererSettings)
+    dagster: DagsterSettings = Field(default_factory=DagsterSettings)
+
+    @classmethod
+    def load(cls) -> Settings:
+        """Parse every group from the environment. Call once per process."""
+        return cls()
+
+
+def env_names() -> dict[str, tuple[str, str]]:
+    """Every environment variable StreamCrawl reads: name -> (default, description)."""
+    out: dict[str, tuple[str, str]] = {}
+    for group_field in Settings.model_fields.values():
+        group = group_field.default_factory  # type: ignore[misc]
+        assert isinstance(group, type) and issubclass(group, BaseSettings)
+        prefix = str(group.model_config.get("env_prefix", ""))
+        for name, info in group.model_fields.items():
+            default = info.default if info.default_factory is None else info.default_factory()  # type: ignore[call-arg]
+            out[f"{prefix}{name}".upper()] = (str(default), info.description or "")
+    return out
+
+
+def markdown_table() -> str:
+    rows = ["| Variable | Default | Meaning |", "|---|---|---|"]
+    for name, (default, doc) in env_names().items():
+        rows.append(f"| `{name}` | `{default}` | {doc.replace('|', '/')} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(markdown_table() + "\n")

@@ -1,0 +1,135 @@
+"""The topic registry: the single source of truth for every Kafka topic and consumer group.
+
+No other module spells a topic name as a string literal; they import the constants here.
+
+Flow::
+
+    crawl.request ─► ingestor ─► raw.page ─► router ─► process.fast ─► fast extractor ─┐
+                                                   └► process.rich ─► rich renderer ──┤
+          storage.saved ◄─ storage writer ◄─ processed.final ◄─────────────────────────┘
+    every stage ─► its dead-letter topic (raw.page.dlq, processed.dlq, storage.dlq)
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+__all__ = [
+    "CRAWL_REQUEST",
+    "DLQ_TOPICS",
+    "PROCESSED_DLQ",
+    "PROCESSED_FINAL",
+    "PROCESS_FAST",
+    "PROCESS_RICH",
+    "RAW_PAGE",
+    "RAW_PAGE_DLQ",
+    "REGISTRY",
+    "STAGES",
+    "STORAGE_DLQ",
+    "STORAGE_SAVED",
+    "Stage",
+    "StageTopics",
+    "Topic",
+    "topic_by_name",
+]
+
+_HOUR_MS = 3_600_000
+# Pages up to the raw-size cap (5 MB by default) travel zstd-compressed; leave room above
+# Kafka's 1 MB default so a compressed large page is never refused by the broker.
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    """One Kafka topic: its name, partition count and topic-level configs."""
+
+    name: str
+    partitions: int
+    retention_hours: float
+    description: str
+    extra_configs: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def is_dlq(self) -> bool:
+        return self.name.endswith(".dlq")
+
+    @property
+    def configs(self) -> dict[str, str]:
+        """Topic configs as Kafka expects them (all values are strings)."""
+        return {
+            "retention.ms": str(int(self.retention_hours * _HOUR_MS)),
+            "max.message.bytes": str(MAX_MESSAGE_BYTES),
+            **self.extra_configs,
+        }
+
+    def __str__(self) -> str:
+        return self.name
+
+
+CRAWL_REQUEST = Topic("crawl.request", 12, 24, "Frontier input: one CrawlRequest per URL, keyed by host.")
+RAW_PAGE = Topic("raw.page", 12, 6, "Fetched pages (RawPage, zstd HTML), keyed by host.")
+RAW_PAGE_DLQ = Topic("raw.page.dlq", 3, 24, "Dead letters of the ingestor and the router.")
+PROCESS_FAST = Topic("process.fast", 8, 2, "Pages routed to the fast extractor (RoutedPage).")
+PROCESS_RICH = Topic("process.rich", 4, 2, "Pages routed to the rich renderer (RoutedPage).")
+PROCESSED_FINAL = Topic("processed.final", 12, 4, "Extracted pages (ProcessedPage) ready for storage.")
+PROCESSED_DLQ = Topic("processed.dlq", 3, 24, "Dead letters of the fast extractor and the rich renderer.")
+STORAGE_SAVED = Topic("storage.saved", 6, 1, "One StoredPage per page written to PostgreSQL and S3.")
+STORAGE_DLQ = Topic("storage.dlq", 3, 24, "Dead letters of the storage writer.")
+
+REGISTRY: tuple[Topic, ...] = (
+    CRAWL_REQUEST,
+    RAW_PAGE,
+    RAW_PAGE_DLQ,
+    PROCESS_FAST,
+    PROCESS_RICH,
+    PROCESSED_FINAL,
+    PROCESSED_DLQ,
+    STORAGE_SAVED,
+    STORAGE_DLQ,
+)
+DLQ_TOPICS: tuple[Topic, ...] = tuple(t for t in REGISTRY if t.is_dlq)
+
+
+def topic_by_name(name: str) -> Topic:
+    """Look a topic up by name; raises KeyError naming the known topics."""
+    for topic in REGISTRY:
+        if topic.name == name:
+            return topic
+    known = ", ".join(t.name for t in REGISTRY)
+    raise KeyError(f"unknown topic {name!r}; known topics: {known}")
+
+
+class Stage(enum.StrEnum):
+    """The pipeline's stages; each value is also the stage's name in logs, metrics and DLQs."""
+
+    INGESTOR = "ingestor"
+    ROUTER = "router"
+    FAST_EXTRACTOR = "fast_extractor"
+    RICH_RENDERER = "rich_renderer"
+    STORAGE_WRITER = "storage_writer"
+
+
+@dataclass(frozen=True, slots=True)
+class StageTopics:
+    """What a stage consumes, where it writes, where its failures go, and its consumer group."""
+
+    input: Topic
+    outputs: tuple[Topic, ...]
+    dlq: Topic
+    group: str
+
+
+STAGES: dict[Stage, StageTopics] = {
+    Stage.INGESTOR: StageTopics(CRAWL_REQUEST, (RAW_PAGE,), RAW_PAGE_DLQ, "streamcrawl.ingestor"),
+    Stage.ROUTER: StageTopics(RAW_PAGE, (PROCESS_FAST, PROCESS_RICH), RAW_PAGE_DLQ, "streamcrawl.router"),
+    Stage.FAST_EXTRACTOR: StageTopics(
+        PROCESS_FAST, (PROCESSED_FINAL,), PROCESSED_DLQ, "streamcrawl.fast_extractor"
+    ),
+    Stage.RICH_RENDERER: StageTopics(
+        PROCESS_RICH, (PROCESSED_FINAL,), PROCESSED_DLQ, "streamcrawl.rich_renderer"
+    ),
+    Stage.STORAGE_WRITER: StageTopics(
+        PROCESSED_FINAL, (STORAGE_SAVED,), STORAGE_DLQ, "streamcrawl.storage_writer"
+    ),
+}
