@@ -45,8 +45,8 @@ __all__ = [
     "encode",
     "make_headers",
     "message_type",
-    "peek",
     "new_trace_id",
+    "peek",
     "read_headers",
     "truncate_body",
 ]
@@ -259,8 +259,7 @@ class DeadLetter(Message):
 
 
 _TYPES: dict[str, type[Message]] = {
-    cls.TYPE: cls
-    for cls in (CrawlRequest, RawPage, RoutedPage, ProcessedPage, StoredPage, DeadLetter)
+    cls.TYPE: cls for cls in (CrawlRequest, RawPage, RoutedPage, ProcessedPage, StoredPage, DeadLetter)
 }
 M = TypeVar("M", bound=Message)
 
@@ -277,7 +276,8 @@ def encode(msg: Message) -> bytes:
     body = _to_wire(msg)
     body["v"] = SCHEMA_VERSION
     body["t"] = msg.TYPE
-    return msgpack.packb(body, use_bin_type=True)
+    packed: bytes = msgpack.packb(body, use_bin_type=True)
+    return packed
 
 
 # Per type: [(field name, accepted runtime types, required, nested message type)].
@@ -369,8 +369,9 @@ def peek(data: bytes | None) -> dict[str, Any]:
         return {}
     if not isinstance(body, dict):
         return {}
-    inner = body.get("page") if isinstance(body.get("page"), dict) else body
-    out = {}
+    page = body.get("page")
+    inner: dict[str, Any] = page if isinstance(page, dict) else body
+    out: dict[str, Any] = {}
     for k, t in (("url", str), ("url_hash", str), ("batch", str), ("rank", int)):
         v = inner.get(k, body.get(k))
         if isinstance(v, t):

@@ -125,10 +125,7 @@ class PostgresSettings(BaseSettings):
     """Connections per storage-writer process."""
 
     def dsn(self, database: str | None = None) -> str:
-        return (
-            f"postgresql://{self.user}:{self.password}@{self.host}:{self.port}/"
-            f"{database or self.database}"
-        )
+        return f"postgresql://{self.user}:{self.password}@{self.host}:{self.port}/{database or self.database}"
 
 
 class S3Settings(BaseSettings):
@@ -161,6 +158,10 @@ class MetricsSettings(BaseSettings):
     """Each worker process serves /metrics on base_port + its offset (ingestor 0, router 10, fast 20, rich 30, storage 40) + process number."""
     enabled: bool = True
     """Serve Prometheus metrics from every worker."""
+    process_index: int = 0
+    """Index of this process among its program's processes (supervisord sets it from %(process_num)d)."""
+    bind_host: str = "127.0.0.1"
+    """Address the metrics endpoints bind to (0.0.0.0 inside a container for Prometheus to scrape)."""
     log_level: str = "INFO"
     """Log level of the worker daemons (JSON logs on stderr)."""
 
@@ -310,7 +311,7 @@ def env_names() -> dict[str, tuple[str, str]]:
     """Every environment variable StreamCrawl reads: name -> (default, description)."""
     out: dict[str, tuple[str, str]] = {}
     for group_field in Settings.model_fields.values():
-        group = group_field.default_factory  # type: ignore[misc]
+        group = group_field.default_factory
         assert isinstance(group, type) and issubclass(group, BaseSettings)
         prefix = str(group.model_config.get("env_prefix", ""))
         for name, info in group.model_fields.items():

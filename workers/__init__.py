@@ -1,0 +1,1 @@
+"""StreamCrawl workers: the hot-path daemons and the small shared core."""
