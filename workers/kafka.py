@@ -37,13 +37,13 @@ def client_kwargs(settings: KafkaSettings) -> dict[str, Any]:
 
 
 def make_producer(settings: KafkaSettings, *, client_id: str = "streamcrawl") -> AIOKafkaProducer:
-    """An acks=all, zstd-compressing, batching producer (not idempotent: see module doc)."""
+    """An acks=all, compressing, batching producer (not idempotent: see module doc)."""
     return AIOKafkaProducer(
         **client_kwargs(settings),
         client_id=client_id,
         acks="all",
         enable_idempotence=False,
-        compression_type="zstd",
+        compression_type=None if settings.compression == "none" else settings.compression,
         linger_ms=settings.linger_ms,
         max_batch_size=settings.max_batch_bytes,
         max_request_size=MAX_MESSAGE_BYTES,

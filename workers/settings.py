@@ -94,6 +94,8 @@ class KafkaSettings(BaseSettings):
     """SASL password when SASL is used."""
     linger_ms: int = 20
     """Producer linger: how long to wait to fill a batch (throughput vs latency)."""
+    compression: Literal["lz4", "zstd", "gzip", "none"] = "lz4"
+    """Producer batch compression. Page bodies are already zstd-compressed, so a cheap codec is enough."""
     max_batch_bytes: int = 1_048_576
     """Producer batch size in bytes per partition."""
     session_timeout_ms: int = 10_000
