@@ -30,18 +30,18 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
-from workers.errors import DependencyUnavailable, PermanentError, RetryableError
+from workers.errors import DependencyUnavailable, MessageDecodeError, PermanentError, RetryableError
 from workers.kafka import make_consumer, make_producer
 from workers.lifecycle.offsets import OffsetTracker
 from workers.lifecycle.retry import backoff_delay
-from workers.messages import DeadLetter, Message, encode, make_headers, peek, read_headers
+from workers.messages import DeadLetter, Message, decode, encode, make_headers, peek, read_headers
 from workers.observability.logs import trace_id_var
 from workers.observability.metrics import (
     BATCH_SECONDS,
@@ -57,6 +57,7 @@ from workers.topics import STAGES, Stage, Topic
 __all__ = ["Incoming", "Worker"]
 
 log = logging.getLogger(__name__)
+M = TypeVar("M", bound=Message)
 
 # Acks of the records produced by the batch running in the current task.
 _acks_var: contextvars.ContextVar[list[asyncio.Future[Any]] | None] = contextvars.ContextVar(
@@ -323,6 +324,14 @@ class Worker(abc.ABC):
         finally:
             trace_id_var.reset(trace_token)
             _acks_var.reset(acks_token)
+
+    async def decode_or_dead_letter(self, item: Incoming, cls: type[M]) -> M | None:
+        """Decode a record; malformed input is dead-lettered at once (retrying cannot fix it)."""
+        try:
+            return decode(item.record.value, cls)
+        except MessageDecodeError as exc:
+            await self.dead_letter(item, exc, first_failure_at=time.time())
+            return None
 
     # -------------------------------------------------------------- producing
     async def emit(self, topic: Topic, message: Message, *, key: bytes | None, source: Incoming) -> None:
