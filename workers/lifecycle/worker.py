@@ -94,9 +94,9 @@ class Worker(abc.ABC):
     """Base class of the daemons: start/stop/run, ``async with``, idempotent ``stop()``."""
 
     stage: ClassVar[Stage]
-    batch_size: ClassVar[int] = 100
+    batch_size: int = 100
     """Records handed to one ``handle_batch`` call."""
-    max_in_flight: ClassVar[int] = 200
+    max_in_flight: int = 200
     """Records being handled at once (across concurrent batches)."""
 
     def __init__(self, settings: Settings, *, client_id: str | None = None) -> None:

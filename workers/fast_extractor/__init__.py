@@ -1,0 +1,1 @@
+"""The fast extractor: ``process.fast`` → ``ProcessedPage`` on ``processed.final``."""

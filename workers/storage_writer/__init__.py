@@ -1,0 +1,1 @@
+"""The storage writer: ``processed.final`` → PostgreSQL + S3 → ``storage.saved``."""
