@@ -13,7 +13,8 @@
         ├── MessageDecodeError          truncated msgpack, bad zstd, unknown version, missing field
         ├── PermanentFetchError         4xx, DNS failure, TLS failure after retries
         ├── BlockedError                robots.txt disallow, SSRF guard, open circuit breaker
-        └── ExtractionError             a page that cannot be turned into a ProcessedPage
+        ├── ExtractionError             a page that cannot be turned into a ProcessedPage
+        └── RecordRejected              a record the sink refuses (bad url_hash, value PostgreSQL rejects)
 
 Workers decide with one rule: a ``RetryableError`` is retried up to the stage's attempt
 budget and then dead-lettered; a ``PermanentError`` (or any unexpected exception, which
@@ -32,6 +33,7 @@ __all__ = [
     "PermanentError",
     "PermanentFetchError",
     "PortInUseError",
+    "RecordRejected",
     "RetryableError",
     "StackError",
     "StreamCrawlError",
@@ -107,3 +109,7 @@ class BlockedError(PermanentError):
 
 class ExtractionError(PermanentError):
     """A page could not be turned into a ProcessedPage."""
+
+
+class RecordRejected(PermanentError):
+    """A record the storage layer cannot store: a bad url_hash or a value PostgreSQL rejects."""
