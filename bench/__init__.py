@@ -1,0 +1,1 @@
+"""Benchmarks: `make bench` runs every bench/stage_*.py and writes BENCHMARKS.md."""

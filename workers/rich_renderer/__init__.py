@@ -1,0 +1,1 @@
+"""The rich renderer: ``process.rich`` → Chromium (Crawl4AI) → ``ProcessedPage``."""

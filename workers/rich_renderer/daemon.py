@@ -1,0 +1,122 @@
+"""The rich renderer daemon.
+
+Renders each page in Chromium, then runs the same extractor as the fast path over the
+rendered DOM, so a ProcessedPage looks the same whichever path made it (``route=rich``)
+and storage needs no special case. The rendered HTML travels zstd-compressed next to
+the raw HTML. When rendering fails or times out, the raw HTML is extracted instead if it
+has usable text (``fallback=True``); otherwise the page is dead-lettered with the reason.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from prometheus_client import Counter
+
+from workers.errors import ExtractionError, PermanentError, RetryableError
+from workers.extract import extract
+from workers.fast_extractor.daemon import PAGES_PROCESSED, PROCESS_SECONDS
+from workers.fast_extractor.processing import process_routed
+from workers.lifecycle import Incoming, Worker
+from workers.messages import ProcessedPage, RoutedPage, compress_html
+from workers.rich import Rendered, Renderer
+from workers.settings import Settings
+from workers.topics import PROCESSED_FINAL, Stage
+
+__all__ = ["MIN_FALLBACK_WORDS", "RichRenderer"]
+
+FALLBACKS = Counter("renderer_fallbacks_total", "Pages extracted from raw HTML after a failed render")
+MIN_FALLBACK_WORDS = 50
+"""A raw page with fewer words than this is not 'usable text' for the fallback."""
+
+
+class RichRenderer(Worker):
+    stage = Stage.RICH_RENDERER
+    batch_size = 1
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.max_in_flight = settings.renderer.concurrency * 2
+        self.renderer = Renderer(
+            settings.renderer,
+            data_dir=settings.stack.data_dir / "rich",
+            host_resolver_rules=dict(settings.ingestor.resolve_overrides),
+        )
+
+    async def on_start(self) -> None:
+        await self.renderer.__aenter__()
+
+    async def on_stop(self) -> None:
+        await self.renderer.__aexit__(None, None, None)
+
+    async def handle_batch(self, batch: Sequence[Incoming]) -> None:
+        for item in batch:
+            routed = await self.decode_or_dead_letter(item, RoutedPage)
+            if routed is None:
+                continue
+            with PROCESS_SECONDS.labels("rich").time():
+                processed = await self.render(routed)
+            PAGES_PROCESSED.labels("rich").inc()
+            await self.emit(PROCESSED_FINAL, processed, key=processed.host.encode(), source=item)
+
+    async def render(self, routed: RoutedPage) -> ProcessedPage:
+        page = routed.page
+        try:
+            rendered = await self.renderer.render(page.final_url)
+        except (RetryableError, PermanentError) as exc:
+            return self.fallback(routed, exc)
+        return rendered_page(routed, rendered)
+
+    def fallback(self, routed: RoutedPage, exc: Exception) -> ProcessedPage:
+        reason = f"render failed: {type(exc).__name__}: {exc}"
+        try:
+            processed = process_routed(routed, route="rich", fallback=True)
+        except ExtractionError as exc2:
+            raise ExtractionError(f"{reason}; raw HTML unreadable: {exc2}") from exc
+        if processed.word_count < MIN_FALLBACK_WORDS:
+            raise ExtractionError(
+                f"{reason}; raw HTML has no usable text ({processed.word_count} words)"
+            ) from exc
+        FALLBACKS.inc()
+        return processed
+
+
+def rendered_page(routed: RoutedPage, rendered: Rendered) -> ProcessedPage:
+    """A ProcessedPage from the rendered DOM, extracted like the fast path does."""
+    page = routed.page
+    html = rendered.html.encode("utf-8")
+    ex = extract(html, url=page.url, final_url=page.final_url, charset="utf-8")
+    markdown, words = ex.markdown, ex.word_count
+    rendered_words = len(rendered.markdown.split())
+    if rendered_words > 2 * max(words, 1):
+        # Main-content extraction kept too little of an app-like page: keep the whole render.
+        markdown, words = rendered.markdown, rendered_words
+    return ProcessedPage(
+        url=page.url,
+        url_hash=page.url_hash,
+        host=page.host,
+        final_url=page.final_url,
+        status=page.status,
+        route="rich",
+        score=routed.score,
+        rules=list(routed.rules),
+        fetched_at=page.fetched_at,
+        processed_at=time.time(),
+        content_hash=page.content_hash,
+        html_zstd=page.html_zstd,
+        rendered_html_zstd=compress_html(html),
+        markdown=markdown,
+        title=ex.title or rendered.title,
+        description=ex.description or rendered.description,
+        lang=ex.lang or rendered.lang,
+        canonical_url=ex.canonical_url,
+        published_time=ex.published_time,
+        outlinks=list(ex.outlinks) or list(rendered.links),
+        word_count=words,
+        text_hash=ex.text_hash,
+        simhash=ex.simhash,
+        truncated=page.truncated,
+        batch=page.batch,
+        rank=page.rank,
+    )
