@@ -1,0 +1,315 @@
+"""The aiohttp application: one catch-all handler that dispatches on Host, then path.
+
+Deterministic responses are built once and kept in a bounded LRU keyed by (Host header,
+path), so a cached hit costs a dict lookup and a ``web.Response``. Behaviour that depends
+on history (``/flaky/`` and ``/throttle/`` fail on their first request only) is keyed per
+host+path; with several server processes the "already seen" marks live as files in a
+shared state directory (atomic ``O_CREAT|O_EXCL``), so a retry that lands on another
+process still succeeds.
+
+URL map of a generated site (``site-NNN.demo.test``), see urls.py for expected outcomes::
+
+    /                        homepage (listing)          /robots.txt     per-site rules
+    /article/<n>             article                     /list/<n>       listing
+    /private/<n>             article (robots-disallowed on ~30% of sites)
+    /landing/<n>             article at the end of a redirect chain
+    /app/<n>                 SPA shell; /static/js/main.<h>.bundle.js + /api/app/<n>.json
+    /redirect/<n>/<k>        k redirects (301/302/307/308, absolute and relative) -> /landing/<n>
+    /redirect-loop/<n>       302 to itself
+    /missing/<n> 404         /gone/<n> 410          /error/<n> 500 always
+    /flaky/<n>               500 on the first request, then the article
+    /throttle/<n>            429 Retry-After: 1 on the first request, then the article
+    /throttle-always/<n>     429 Retry-After: 1 always
+    /slow/<n>?delay=S        article after S seconds (default slow_delay_s)
+    /stall/<n>               headers + a byte every stall_interval_s, for stall_max_s
+    /huge/<n>[?length=1]     > huge_bytes of HTML, streamed (chunked, or with Content-Length)
+    /files/<n>.pdf  /data/<n>.json  /images/<n>.png     non-HTML
+    /xhtml/<n>               application/xhtml+xml article
+    /charset/<variant>/<n>   windows-1251, shift_jis, bogus, invalid-utf8, meta-mismatch, undeclared
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from aiohttp import web
+
+from workers.demoweb import pages, spa, special
+from workers.demoweb.data import DataFiles, locate_data_dir
+from workers.demoweb.hosts import DEMO_SUFFIX
+from workers.demoweb.site import Origin, SiteProfile, robots_txt, site_profile
+
+__all__ = ["DemoWebConfig", "make_app"]
+
+log = logging.getLogger(__name__)
+
+_HTML: Final = "text/html; charset=utf-8"
+_DATA_LABELS: Final = frozenset({"readability", "spa", "rendertron"})
+_STATIC_PAGES: Final = frozenset(
+    {"about", "contact", "privacy", "terms", "careers", "advertise", "newsletter", "archive", "search"}
+)
+_SITE_CSS: Final = b"/* demo site stylesheet */ body{background:#fafafa}"
+_NOOP_JS: Final = b"/* demo framework chunk: the page is already rendered on the server */\n"
+_REDIRECT_CODES: Final = (301, 302, 307, 308)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DemoWebConfig:
+    """How the demo web behaves. Every field has a CLI flag of the same name (``--link-hosts``)."""
+
+    data_dir: Path | None = None
+    """../shared/data root; None: STREAMCRAWL_DEMO_DATA_DIR, then ../shared/data next to the repo."""
+    link_hosts: int = 60
+    """Outlinks to other sites point at site-001 .. site-<link_hosts>."""
+    crawl_delay_s: float = 1.0
+    """Crawl-delay announced by the robots.txt of sites that have one."""
+    slow_delay_s: float = 1.5
+    """Delay of /slow/<n> without ?delay=."""
+    max_delay_s: float = 300.0
+    """Cap on ?delay= of /slow/."""
+    stall_interval_s: float = 0.5
+    """/stall/<n> sends one byte this often."""
+    stall_max_s: float = 120.0
+    """/stall/<n> ends its body after this long."""
+    huge_bytes: int = 6 * 1024 * 1024
+    """Minimum body size of /huge/<n>."""
+    cache_size: int = 8192
+    """Responses kept in the per-process LRU."""
+    state_dir: Path | None = None
+    """Directory shared by server processes for first-request marks (flaky/throttle); None: in memory."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Reply:
+    status: int
+    body: bytes
+    headers: dict[str, str]
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _reply(body: bytes, content_type: str = _HTML, status: int = 200, **extra: str) -> _Reply:
+    return _Reply(status, body, {"Content-Type": content_type, **extra})
+
+
+def _error(status: int, reason: str, **extra: str) -> _Reply:
+    return _reply(pages.error_page(status, reason), _HTML, status, **extra)
+
+
+def _int(text: str) -> int | None:
+    return int(text) if text.isdigit() and len(text) < 10 else None
+
+
+class _Dispatcher:
+    def __init__(self, config: DemoWebConfig) -> None:
+        self.config = config
+        self.data = DataFiles(locate_data_dir(config.data_dir))
+        self._cache: OrderedDict[tuple[str, str], _Reply] = OrderedDict()
+        self._seen: set[str] = set()
+
+    # -- entry point -----------------------------------------------------------------
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        host_header = request.headers.get("Host", "").lower()
+        path = request.path
+        key = (host_header, path)
+        cached = self._cache.get(key)
+        if cached is not None:
+            self._cache.move_to_end(key)
+            return web.Response(status=cached.status, body=cached.body, headers=cached.headers)
+        host, _, port = host_header.partition(":")
+        host = host.rstrip(".")
+        if not host.endswith("." + DEMO_SUFFIX):
+            return self._respond(_error(404, f"unknown host {host!r}: the demo web serves *.{DEMO_SUFFIX}"))
+        origin = Origin(host, f":{port}" if port else "", self.config.link_hosts)
+        label = host[: -len(DEMO_SUFFIX) - 1]
+        if label in _DATA_LABELS:
+            reply, cacheable = self._data(label, path), True
+        else:
+            dynamic = await self._dynamic(request, origin, path)
+            if dynamic is not None:
+                return dynamic
+            reply, cacheable = self._static(origin, site_profile(host), path)
+        if cacheable:
+            self._cache[key] = reply
+            if len(self._cache) > self.config.cache_size:
+                self._cache.popitem(last=False)
+        return self._respond(reply)
+
+    @staticmethod
+    def _respond(reply: _Reply) -> web.Response:
+        return web.Response(status=reply.status, body=reply.body, headers=reply.headers)
+
+    # -- deterministic pages (cacheable) ------------------------------------------------
+    def _static(self, origin: Origin, profile: SiteProfile, path: str) -> tuple[_Reply, bool]:
+        parts = path.strip("/").split("/")
+        head = parts[0]
+        n = _int(parts[1]) if len(parts) == 2 else None
+        if path == "/":
+            return _reply(pages.home_page(origin, profile)), True
+        if head in ("article", "private", "landing") and n is not None:
+            return _reply(pages.article_page(origin, profile, path)), True
+        if head == "list" and n is not None:
+            return _reply(pages.listing_page(origin, profile, path)), True
+        if head == "app" and n is not None:
+            return _reply(spa.spa_shell(origin, profile, n)), True
+        if path == "/robots.txt":
+            body = robots_txt(profile, crawl_delay_s=self.config.crawl_delay_s, base=origin.base)
+            return _reply(body, "text/plain; charset=utf-8"), True
+        if path == spa.spa_bundle_path(profile):
+            return _reply(spa.spa_bundle(profile), "text/javascript; charset=utf-8"), True
+        if head == "api" and len(parts) == 3 and parts[1] == "app" and parts[2].endswith(".json"):
+            m = _int(parts[2].removesuffix(".json"))
+            if m is not None:
+                return _reply(spa.spa_data(profile, m), "application/json"), True
+        if path.startswith("/static/") and path.endswith(".css"):
+            return _reply(_SITE_CSS, "text/css"), True
+        if head == "_next":
+            return _reply(_NOOP_JS, "text/javascript; charset=utf-8"), True
+        if head in _STATIC_PAGES and len(parts) == 1:
+            return _reply(pages.listing_page(origin, profile, path, heading=head.title())), True
+        if head == "redirect" and len(parts) == 3 and n is None:
+            return self._redirect(origin, parts), True
+        if head == "redirect-loop" and n is not None:
+            return _reply(b"", _HTML, 302, Location=path), True
+        if head in ("missing", "gone", "error", "admin"):
+            status, reason = {
+                "missing": (404, "Not Found"),
+                "gone": (410, "Gone"),
+                "error": (500, "Internal Server Error"),
+                "admin": (403, "Forbidden"),
+            }[head]
+            return _error(status, reason), True
+        if head == "throttle-always":
+            return _error(429, "Too Many Requests", **{"Retry-After": "1"}), True
+        if head == "xhtml" and n is not None:
+            return _reply(
+                special.xhtml_page(origin, profile, n), "application/xhtml+xml; charset=utf-8"
+            ), True
+        if head == "charset" and len(parts) == 3 and parts[1] in special.CHARSET_VARIANTS:
+            m = _int(parts[2])
+            if m is not None:
+                body, ctype = special.charset_page(origin, profile, parts[1], m)
+                return _reply(body, ctype), True
+        if len(parts) == 2 and "." in parts[1]:
+            stem, _, ext = parts[1].partition(".")
+            m = _int(stem)
+            if m is not None and (head, ext) == ("files", "pdf"):
+                return _reply(special.pdf_body(m), "application/pdf"), True
+            if m is not None and (head, ext) == ("data", "json"):
+                return _reply(special.json_body(profile, m), "application/json"), True
+            if m is not None and (head, ext) == ("images", "png"):
+                return _reply(special.png_body(m), "image/png"), True
+        if path == "/favicon.ico":
+            return _reply(special.png_body(0, size=16), "image/png"), True
+        if path == "/sitemap.xml":
+            locs = "".join(f"<url><loc>{origin.base}/article/{i}</loc></url>" for i in range(1, 51))
+            xml = f'<?xml version="1.0" encoding="UTF-8"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{locs}</urlset>'
+            return _reply(xml.encode(), "application/xml"), True
+        return _error(404, "Not Found"), True
+
+    def _redirect(self, origin: Origin, parts: list[str]) -> _Reply:
+        n, k = _int(parts[1]), _int(parts[2])
+        if n is None or k is None:
+            return _error(404, "Not Found")
+        target = f"/landing/{n}" if k <= 1 else f"/redirect/{n}/{k - 1}"
+        if k % 2:
+            target = origin.base + target  # odd hops: absolute Location, even hops: relative
+        return _reply(b"", _HTML, _REDIRECT_CODES[k % 4], Location=target)
+
+    def _data(self, label: str, path: str) -> _Reply:
+        if path == "/robots.txt":
+            return _reply(b"User-agent: *\nAllow: /\n", "text/plain; charset=utf-8")
+        file = self.data.reply(label, path)
+        extra = {"Location": file.location} if file.location else {}
+        return _reply(file.body, file.content_type, file.status, **extra)
+
+    # -- history- and time-dependent endpoints (not cached) ------------------------------
+    async def _dynamic(self, request: web.Request, origin: Origin, path: str) -> web.StreamResponse | None:
+        parts = path.strip("/").split("/")
+        if len(parts) != 2 or _int(parts[1]) is None:
+            return None
+        head, n = parts[0], int(parts[1])
+        profile = site_profile(origin.host)
+        if head in ("flaky", "throttle"):
+            if self._first_request(origin.host + path):
+                if head == "flaky":
+                    return self._respond(_error(500, "Internal Server Error"))
+                return self._respond(_error(429, "Too Many Requests", **{"Retry-After": "1"}))
+            return self._respond(_reply(pages.article_page(origin, profile, path)))
+        if head == "slow":
+            try:
+                delay = float(request.query.get("delay", self.config.slow_delay_s))
+            except ValueError:
+                delay = self.config.slow_delay_s
+            await asyncio.sleep(min(max(delay, 0.0), self.config.max_delay_s))
+            return self._respond(_reply(pages.article_page(origin, profile, path)))
+        if head == "stall":
+            return await self._stall(request, origin, n)
+        if head == "huge":
+            return await self._huge(request, origin, profile, n)
+        return None
+
+    def _first_request(self, key: str) -> bool:
+        """True exactly once per key across all processes sharing the state dir."""
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        state_dir = self.config.state_dir
+        if state_dir is None:
+            return True
+        name = hashlib.blake2b(key.encode(), digest_size=12).hexdigest()
+        try:
+            fd = os.open(state_dir / name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        except FileExistsError:
+            return False
+        os.close(fd)
+        return True
+
+    async def _stall(self, request: web.Request, origin: Origin, n: int) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": _HTML, "Cache-Control": "no-store"})
+        await resp.prepare(request)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.stall_max_s
+        try:
+            await resp.write(special.stall_head(origin, n))
+            while loop.time() < deadline:
+                await asyncio.sleep(self.config.stall_interval_s)
+                await resp.write(b" ")
+            await resp.write(b"</main></body></html>")
+        except (ConnectionResetError, ConnectionError):
+            pass
+        return resp
+
+    async def _huge(
+        self, request: web.Request, origin: Origin, profile: SiteProfile, n: int
+    ) -> web.StreamResponse:
+        head, chunk, repeats, tail = special.huge_parts(origin, profile, n, self.config.huge_bytes)
+        resp = web.StreamResponse(headers={"Content-Type": _HTML})
+        if request.query.get("length"):
+            resp.content_length = len(head) + len(chunk) * repeats + len(tail)
+        await resp.prepare(request)
+        try:
+            await resp.write(head)
+            for _ in range(repeats):
+                await resp.write(chunk)
+            await resp.write(tail)
+        except (ConnectionResetError, ConnectionError):
+            pass
+        return resp
+
+
+def make_app(config: DemoWebConfig) -> web.Application:
+    """The demo web as an aiohttp application (every method, every path, dispatch on Host)."""
+    dispatcher = _Dispatcher(config)
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", dispatcher.handle)
+    return app
