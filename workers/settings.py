@@ -284,6 +284,10 @@ class DagsterSettings(BaseSettings):
     """Consecutive lagging sensor ticks before an alert is raised."""
     dlq_max_attempts: int = 3
     """Dead letters that already failed this many times are parked, not replayed."""
+    dlq_rate_threshold: float = 0.1
+    """Largest share of a stored frontier partition's URLs that may be dead-lettered before its check fails."""
+    stale_after_s: float = 300.0
+    """A stage asset whose offsets have not advanced for this long while work is pending upstream is stale."""
 
 
 class Settings(BaseModel):

@@ -1,0 +1,1 @@
+"""Materialisable assets: Tranco snapshots, the frontier and the topic registry."""

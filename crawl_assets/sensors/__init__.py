@@ -1,0 +1,1 @@
+"""Sensors: pure, bounded, cursor-driven (lag, dead letters, batch completion)."""
