@@ -1,9 +1,27 @@
 """The offline demo web: many generated sites (and the real pages of ../shared/data) on 127.0.0.1.
 
 One aiohttp server answers for every ``*.demo.test`` host by its Host header; clients
-resolve those names to 127.0.0.1 themselves (see :func:`resolve_overrides`,
-:class:`DemoResolver`, :func:`chromium_host_rules`). ``python -m workers.demoweb --help``
-lists the commands (serve, urls, tranco).
+resolve those names to 127.0.0.1 themselves: the ingestor with
+``STREAMCRAWL_INGESTOR_RESOLVE_OVERRIDES=json.dumps(resolve_overrides())`` (see
+:func:`ingestor_env`), aiohttp clients with :class:`DemoResolver`, Chromium with
+``--host-resolver-rules=chromium_host_rules()``. The web is plain HTTP
+(:data:`demo_scheme`), so a Tranco CSV of demo hosts must be read as ``http://host:port/``.
+
+In tests::
+
+    async with DemoWeb(port=0) as web:                      # in this event loop
+        urls = demo_urls(port=web.port, hosts=60, per_host=10)
+    web = await start_demoweb(processes=2)                  # separate server processes
+    ...; await web.stop()
+
+From a shell (``make run``, benchmarks)::
+
+    python -m workers.demoweb --port 0 --processes 2 --port-file .streamcrawl/demoweb.port
+    python -m workers.demoweb urls --port P --hosts 60 --per-host 10 [--json] > urls.txt
+    python -m workers.demoweb tranco --hosts 60 --port P > demo.csv
+    python -m workers.demoweb bench --port P --clients 2 --server-pid PID
+
+The URL map is in app.py, the expected outcome of every URL kind in urls.KINDS.
 """
 
 from __future__ import annotations
@@ -23,6 +41,7 @@ from workers.demoweb.hosts import (
     is_demo_host,
     resolve_overrides,
 )
+from workers.demoweb.loadgen import fetch_loop, run_bench
 from workers.demoweb.server import DemoWeb, start_demoweb
 from workers.demoweb.urls import KINDS, DemoURL, data_urls, demo_tranco_csv, demo_urls
 
@@ -43,9 +62,11 @@ __all__ = [
     "demo_scheme",
     "demo_tranco_csv",
     "demo_urls",
+    "fetch_loop",
     "ingestor_env",
     "is_demo_host",
     "make_app",
     "resolve_overrides",
+    "run_bench",
     "start_demoweb",
 ]

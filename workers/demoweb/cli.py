@@ -173,23 +173,25 @@ def _build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--per-host", type=int, default=10)
     bench.add_argument("--concurrency", type=int, default=100)
     bench.add_argument("--seconds", type=float, default=10.0)
+    bench.add_argument("--clients", type=int, default=1, help="client processes, each with --concurrency")
+    bench.add_argument("--warmup-s", type=float, default=3.0, help="fill the server caches first")
+    bench.add_argument("--server-pid", type=int, help="report the CPU this process tree used")
     return parser
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from workers.demoweb.loadgen import fetch_loop
+    from workers.demoweb.loadgen import run_bench
 
-    items = demo_urls(
-        port=args.port, hosts=args.hosts, per_host=args.per_host, include_failures=False, spa_share=0
+    result = run_bench(
+        port=args.port,
+        hosts=args.hosts,
+        per_host=args.per_host,
+        concurrency=args.concurrency,
+        seconds=args.seconds,
+        clients=args.clients,
+        warmup_s=args.warmup_s,
+        server_pid=args.server_pid,
     )
-    result: dict[str, object] = {}
-
-    async def go() -> None:
-        res = await fetch_loop([i.url for i in items], concurrency=args.concurrency, duration_s=args.seconds)
-        result.update(res.to_json())
-
-    _run(go())
-    result.update(concurrency=args.concurrency, urls=len(items))
     sys.stdout.write(json.dumps(result) + "\n")
     return 0
 

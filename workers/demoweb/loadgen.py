@@ -1,22 +1,30 @@
 """A plain aiohttp fetch loop over demo URLs: the server's load test and the ingestor's baseline.
 
-``python -m workers.demoweb bench --port P --concurrency 100 --seconds 10`` fetches
-generated article/listing URLs in a loop and prints requests/s and MB/s as JSON.
+``python -m workers.demoweb bench --port P --concurrency 100 --seconds 10 [--clients 2]
+[--server-pid PID]`` fetches generated article/listing URLs in a loop (from ``--clients``
+processes) and prints requests/s and MB/s as JSON; with ``--server-pid`` it also reports
+the CPU seconds the server process tree used and requests per server CPU second, which
+stays meaningful on a busy machine where wall-clock rates do not.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections import Counter
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
 
 import aiohttp
 
 from workers.demoweb.hosts import DemoResolver
+from workers.demoweb.urls import demo_urls
 
-__all__ = ["LoadResult", "fetch_loop"]
+__all__ = ["LoadResult", "fetch_loop", "run_bench", "tree_cpu_seconds"]
 
 
 @dataclass(slots=True)
@@ -88,3 +96,61 @@ async def fetch_loop(
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         result.seconds = time.perf_counter() - t0
     return result
+
+
+def _tree(pid: int) -> list[int]:
+    try:
+        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return [pid]
+    return [pid] + [p for k in kids for p in _tree(int(k))]
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a live process and its live descendants (Linux /proc)."""
+    ticks = 0
+    for p in _tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _client(urls: list[str], concurrency: int, seconds: float) -> LoadResult:
+    return asyncio.run(fetch_loop(urls, concurrency=concurrency, duration_s=seconds, warmup=False))
+
+
+def run_bench(
+    *,
+    port: int,
+    hosts: int = 60,
+    per_host: int = 10,
+    concurrency: int = 100,
+    seconds: float = 10.0,
+    clients: int = 1,
+    warmup_s: float = 3.0,
+    server_pid: int | None = None,
+) -> dict[str, object]:
+    """Warm the server's caches, then load it from ``clients`` processes; a JSON-able summary."""
+    items = demo_urls(port=port, hosts=hosts, per_host=per_host, include_failures=False, spa_share=0)
+    urls = [i.url for i in items]
+    asyncio.run(fetch_loop(urls, concurrency=concurrency, duration_s=warmup_s))
+    cpu0 = tree_cpu_seconds(server_pid) if server_pid else 0.0
+    with ProcessPoolExecutor(clients, mp_context=get_context("spawn")) as pool:
+        parts = list(pool.map(_client, [urls] * clients, [concurrency] * clients, [seconds] * clients))
+    total = LoadResult(seconds=max(p.seconds for p in parts))
+    for part in parts:
+        total.requests += part.requests
+        total.bytes += part.bytes
+        total.errors += part.errors
+        total.statuses.update(part.statuses)
+    out = total.to_json()
+    out.update(concurrency=concurrency, clients=clients, urls=len(urls))
+    if server_pid:
+        cpu = tree_cpu_seconds(server_pid) - cpu0
+        out.update(
+            server_cpu_s=round(cpu, 2), req_per_server_cpu_s=round(total.requests / cpu) if cpu else None
+        )
+    return out
