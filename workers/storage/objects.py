@@ -1,0 +1,235 @@
+"""Page content in S3: the key layout and a bounded-parallel, idempotent object writer.
+
+Keys are derived from the page's url_hash only (see :func:`page_keys`), so writing the same
+page twice overwrites the same objects: a redelivery never creates a second object.
+
+The ``minio`` client is synchronous; :class:`S3BlobStore` runs its calls in a thread pool of
+``StorageSettings.s3_parallelism`` threads sharing one urllib3 pool of the same size. The
+object store's request rate, not bandwidth, is the limit (~1 ms of SeaweedFS CPU per PUT
+here), so the writer also skips objects whose bytes are already stored (see store.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Protocol
+
+import urllib3
+from minio import Minio
+from minio.error import InvalidResponseError, S3Error, ServerError
+
+from workers.errors import DependencyUnavailable, RecordRejected, StreamCrawlError
+from workers.settings import S3Settings
+
+__all__ = [
+    "HTML_TYPE",
+    "MARKDOWN_TYPE",
+    "Blob",
+    "BlobStore",
+    "MemoryBlobStore",
+    "PageKeys",
+    "S3BlobStore",
+    "digest",
+    "page_keys",
+    "segment_key",
+]
+
+HTML_TYPE = "application/zstd"
+MARKDOWN_TYPE = "text/markdown; charset=utf-8"
+_HEX = frozenset("0123456789abcdef")
+_RECORD_CODES = frozenset({"EntityTooLarge", "KeyTooLongError", "InvalidObjectName", "InvalidArgument"})
+
+
+@dataclass(frozen=True, slots=True)
+class PageKeys:
+    html: str
+    markdown: str
+    rendered: str
+
+
+def page_keys(url_hash: str) -> PageKeys:
+    """``pages/<first 2 hex of url_hash>/<url_hash>/{raw.html.zst,content.md,rendered.html.zst}``.
+
+    Raises RecordRejected unless url_hash is 16-128 lower-case hex characters.
+    """
+    if not 16 <= len(url_hash) <= 128 or not _HEX.issuperset(url_hash):
+        raise RecordRejected(f"url_hash must be 16-128 lower-case hex characters, got {url_hash[:140]!r}")
+    prefix = f"pages/{url_hash[:2]}/{url_hash}/"
+    return PageKeys(
+        html=prefix + "raw.html.zst",
+        markdown=prefix + "content.md",
+        rendered=prefix + "rendered.html.zst",
+    )
+
+
+def segment_key(body_digest: str) -> str:
+    """``segments/<hh>/<digest>.seg``: a batch's parts packed into one object (segment layout)."""
+    return f"segments/{body_digest[:2]}/{body_digest}.seg"
+
+
+def digest(data: bytes) -> str:
+    """blake2b-128 hex of an object body, stored next to its key to skip unchanged PUTs."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Blob:
+    key: str
+    data: bytes
+    content_type: str
+
+
+class BlobStore(Protocol):
+    """What the page store needs from an object store."""
+
+    async def start(self) -> None:
+        """Connect and make sure the bucket exists."""
+
+    async def close(self) -> None: ...
+
+    async def put_many(self, blobs: Sequence[Blob]) -> None:
+        """Write every blob (overwriting); raise only after all attempts have finished."""
+
+    async def get(self, key: str, *, offset: int = 0, length: int | None = None) -> bytes | None:
+        """The object's bytes (or ``length`` bytes from ``offset``), None if it does not exist."""
+
+
+class MemoryBlobStore:
+    """In-memory BlobStore for unit tests; counts PUTs like the real one costs them."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+        self.puts = 0
+        self.fail_next: StreamCrawlError | None = None
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def put_many(self, blobs: Sequence[Blob]) -> None:
+        if self.fail_next is not None:
+            exc, self.fail_next = self.fail_next, None
+            raise exc
+        for blob in blobs:
+            self.objects[blob.key] = blob.data
+            self.puts += 1
+
+    async def get(self, key: str, *, offset: int = 0, length: int | None = None) -> bytes | None:
+        data = self.objects.get(key)
+        if data is None:
+            return None
+        return data[offset:] if length is None else data[offset : offset + length]
+
+
+def _s3_error(exc: Exception, what: str) -> StreamCrawlError:
+    if isinstance(exc, S3Error) and exc.code in _RECORD_CODES:
+        return RecordRejected(f"S3 refused {what}: {exc.code}: {exc.message}")
+    if isinstance(exc, ValueError):
+        return RecordRejected(f"S3 {what}: {exc}")
+    return DependencyUnavailable(f"S3 {what}: {type(exc).__name__}: {exc}")
+
+
+_S3_FAILURES = (S3Error, ServerError, InvalidResponseError, urllib3.exceptions.HTTPError, OSError, ValueError)
+
+
+class S3BlobStore:
+    """BlobStore on an S3 API (SeaweedFS locally, MinIO in production) via ``minio``."""
+
+    def __init__(self, settings: S3Settings, *, parallelism: int = 32, timeout_s: float = 30.0) -> None:
+        self.bucket = settings.bucket
+        self._parallelism = max(1, parallelism)
+        self._http = urllib3.PoolManager(
+            maxsize=self._parallelism,
+            timeout=urllib3.Timeout(connect=5.0, read=timeout_s),
+            retries=urllib3.Retry(
+                total=3,
+                backoff_factor=0.2,
+                status_forcelist=(500, 502, 503, 504),
+                allowed_methods=None,  # PUTs to deterministic keys are idempotent
+                raise_on_status=False,
+            ),
+        )
+        self._client = Minio(
+            settings.endpoint,
+            access_key=settings.access_key,
+            secret_key=settings.secret_key,
+            secure=settings.secure,
+            region=settings.region,
+            http_client=self._http,
+        )
+        self._pool: ThreadPoolExecutor | None = None
+
+    def _executor(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self._parallelism, thread_name_prefix="s3")
+        return self._pool
+
+    async def start(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._executor(), self._ensure_bucket)
+
+    def _ensure_bucket(self) -> None:
+        try:
+            if not self._client.bucket_exists(self.bucket):
+                self._client.make_bucket(self.bucket)
+        except S3Error as exc:
+            if exc.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                raise _s3_error(exc, f"bucket {self.bucket!r}") from exc
+        except _S3_FAILURES as exc:
+            raise _s3_error(exc, f"bucket {self.bucket!r}") from exc
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        self._http.clear()
+
+    def _put(self, blob: Blob) -> None:
+        try:
+            self._client.put_object(
+                self.bucket, blob.key, io.BytesIO(blob.data), len(blob.data), content_type=blob.content_type
+            )
+        except _S3_FAILURES as exc:
+            raise _s3_error(exc, f"PUT {blob.key}") from exc
+
+    async def put_many(self, blobs: Sequence[Blob]) -> None:
+        if not blobs:
+            return
+        loop = asyncio.get_running_loop()
+        pool = self._executor()
+        results = await asyncio.gather(
+            *(loop.run_in_executor(pool, self._put, b) for b in blobs), return_exceptions=True
+        )
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            # A rejected record is the more specific verdict; otherwise report the first failure.
+            rejected = [e for e in errors if isinstance(e, RecordRejected)]
+            raise (rejected or errors)[0]
+
+    def _get(self, key: str, offset: int, length: int | None) -> bytes | None:
+        if length == 0:
+            return b""
+        response = None
+        try:
+            response = self._client.get_object(self.bucket, key, offset=offset, length=length or 0)
+            return bytes(response.read())
+        except S3Error as exc:
+            if exc.code == "NoSuchKey":
+                return None
+            raise _s3_error(exc, f"GET {key}") from exc
+        except _S3_FAILURES as exc:
+            raise _s3_error(exc, f"GET {key}") from exc
+        finally:
+            if response is not None:
+                response.close()
+                response.release_conn()
+
+    async def get(self, key: str, *, offset: int = 0, length: int | None = None) -> bytes | None:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor(), self._get, key, offset, length)
