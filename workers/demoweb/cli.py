@@ -50,8 +50,22 @@ def _run(coro: Coroutine[Any, Any, None]) -> None:
         uvloop.run(coro)
 
 
+async def _watch_parent(parent_pid: int, stop: asyncio.Event) -> None:
+    """Stop when the parent dies (e.g. SIGKILL): no orphaned servers holding the port."""
+    while True:
+        await asyncio.sleep(1.0)
+        if os.getppid() != parent_pid:
+            stop.set()
+            return
+
+
 async def _serve(
-    config: DemoWebConfig, port: int, *, reuse_port: bool, on_ready: Callable[[int], None]
+    config: DemoWebConfig,
+    port: int,
+    *,
+    reuse_port: bool,
+    on_ready: Callable[[int], None],
+    parent_pid: int | None = None,
 ) -> None:
     sock = bind_socket(port, reuse_port=reuse_port)
     bound = int(sock.getsockname()[1])
@@ -60,16 +74,20 @@ async def _serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    watchdog = asyncio.create_task(_watch_parent(parent_pid, stop)) if parent_pid else None
     on_ready(bound)
     try:
         await stop.wait()
     finally:
+        if watchdog is not None:
+            watchdog.cancel()
         await runner.cleanup()
 
 
-def _child(config: DemoWebConfig, port: int, ready: Any, level: str) -> None:
+def _child(config: DemoWebConfig, port: int, ready: Any, level: str, parent_pid: int) -> None:
     logging.basicConfig(level=level, format="%(asctime)s demoweb[%(process)d] %(levelname)s %(message)s")
-    _run(_serve(config, port, reuse_port=True, on_ready=lambda _p: ready.put(os.getpid())))
+    on_ready: Callable[[int], None] = lambda _port: ready.put(os.getpid())  # noqa: E731
+    _run(_serve(config, port, reuse_port=True, on_ready=on_ready, parent_pid=parent_pid))
 
 
 def _announce(port: int, processes: int, port_file: Path | None) -> None:
@@ -92,7 +110,9 @@ def _serve_many(config: DemoWebConfig, port: int, processes: int, port_file: Pat
     if own_state:
         config = dataclasses.replace(config, state_dir=Path(tempfile.mkdtemp(prefix="demoweb-state-")))
     ready = ctx.Queue()
-    children = [ctx.Process(target=_child, args=(config, port, ready, level)) for _ in range(processes)]
+    children = [
+        ctx.Process(target=_child, args=(config, port, ready, level, os.getpid())) for _ in range(processes)
+    ]
     stopping = False
 
     def _stop(_sig: int, _frame: object) -> None:
