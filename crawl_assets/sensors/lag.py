@@ -119,7 +119,9 @@ def build_kafka_lag_sensor(settings: DagsterSettings, alert_job: JobDefinition) 
             )
             for alert in decisions.alerts
         ]
-        context.log.info("lag sample: %s", sample.group_lag)
-        return SensorResult(run_requests=runs, asset_events=events, cursor=dump_cursor(decisions.state))
+        cursor = dump_cursor(decisions.state)
+        if not events and not runs:
+            return SensorResult(skip_reason="no offset or lag changed", cursor=cursor)
+        return SensorResult(run_requests=runs, asset_events=events, cursor=cursor)
 
     return kafka_lag_sensor

@@ -42,7 +42,7 @@ class Alert:
     lag: int
     ticks: int
     episode: int
-    """Epoch second the episode began: with the group, the alert's run key."""
+    """Epoch millisecond the episode began: with the group, the alert's run key."""
 
     @property
     def run_key(self) -> str:
@@ -128,7 +128,7 @@ def decide(
             out.state["groups"][group] = {"ticks": 0}
             continue
         n = int(old.get("ticks", 0)) + 1
-        episode = int(old.get("episode", now))
+        episode = int(old.get("episode", now * 1000))
         alerted = bool(old.get("alerted", False))
         if n >= ticks and not alerted:
             out.alerts.append(Alert(group=group, lag=lag, ticks=n, episode=episode))
