@@ -226,6 +226,12 @@ class IngestorSettings(BaseSettings):
     """Static DNS: JSON map of host or `*.suffix` to IP, e.g. {"*.demo.test": "127.0.0.1"}."""
     http2: bool = True
     """Negotiate HTTP/2 with servers that offer it over TLS."""
+    ca_bundle: Path | None = None
+    """PEM file of CA certificates to trust for HTTPS instead of the default (certifi) bundle."""
+    retry_base_delay_s: float = 0.5
+    """First in-process retry delay of a transient failure; doubles per retry, with full jitter."""
+    retry_max_delay_s: float = 10.0
+    """Cap of one in-process retry delay (a Retry-After is capped by retry_after_cap_s instead)."""
 
 
 class RouterSettings(BaseSettings):

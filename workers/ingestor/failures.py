@@ -1,0 +1,120 @@
+"""Turn what went wrong during a fetch into one of the errors of ``workers.errors``.
+
+Every message is written for a person reading the dead-letter topic: what failed,
+where, and why.
+
+====================================  =============================================
+What happened                         Error
+====================================  =============================================
+connect/read/write timeout            TransientFetchError
+total deadline exceeded               TransientFetchError
+connection refused / reset / broken   TransientFetchError
+HTTP 408, 429, 5xx                    TransientFetchError (``retry_after`` from the
+                                      Retry-After header when present)
+TLS certificate rejected              PermanentFetchError (no retry)
+other TLS handshake failure           :class:`TLSFetchError`, retried, then
+                                      PermanentFetchError
+HTTP 4xx (other than 408, 429)        PermanentFetchError(status=...)
+bad URL, unsupported scheme, undecodable body    PermanentFetchError
+resolver errors, robots, breaker      already StreamCrawl errors, unchanged
+====================================  =============================================
+"""
+
+from __future__ import annotations
+
+import email.utils
+import ssl
+import time
+
+import aiohttp
+import httpx
+
+from workers.errors import PermanentFetchError, StreamCrawlError, TransientFetchError
+
+__all__ = ["TLSFetchError", "classify", "parse_retry_after", "status_error"]
+
+_TRANSIENT_STATUSES = frozenset({408, 429})
+
+
+class TLSFetchError(TransientFetchError):
+    """A TLS handshake failure other than a rejected certificate: retried, then permanent."""
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def status_error(status: int, reason: str, url: str, *, retry_after: str | None = None) -> StreamCrawlError:
+    """The error for a final response with a non-2xx status."""
+    what = f"HTTP {status} {reason}".rstrip()
+    if status >= 500 or status in _TRANSIENT_STATUSES:
+        delay = parse_retry_after(retry_after)
+        hint = f" (Retry-After {delay:.0f}s)" if delay is not None else ""
+        return TransientFetchError(f"{what} from {url}{hint}", retry_after=delay)
+    return PermanentFetchError(f"{what} from {url}", status=status)
+
+
+def _tls_cause(exc: BaseException) -> BaseException | None:
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return None
+        if isinstance(seen, ssl.SSLError | ssl.CertificateError | aiohttp.ClientSSLError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _is_certificate_error(exc: BaseException) -> bool:
+    return isinstance(
+        exc,
+        ssl.SSLCertVerificationError | ssl.CertificateError | aiohttp.ClientConnectorCertificateError,
+    )
+
+
+def classify(exc: BaseException, url: str, *, timeouts: dict[str, float]) -> StreamCrawlError:
+    """The StreamCrawl error for an exception raised while fetching ``url``."""
+    if isinstance(exc, StreamCrawlError):
+        return exc
+    host = httpx.URL(url).host if "://" in url else url
+    if isinstance(exc, httpx.ConnectTimeout):
+        return TransientFetchError(
+            f"connect timeout: no connection to {host} within {timeouts.get('connect', 0):g}s ({url})"
+        )
+    if isinstance(exc, httpx.ReadTimeout):
+        return TransientFetchError(
+            f"read timeout: {host} sent nothing for {timeouts.get('read', 0):g}s ({url})"
+        )
+    if isinstance(exc, httpx.TimeoutException):
+        return TransientFetchError(f"timeout talking to {host} ({type(exc).__name__}) ({url})")
+    if isinstance(exc, TimeoutError):
+        return TransientFetchError(
+            f"total timeout: fetching {url} took longer than {timeouts.get('total', 0):g}s"
+        )
+    tls = _tls_cause(exc)
+    if tls is not None:
+        detail = getattr(tls, "verify_message", None) or getattr(tls, "reason", None) or str(tls)
+        if _is_certificate_error(tls):
+            return PermanentFetchError(f"TLS certificate of {host} rejected: {detail} ({url})")
+        return TLSFetchError(f"TLS handshake with {host} failed: {detail} ({url})")
+    if isinstance(exc, httpx.ConnectError):
+        return TransientFetchError(f"cannot connect to {host}: {exc} ({url})")
+    if isinstance(exc, httpx.DecodingError):
+        return PermanentFetchError(f"undecodable response body from {url}: {exc}")
+    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
+        return PermanentFetchError(f"cannot fetch {url}: {exc}")
+    if isinstance(exc, httpx.TransportError):
+        return TransientFetchError(f"connection to {host} broke ({type(exc).__name__}: {exc}) ({url})")
+    if isinstance(exc, ssl.SSLError | OSError):
+        return TransientFetchError(f"network error talking to {host}: {exc} ({url})")
+    return PermanentFetchError(f"unexpected {type(exc).__name__} fetching {url}: {exc}")

@@ -1,0 +1,239 @@
+"""Name resolution for the ingestor, with the SSRF guard applied after resolution.
+
+One :class:`Resolver` serves both HTTP transports (the aiohttp one through
+:class:`AiohttpResolver`, httpcore's through ``client.GuardedNetworkBackend``), so a
+host resolves the same way whichever transport fetches it:
+
+1. static overrides from ``IngestorSettings.resolve_overrides``: an exact host, or
+   ``*.suffix`` matching any subdomain of ``suffix`` (not ``suffix`` itself; the longest
+   matching suffix wins);
+2. otherwise the system resolver (``loop.getaddrinfo``), results cached for ``ttl_s``
+   (the system resolver does not report TTLs), concurrent lookups of one host shared.
+
+Every address is then checked by :func:`refusal_reason`: private, loopback, link-local,
+multicast, reserved, unspecified, shared (CGNAT) and other non-global addresses are refused
+unless ``allow_private_networks`` is set. Cloud metadata endpoints are refused always:
+no crawl has a reason to fetch them. IP literals in URLs go through the same check.
+Refusals raise :class:`~workers.errors.BlockedError`; lookups that fail for good raise
+:class:`~workers.errors.PermanentFetchError`, temporary resolver failures
+:class:`~workers.errors.TransientFetchError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+
+from aiohttp.abc import AbstractResolver, ResolveResult
+
+from workers.errors import BlockedError, PermanentFetchError, TransientFetchError
+
+__all__ = [
+    "METADATA_ADDRESSES",
+    "AiohttpResolver",
+    "Resolver",
+    "refusal_reason",
+]
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+METADATA_ADDRESSES: frozenset[IPAddress] = frozenset(
+    ipaddress.ip_address(a)
+    for a in (
+        "169.254.169.254",  # AWS, GCP, Azure, OpenStack, DigitalOcean
+        "169.254.170.2",  # AWS ECS task metadata
+        "100.100.100.200",  # Alibaba Cloud
+        "fd00:ec2::254",  # AWS IMDS over IPv6
+    )
+)
+_ALLOW_HINT = "set STREAMCRAWL_INGESTOR_ALLOW_PRIVATE_NETWORKS=true to allow it"
+
+
+def refusal_reason(ip: IPAddress, *, allow_private: bool) -> str | None:
+    """Why the SSRF guard refuses ``ip``, or None when it may be fetched."""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip in METADATA_ADDRESSES:
+        return "a cloud metadata address (always refused)"
+    if allow_private:
+        return None
+    for attribute, what in (
+        ("is_loopback", "a loopback"),
+        ("is_link_local", "a link-local"),
+        ("is_multicast", "a multicast"),
+        ("is_unspecified", "an unspecified"),
+        ("is_private", "a private"),
+        ("is_reserved", "a reserved"),
+    ):
+        if getattr(ip, attribute):
+            return f"{what} address"
+    if not ip.is_global:
+        return "a non-public address"
+    return None
+
+
+class Resolver:
+    """Resolve host names to guard-checked IP addresses (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        overrides: Mapping[str, str] | None = None,
+        allow_private_networks: bool = False,
+        ttl_s: float = 60.0,
+        negative_ttl_s: float = 10.0,
+        max_entries: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._exact: dict[str, str] = {}
+        self._suffixes: list[tuple[str, str]] = []
+        for pattern, ip in (overrides or {}).items():
+            ipaddress.ip_address(ip)  # a typo in the overrides should fail at start-up
+            key = pattern.strip().rstrip(".").lower()
+            if key.startswith("*."):
+                self._suffixes.append(("." + key[2:], ip))
+            else:
+                self._exact[key] = ip
+        self._suffixes.sort(key=lambda item: len(item[0]), reverse=True)
+        self._allow_private = allow_private_networks
+        self._ttl = ttl_s
+        self._negative_ttl = negative_ttl_s
+        self._max_entries = max_entries
+        self._clock = clock
+        # host -> (expiry, addresses or the error a failed lookup raised)
+        self._cache: OrderedDict[str, tuple[float, list[str] | Exception]] = OrderedDict()
+        self._pending: dict[str, asyncio.Future[list[str]]] = {}
+
+    def override_for(self, host: str) -> str | None:
+        """The static address configured for ``host``, if any."""
+        ip = self._exact.get(host)
+        if ip is not None:
+            return ip
+        for suffix, ip in self._suffixes:
+            if host.endswith(suffix):
+                return ip
+        return None
+
+    def check(self, host: str, ip: str) -> None:
+        """Raise BlockedError if the SSRF guard refuses ``ip`` (an address of ``host``)."""
+        reason = refusal_reason(ipaddress.ip_address(ip), allow_private=self._allow_private)
+        if reason is not None:
+            shown = f"{host} is" if host == ip else f"{host} resolves to {ip}, which is"
+            hint = "" if "always" in reason else f"; {_ALLOW_HINT}"
+            raise BlockedError(f"SSRF guard: {shown} {reason}{hint}")
+
+    def check_literal(self, host: str) -> bool:
+        """Guard-check ``host`` if it is an IP literal; True when it was one."""
+        try:
+            ip = ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            return False
+        self.check(host, str(ip))
+        return True
+
+    async def resolve(self, host: str) -> list[str]:
+        """Guard-checked addresses of ``host``, IPv4 first. Raises on refusal or failure."""
+        host = host.strip("[]").rstrip(".").lower()
+        if self.check_literal(host):
+            return [host]
+        override = self.override_for(host)
+        addresses = [override] if override is not None else await self._lookup(host)
+        for ip in addresses:
+            self.check(host, ip)
+        return addresses
+
+    async def _lookup(self, host: str) -> list[str]:
+        entry = self._cache.get(host)
+        if entry is not None:
+            expiry, value = entry
+            if expiry > self._clock():
+                if isinstance(value, Exception):
+                    raise type(value)(str(value))  # a fresh error: no traceback pile-up
+                return value
+            del self._cache[host]
+        task = self._pending.get(host)
+        if task is None:
+            # A task of its own: a cancelled first requester must not cancel the others.
+            task = asyncio.ensure_future(self._system_lookup(host))
+            self._pending[host] = task
+            task.add_done_callback(lambda done: self._settled(host, done))
+        return await asyncio.shield(task)
+
+    def _settled(self, host: str, task: asyncio.Future[list[str]]) -> None:
+        if self._pending.get(host) is task:
+            del self._pending[host]
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is None:
+            self._remember(host, task.result(), self._ttl)
+        elif isinstance(exc, PermanentFetchError | TransientFetchError):
+            self._remember(host, exc, self._negative_ttl)
+
+    def _remember(self, host: str, value: list[str] | Exception, ttl: float) -> None:
+        self._cache[host] = (self._clock() + ttl, value)
+        while len(self._cache) > self._max_entries:
+            self._cache.popitem(last=False)
+
+    async def _system_lookup(self, host: str) -> list[str]:
+        loop = asyncio.get_running_loop()
+        try:
+            infos = await loop.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            message = f"DNS lookup of {host} failed: {exc.strerror or exc}"
+            if exc.errno == socket.EAI_AGAIN:
+                raise TransientFetchError(message) from exc
+            raise PermanentFetchError(message) from exc
+        except (OSError, UnicodeError) as exc:
+            raise PermanentFetchError(f"DNS lookup of {host} failed: {exc}") from exc
+        v4: list[str] = []
+        v6: list[str] = []
+        for family, _type, _proto, _name, sockaddr in infos:
+            ip = str(sockaddr[0]).split("%", 1)[0]
+            bucket = v4 if family == socket.AF_INET else v6
+            if ip not in bucket:
+                bucket.append(ip)
+        if not v4 and not v6:
+            raise PermanentFetchError(f"DNS lookup of {host} returned no address")
+        return v4 + v6
+
+
+class AiohttpResolver(AbstractResolver):
+    """aiohttp's resolver interface over :class:`Resolver` (guard included).
+
+    aiohttp calls it for every new connection (the connector's own DNS cache is turned
+    off, so the guard sees every lookup). Refusals and failures propagate as the
+    StreamCrawl errors above: aiohttp only wraps ``OSError``.
+    """
+
+    def __init__(self, resolver: Resolver) -> None:
+        self._resolver = resolver
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        out: list[ResolveResult] = []
+        for ip in await self._resolver.resolve(host):
+            ip_family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+            if family not in (socket.AF_UNSPEC, ip_family):
+                continue
+            out.append(
+                ResolveResult(
+                    hostname=host,
+                    host=ip,
+                    port=port,
+                    family=ip_family,
+                    proto=0,
+                    flags=socket.AI_NUMERICHOST,
+                )
+            )
+        if not out:
+            raise PermanentFetchError(f"{host} has no address of family {family.name}")
+        return out
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,178 @@
+"""robots.txt: fetched once per origin, cached, parsed by Protego.
+
+An origin is ``scheme://host:port`` (RFC 9309 scopes robots.txt to exactly that). The
+first request for an origin fetches ``/robots.txt`` (redirects followed, body capped at
+512 KiB, the RFC's minimum); concurrent requests for the same origin wait for that one
+fetch. Results are cached for ``ttl_s`` in a bounded LRU table.
+
+What a fetch result means (RFC 9309 section 2.3.1):
+
+- 2xx: parse it; ``Disallow``/``Allow`` are matched for our product token (the
+  User-Agent up to its first ``/``, e.g. ``StreamCrawl``); ``Crawl-delay`` (or
+  ``Request-rate``) is honoured up to ``crawl_delay_cap_s``;
+- 4xx other than 429 ("unavailable"): no restrictions, crawl everything;
+- 429, 5xx, connection failure or timeout ("unreachable"): the RFC says assume complete
+  disallow. We do, *temporarily*: for ``unreachable_ttl_s`` every URL of the origin fails
+  with a :class:`~workers.errors.TransientFetchError` whose ``retry_after`` is the time
+  left, so the worker retries later and finally dead-letters with the reason instead of
+  crawling a site whose rules it could not read. The robots.txt is fetched again after that.
+
+DNS failures and SSRF refusals are not cached here: they propagate as the page's error
+(the resolver caches them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from protego import Protego
+
+from workers.errors import BlockedError, TransientFetchError
+
+__all__ = ["ROBOTS_MAX_BYTES", "RobotsCache", "RobotsFetch", "RobotsRules", "origin_of"]
+
+ROBOTS_MAX_BYTES = 512 * 1024
+RobotsFetch = Callable[[str], Awaitable[tuple[int, bytes]]]
+"""Fetch a robots.txt URL: (final status, body) after redirects; raises StreamCrawl errors."""
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin_of(url: str) -> str:
+    """``scheme://host:port`` of an http(s) URL, the scope of one robots.txt."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    port = parts.port or _DEFAULT_PORTS.get(scheme, 0)
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{scheme}://{host}:{port}"
+
+
+@dataclass(slots=True, frozen=True)
+class RobotsRules:
+    """What one origin's robots.txt allows."""
+
+    origin: str
+    parser: Protego | None = None
+    """None: no restrictions (no robots.txt, or a 4xx)."""
+    unreachable: str | None = None
+    """Why the robots.txt could not be read; set means disallow everything for now."""
+    retry_at: float = 0.0
+    crawl_delay: float | None = None
+    """Seconds between requests asked for by the site (already capped), if any."""
+
+    def check(self, url: str, *, token: str, now: float) -> None:
+        """Raise BlockedError if ``url`` is disallowed, TransientFetchError if unreachable."""
+        if self.unreachable is not None:
+            left = max(0.0, self.retry_at - now)
+            raise TransientFetchError(
+                f"robots.txt of {self.origin} is unreachable ({self.unreachable}); "
+                f"RFC 9309: disallowing the site until it can be read (next try in {left:.0f}s)",
+                retry_after=left,
+            )
+        if self.parser is not None and not self.parser.can_fetch(url, token):
+            parts = urlsplit(url)
+            path = parts.path + (f"?{parts.query}" if parts.query else "")
+            raise BlockedError(f"robots.txt of {self.origin} disallows {path or '/'} for {token}")
+
+
+class RobotsCache:
+    """Per-origin robots.txt rules with a TTL (see the module docstring)."""
+
+    def __init__(
+        self,
+        fetch: RobotsFetch,
+        *,
+        token: str,
+        ttl_s: float,
+        crawl_delay_cap_s: float,
+        unreachable_ttl_s: float = 60.0,
+        max_entries: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._fetch = fetch
+        self.token = token
+        self._ttl = ttl_s
+        self._cap = crawl_delay_cap_s
+        self._unreachable_ttl = min(unreachable_ttl_s, ttl_s)
+        self._max_entries = max_entries
+        self._clock = clock
+        self._cache: OrderedDict[str, tuple[float, RobotsRules]] = OrderedDict()
+        self._pending: dict[str, asyncio.Future[RobotsRules]] = {}
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+    async def check(self, url: str) -> RobotsRules:
+        """The rules for ``url``'s origin, after checking ``url`` against them."""
+        rules = await self.rules_for(url)
+        rules.check(url, token=self.token, now=self._clock())
+        return rules
+
+    async def rules_for(self, url: str) -> RobotsRules:
+        origin = origin_of(url)
+        entry = self._cache.get(origin)
+        if entry is not None:
+            if entry[0] > self._clock():
+                self._cache.move_to_end(origin)
+                return entry[1]
+            del self._cache[origin]
+        task = self._pending.get(origin)
+        if task is None:
+            # A task of its own: a cancelled first requester must not cancel the others.
+            task = asyncio.ensure_future(self._load(origin))
+            self._pending[origin] = task
+            task.add_done_callback(lambda done: self._settled(origin, done))
+        return await asyncio.shield(task)
+
+    def _settled(self, origin: str, task: asyncio.Future[RobotsRules]) -> None:
+        if self._pending.get(origin) is task:
+            del self._pending[origin]
+        if not task.cancelled():
+            task.exception()  # mark retrieved: every waiter may have gone
+
+    async def _load(self, origin: str) -> RobotsRules:
+        try:
+            status, body = await self._fetch(f"{origin}/robots.txt")
+        except TransientFetchError as exc:
+            return self._remember_unreachable(origin, str(exc))
+        if 200 <= status < 300:
+            text = body[:ROBOTS_MAX_BYTES].decode("utf-8", "replace")
+            parser = Protego.parse(text)
+            rules = RobotsRules(origin=origin, parser=parser, crawl_delay=self._delay(parser))
+        elif status == 429 or status >= 500:
+            return self._remember_unreachable(origin, f"HTTP {status}")
+        else:  # 4xx "unavailable" (and redirect loops): no restrictions
+            rules = RobotsRules(origin=origin)
+        self._remember(origin, rules, self._ttl)
+        return rules
+
+    def _remember_unreachable(self, origin: str, reason: str) -> RobotsRules:
+        retry_at = self._clock() + self._unreachable_ttl
+        rules = RobotsRules(origin=origin, unreachable=reason, retry_at=retry_at)
+        self._remember(origin, rules, self._unreachable_ttl)
+        return rules
+
+    def _delay(self, parser: Protego) -> float | None:
+        delays: list[float] = []
+        crawl_delay = parser.crawl_delay(self.token)
+        if crawl_delay is not None:
+            delays.append(float(crawl_delay))
+        rate = parser.request_rate(self.token)
+        if rate is not None and rate.requests > 0:
+            delays.append(rate.seconds / rate.requests)
+        if not delays:
+            return None
+        return max(0.0, min(self._cap, max(delays)))
+
+    def _remember(self, origin: str, rules: RobotsRules, ttl: float) -> None:
+        self._cache[origin] = (self._clock() + ttl, rules)
+        self._cache.move_to_end(origin)
+        while len(self._cache) > self._max_entries:
+            self._cache.popitem(last=False)
