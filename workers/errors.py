@@ -14,7 +14,8 @@
         ├── PermanentFetchError         4xx, DNS failure, TLS failure after retries
         ├── BlockedError                robots.txt disallow, SSRF guard, open circuit breaker
         ├── ExtractionError             a page that cannot be turned into a ProcessedPage
-        └── RecordRejected              a record the sink refuses (bad url_hash, value PostgreSQL rejects)
+        ├── RecordRejected              a record the sink refuses (bad url_hash, value PostgreSQL rejects)
+        └── RenderTimeout               the browser did not finish rendering within the page deadline
 
 Workers decide with one rule: a ``RetryableError`` is retried up to the stage's attempt
 budget and then dead-lettered; a ``PermanentError`` (or any unexpected exception, which
@@ -34,6 +35,7 @@ __all__ = [
     "PermanentFetchError",
     "PortInUseError",
     "RecordRejected",
+    "RenderTimeout",
     "RetryableError",
     "StackError",
     "StreamCrawlError",
@@ -113,3 +115,11 @@ class ExtractionError(PermanentError):
 
 class RecordRejected(PermanentError):
     """A record the storage layer cannot store: a bad url_hash or a value PostgreSQL rejects."""
+
+
+class RenderTimeout(PermanentError):
+    """The headless browser did not finish rendering a page within its deadline.
+
+    Permanent for the message: a page that never finishes loading will not load on retry;
+    the rich renderer falls back to the raw HTML or dead-letters it.
+    """
