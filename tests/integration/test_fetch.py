@@ -377,3 +377,12 @@ async def test_breaker_opens_after_consecutive_failures(site: Site) -> None:
         with pytest.raises(BlockedError, match=r"circuit open for brk.demo.test: 3 consecutive failures"):
             await fetcher.fetch(req(site.url("brk", "/page")))
     assert site.hits["brk/status"] == 3 and site.hits["brk/page"] == 0
+
+
+@pytest.mark.parametrize("http2", [True, False])
+async def test_tls_handshake_failure_is_retried_then_permanent(site: Site, http2: bool) -> None:
+    url = f"https://tlsbad.demo.test:{site.port}/page"  # a plain-HTTP port
+    with pytest.raises(
+        PermanentFetchError, match=r"TLS handshake with tlsbad.demo.test failed: .*gave up after 2"
+    ):
+        await fetch(url, http2=http2, max_retries=1)

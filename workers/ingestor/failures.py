@@ -65,21 +65,27 @@ def status_error(status: int, reason: str, url: str, *, retry_after: str | None 
 
 
 def _tls_cause(exc: BaseException) -> BaseException | None:
+    """The ssl error behind ``exc`` (through httpx's and aiohttp's wrappers), if any."""
+    wrapper: BaseException | None = None
     seen: BaseException | None = exc
     for _ in range(8):
         if seen is None:
-            return None
-        if isinstance(seen, ssl.SSLError | ssl.CertificateError | aiohttp.ClientSSLError):
+            break
+        # aiohttp's wrappers first: they subclass ssl.CertificateError / ssl.SSLError too.
+        if isinstance(seen, aiohttp.ClientConnectorCertificateError):
+            return seen.certificate_error
+        if isinstance(seen, aiohttp.ClientSSLError):
+            wrapper = seen
+            if isinstance(seen.os_error, ssl.SSLError):
+                return seen.os_error
+        elif isinstance(seen, ssl.SSLError | ssl.CertificateError):
             return seen
         seen = seen.__cause__ or seen.__context__
-    return None
+    return wrapper
 
 
 def _is_certificate_error(exc: BaseException) -> bool:
-    return isinstance(
-        exc,
-        ssl.SSLCertVerificationError | ssl.CertificateError | aiohttp.ClientConnectorCertificateError,
-    )
+    return isinstance(exc, ssl.SSLCertVerificationError | ssl.CertificateError)
 
 
 def classify(exc: BaseException, url: str, *, timeouts: dict[str, float]) -> StreamCrawlError:

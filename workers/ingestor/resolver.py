@@ -66,8 +66,8 @@ def refusal_reason(ip: IPAddress, *, allow_private: bool) -> str | None:
         ("is_link_local", "a link-local"),
         ("is_multicast", "a multicast"),
         ("is_unspecified", "an unspecified"),
-        ("is_private", "a private"),
         ("is_reserved", "a reserved"),
+        ("is_private", "a private"),
     ):
         if getattr(ip, attribute):
             return f"{what} address"

@@ -17,8 +17,8 @@ What a fetch result means (RFC 9309 section 2.3.1):
   left, so the worker retries later and finally dead-letters with the reason instead of
   crawling a site whose rules it could not read. The robots.txt is fetched again after that.
 
-DNS failures and SSRF refusals are not cached here: they propagate as the page's error
-(the resolver caches them).
+DNS failures, TLS failures and SSRF refusals are not cached here: they propagate as the
+page's error (the page would fail the same way; the resolver caches DNS failures).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 from protego import Protego
 
 from workers.errors import BlockedError, TransientFetchError
+from workers.ingestor.failures import TLSFetchError
 
 __all__ = ["ROBOTS_MAX_BYTES", "RobotsCache", "RobotsFetch", "RobotsRules", "origin_of"]
 
@@ -140,6 +141,8 @@ class RobotsCache:
     async def _load(self, origin: str) -> RobotsRules:
         try:
             status, body = await self._fetch(f"{origin}/robots.txt")
+        except TLSFetchError:
+            raise  # the page would fail the same way: report the TLS failure itself
         except TransientFetchError as exc:
             return self._remember_unreachable(origin, str(exc))
         if 200 <= status < 300:

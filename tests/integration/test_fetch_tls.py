@@ -1,0 +1,177 @@
+"""HTTPS: HTTP/2 negotiated by ALPN (hypercorn on 127.0.0.1 with a test CA), TLS failures.
+
+The certificate is issued for ``*.demo.test`` by a CA generated here; the fetcher trusts it
+through ``IngestorSettings.ca_bundle``. The host names resolve to 127.0.0.1 by override,
+so a passing handshake also proves SNI and verification use the host name, not the IP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from workers.errors import PermanentFetchError
+from workers.ingestor import Fetcher
+from workers.messages import CrawlRequest, RawPage
+from workers.settings import IngestorSettings
+from workers.urls import url_hash
+
+pytestmark = pytest.mark.integration
+
+hypercorn = pytest.importorskip("hypercorn")
+from hypercorn.asyncio import serve  # noqa: E402
+from hypercorn.config import Config  # noqa: E402
+
+HTML = b"<!doctype html><html><body><p>over TLS</p></body></html>"
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+def make_certificates(directory: Path) -> tuple[Path, Path, Path]:
+    """(CA bundle, server certificate, server key) for ``*.demo.test``, written as PEM."""
+    now = dt.datetime.now(dt.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "StreamCrawl test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "demo.test")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=2))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("*.demo.test")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    ca_path, cert_path, key_path = directory / "ca.pem", directory / "cert.pem", directory / "key.pem"
+    ca_path.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    cert_path.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return ca_path, cert_path, key_path
+
+
+async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    if scope["path"] == "/robots.txt":
+        status, headers, body = 404, [(b"content-type", b"text/plain")], b"none"
+    else:
+        status, headers, body = 200, [(b"content-type", b"text/html; charset=utf-8")], HTML
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class TLSSite:
+    def __init__(self, port: int, ca_bundle: Path) -> None:
+        self.port = port
+        self.ca_bundle = ca_bundle
+
+    def url(self, host: str, path: str = "/page") -> str:
+        return f"https://{host}.demo.test:{self.port}{path}"
+
+
+@pytest.fixture(scope="module")
+async def tls_site(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[TLSSite]:
+    ca, cert, key = make_certificates(tmp_path_factory.mktemp("tls"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = Config()
+    config.bind = [f"127.0.0.1:{port}"]
+    config.certfile, config.keyfile = str(cert), str(key)
+    config.alpn_protocols = ["h2", "http/1.1"]
+    config.accesslog = config.errorlog = None
+    stop = asyncio.Event()
+    server = asyncio.ensure_future(serve(app, config, shutdown_trigger=stop.wait))  # type: ignore[arg-type]
+    for _ in range(200):
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            await writer.wait_closed()
+            break
+        except OSError:
+            await asyncio.sleep(0.02)
+    yield TLSSite(port, ca)
+    stop.set()
+    await asyncio.wait_for(server, 10)
+
+
+async def fetch(url: str, **overrides: Any) -> RawPage:
+    options: dict[str, Any] = {
+        "allow_private_networks": True,
+        "resolve_overrides": {"*.demo.test": "127.0.0.1"},
+        "per_host_delay_s": 0.0,
+        "max_retries": 0,
+    }
+    options.update(overrides)
+    async with Fetcher(IngestorSettings(**options), max_page_bytes=1_000_000) as fetcher:
+        return await fetcher.fetch(CrawlRequest(url=url, url_hash=url_hash(url), host="h", requested_at=0.0))
+
+
+async def test_https_negotiates_http2(tls_site: TLSSite) -> None:
+    page = await fetch(tls_site.url("h2"), ca_bundle=tls_site.ca_bundle)
+    assert page.http_version == "HTTP/2"
+    assert page.html_bytes() == HTML and page.charset == "utf-8"
+
+
+async def test_https_over_aiohttp_when_http2_is_off(tls_site: TLSSite) -> None:
+    page = await fetch(tls_site.url("h1"), ca_bundle=tls_site.ca_bundle, http2=False)
+    assert page.http_version == "HTTP/1.1" and page.html_bytes() == HTML
+
+
+@pytest.mark.parametrize("http2", [True, False])
+async def test_untrusted_certificate_is_a_permanent_tls_failure(tls_site: TLSSite, http2: bool) -> None:
+    with pytest.raises(PermanentFetchError, match=r"TLS certificate of untrusted.demo.test rejected"):
+        await fetch(tls_site.url("untrusted"), http2=http2)

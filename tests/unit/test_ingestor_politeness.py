@@ -1,0 +1,87 @@
+"""Per-host spacing and concurrency, global concurrency, idle-host eviction."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+
+from workers.ingestor.politeness import HostScheduler
+
+
+async def starts(scheduler: HostScheduler, host: str, n: int, *, delay: float | None = None) -> list[float]:
+    times: list[float] = []
+
+    async def one() -> None:
+        async with scheduler.slot(host, delay=delay):
+            times.append(time.monotonic())
+
+    await asyncio.gather(*(one() for _ in range(n)))
+    return sorted(times)
+
+
+async def test_spacing_between_starts() -> None:
+    scheduler = HostScheduler(concurrency=10, per_host_concurrency=10, per_host_delay_s=0.05)
+    times = await starts(scheduler, "a", 4)
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert min(gaps) >= 0.045
+
+
+async def test_other_hosts_are_not_held_up() -> None:
+    scheduler = HostScheduler(concurrency=10, per_host_concurrency=1, per_host_delay_s=0.2)
+    started = time.monotonic()
+    await asyncio.gather(*(starts(scheduler, f"h{i}", 1) for i in range(5)))
+    assert time.monotonic() - started < 0.15
+
+
+async def test_per_call_delay_and_defer() -> None:
+    scheduler = HostScheduler(concurrency=10, per_host_concurrency=10, per_host_delay_s=0.0, max_delay_s=1.0)
+    async with scheduler.slot("a"):
+        scheduler.defer("a", 0.1)
+    started = time.monotonic()
+    times = await starts(scheduler, "a", 2, delay=0.05)
+    assert times[0] - started >= 0.09  # waited for the Retry-After
+    assert times[1] - times[0] >= 0.045
+
+
+async def test_per_host_and_global_concurrency() -> None:
+    scheduler = HostScheduler(concurrency=3, per_host_concurrency=2, per_host_delay_s=0.0)
+    active: dict[str, int] = {}
+    peak = {"global": 0, "a": 0}
+
+    async def one(host: str) -> None:
+        async with scheduler.slot(host):
+            active[host] = active.get(host, 0) + 1
+            peak["global"] = max(peak["global"], sum(active.values()))
+            peak["a"] = max(peak["a"], active.get("a", 0))
+            await asyncio.sleep(0.01)
+            active[host] -= 1
+
+    await asyncio.gather(*(one("a") for _ in range(6)), *(one(f"h{i}") for i in range(6)))
+    assert peak == {"global": 3, "a": 2}
+
+
+async def test_idle_hosts_are_evicted() -> None:
+    scheduler = HostScheduler(concurrency=100, per_host_concurrency=2, per_host_delay_s=0.02)
+    await asyncio.gather(*(starts(scheduler, f"h{i}", 2) for i in range(200)))
+    assert scheduler.hosts == 200  # still inside their delay
+    await asyncio.sleep(0.05)
+    assert scheduler.hosts == 0
+
+
+async def test_state_kept_for_a_longer_crawl_delay() -> None:
+    scheduler = HostScheduler(concurrency=10, per_host_concurrency=1, per_host_delay_s=0.0, max_delay_s=0.2)
+    async with scheduler.slot("a"):  # e.g. the robots.txt fetch, before the delay is known
+        pass
+    started = time.monotonic()
+    async with scheduler.slot("a", delay=0.1):
+        assert time.monotonic() - started >= 0.09
+
+
+async def test_cancelled_waiter_releases_everything() -> None:
+    scheduler = HostScheduler(concurrency=1, per_host_concurrency=1, per_host_delay_s=0.0)
+    async with scheduler.slot("a"):
+        waiter = asyncio.ensure_future(starts(scheduler, "a", 1))
+        await asyncio.sleep(0.01)
+        waiter.cancel()
+    assert len(await starts(scheduler, "a", 1)) == 1
