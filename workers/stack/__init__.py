@@ -1,0 +1,1 @@
+"""The embedded stack: SeaweedFS S3, Tansu broker, PostgreSQL, Dagster and supervisord."""
