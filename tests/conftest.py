@@ -1,0 +1,80 @@
+"""Session fixtures: real S3 (SeaweedFS), PostgreSQL and Kafka (Tansu) on free 127.0.0.1 ports.
+
+Each service starts lazily, the first time a test asks for it, once per session, through
+the embedded stack's own launchers (workers/stack), and is stopped by PID at the end:
+
+* ``s3_service`` -> S3Settings (bucket ``streamcrawl-test`` created)
+* ``postgres_service`` -> PostgresSettings (database ``streamcrawl_test`` created, empty)
+* ``kafka_service`` -> KafkaSettings for a memory-backed Tansu broker with every registry
+  topic provisioned and fast group joins (session 2 s, heartbeat 0.3 s)
+* ``settings`` -> Settings combining the three (data dir in the session's tmp dir, private
+  networks allowed for the ingestor, rich renderer off)
+
+State lives in a temporary directory other users can traverse (PostgreSQL runs as the
+`postgres` user when the tests run as root), removed after the session.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.services import start_kafka, start_postgres, start_s3, test_stack_settings
+from workers.settings import IngestorSettings, KafkaSettings, PostgresSettings, S3Settings, Settings
+
+
+@pytest.fixture(scope="session")
+def services_dir() -> Iterator[Path]:
+    """Root of every test service's state for this session."""
+    path = Path(tempfile.mkdtemp(prefix="streamcrawl-test-"))
+    os.chmod(path, 0o711)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def s3_service(services_dir: Path) -> Iterator[S3Settings]:
+    component, s3 = start_s3(services_dir / "s3")
+    try:
+        yield s3
+    finally:
+        component.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_service(services_dir: Path) -> Iterator[PostgresSettings]:
+    component, pg = start_postgres(services_dir / "postgres")
+    try:
+        yield pg
+    finally:
+        component.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_service(services_dir: Path) -> Iterator[KafkaSettings]:
+    component, kafka, _report = start_kafka(services_dir / "kafka")
+    try:
+        yield kafka
+    finally:
+        component.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(
+    services_dir: Path,
+    s3_service: S3Settings,
+    postgres_service: PostgresSettings,
+    kafka_service: KafkaSettings,
+) -> Settings:
+    return Settings(
+        stack=test_stack_settings(services_dir / "data"),
+        kafka=kafka_service,
+        postgres=postgres_service,
+        s3=s3_service,
+        ingestor=IngestorSettings(allow_private_networks=True),
+    )

@@ -1,0 +1,1 @@
+"""Test helpers: real services for fixtures, produce/consume, free ports."""

@@ -1,0 +1,116 @@
+"""Real services for tests, started with the embedded stack's own launchers.
+
+Each ``start_*`` picks free 127.0.0.1 ports, starts the server under ``base`` and returns
+the running component (stop it with ``component.stop()``) and the client settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import threading
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+from tests.helpers.ports import free_port, free_port_with_grpc
+from workers.provision import ProvisionReport, provision
+from workers.settings import KafkaSettings, PostgresSettings, S3Settings, StackSettings
+from workers.stack.broker import TansuBroker
+from workers.stack.paths import StackPaths
+from workers.stack.postgres import EmbeddedPostgres
+from workers.stack.seaweed import SeaweedFS
+
+__all__ = ["run_coro", "start_kafka", "start_postgres", "start_s3", "test_stack_settings"]
+
+T = TypeVar("T")
+
+
+def run_coro(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion on a private loop in a thread (safe from sync fixtures)."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(coro)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="test-helper-loop")
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    value: T = box["value"]
+    return value
+
+
+def test_stack_settings(data_dir: Path, **overrides: Any) -> StackSettings:
+    """StackSettings on free ports under ``data_dir`` (rich renderer off, broker in memory)."""
+    values: dict[str, Any] = {
+        "data_dir": data_dir,
+        "broker_storage": "memory",
+        "seaweed_master_port": free_port_with_grpc(),
+        "seaweed_volume_port": free_port_with_grpc(),
+        "seaweed_filer_port": free_port_with_grpc(),
+        "dagster_port": free_port(),
+        "supervisor_port": free_port(),
+        "start_rich_renderer": False,
+    }
+    values.update(overrides)
+    return StackSettings(**values)
+
+
+def start_s3(base: Path) -> tuple[SeaweedFS, S3Settings]:
+    s3 = S3Settings(
+        endpoint=f"127.0.0.1:{free_port_with_grpc()}",
+        access_key="test-" + secrets.token_hex(4),
+        secret_key=secrets.token_hex(16),
+        bucket="streamcrawl-test",
+        broker_bucket="streamcrawl-test-broker",
+        secure=False,
+        region="us-east-1",
+    )
+    stack = test_stack_settings(base)
+    component = SeaweedFS(stack=stack, s3=s3, paths=StackPaths.at(base))
+    component.ensure_running()
+    return component, s3
+
+
+def start_postgres(base: Path) -> tuple[EmbeddedPostgres, PostgresSettings]:
+    pg = PostgresSettings(
+        host="127.0.0.1",
+        port=free_port(),
+        user="streamcrawl",
+        password=secrets.token_hex(12),
+        database="streamcrawl_test",
+        dagster_database="dagster_test",
+    )
+    component = EmbeddedPostgres(
+        stack=test_stack_settings(base), postgres=pg, paths=StackPaths.at(base), durable=False
+    )
+    component.ensure_running()
+    return component, pg
+
+
+def start_kafka(
+    base: Path, *, s3: S3Settings | None = None
+) -> tuple[TansuBroker, KafkaSettings, ProvisionReport]:
+    """A Tansu broker (memory storage, or S3 when ``s3`` is given) with every registry topic."""
+    kafka = KafkaSettings(
+        bootstrap_servers=f"127.0.0.1:{free_port()}",
+        security_protocol="PLAINTEXT",
+        session_timeout_ms=2000,
+        heartbeat_interval_ms=300,
+    )
+    stack = test_stack_settings(base, broker_storage="s3" if s3 is not None else "memory")
+    component = TansuBroker(
+        stack=stack, kafka=kafka, s3=s3 if s3 is not None else S3Settings(), paths=StackPaths.at(base)
+    )
+    component.ensure_running()
+    try:
+        report = run_coro(provision(kafka))
+    except BaseException:
+        component.stop()
+        raise
+    return component, kafka, report
