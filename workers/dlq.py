@@ -29,6 +29,7 @@ end is the portable high watermark of :mod:`workers.lag`.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -186,6 +187,9 @@ async def _open(
     hws = ends_by_topic.get(topic.name, {})
     consumer = make_consumer(kafka, group_id=group, client_id="streamcrawl-dlq", max_poll_records=_CHUNK)
     await consumer.start()
+    # Let the consumer's background tasks begin: stopping it before they ran once makes
+    # aiokafka's stop() raise CancelledError (a start/stop with nothing to read does that).
+    await asyncio.sleep(0)
     try:
         tps = [TopicPartition(topic.name, p) for p in sorted(hws)]
         consumer.assign(tps)

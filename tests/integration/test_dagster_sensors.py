@@ -1,0 +1,252 @@
+"""Each sensor through build_sensor_context(...) against the real broker and PostgreSQL:
+run requests, asset events and cursors, including ticks with nothing new."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import pytest
+from aiokafka import TopicPartition
+from aiokafka.structs import OffsetAndMetadata
+from dagster import (
+    AssetCheckEvaluation,
+    AssetMaterialization,
+    AssetObservation,
+    DagsterInstance,
+    DagsterRunStatus,
+    SensorResult,
+    build_sensor_context,
+)
+from dagster._core.storage.dagster_run import DagsterRun
+
+from crawl_assets.aio import run_sync
+from crawl_assets.batches import begin_batch, finish_batch
+from crawl_assets.jobs import DLQ_TAG, build_dlq_replay_job, lag_alert_job
+from crawl_assets.resources import KafkaResource, PostgresResource
+from crawl_assets.sensors.completion import build_completion_sensor
+from crawl_assets.sensors.cursor import load_cursor
+from crawl_assets.sensors.dlq import build_dlq_sensor
+from crawl_assets.sensors.lag import build_kafka_lag_sensor
+from crawl_assets.stages import STAGE_ASSETS
+from tests.integration.test_dagster_assets import store_pages
+from workers.dlq import replay_group
+from workers.frontier import build_request
+from workers.kafka import make_consumer, make_producer
+from workers.lag import high_watermarks
+from workers.messages import DeadLetter, encode, make_headers
+from workers.settings import DagsterSettings, Settings
+from workers.topics import PROCESSED_DLQ, STORAGE_DLQ, Topic
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.filterwarnings("ignore::dagster_shared.utils.warnings.BetaWarning"),
+]
+
+
+def _letter(url_hash: str, batch: str) -> DeadLetter:
+    now = time.time()
+    return DeadLetter(
+        payload=b"x",
+        source_topic="storage.saved",
+        partition=0,
+        offset=0,
+        stage="storage_writer",
+        error_class="RecordRejected",
+        error_message="no",
+        attempt=1,
+        first_failure_at=now,
+        last_failure_at=now,
+        url_hash=url_hash,
+        batch=batch,
+    )
+
+
+async def _produce(settings: Settings, topic: Topic, letters: list[DeadLetter]) -> None:
+    producer = make_producer(settings.kafka)
+    await producer.start()
+    try:
+        for letter in letters:
+            await (await producer.send(topic.name, encode(letter), headers=make_headers("t" * 32)))
+    finally:
+        await producer.stop()
+
+
+async def _commit_at_end(settings: Settings, group: str, topic: Topic) -> None:
+    ends = (await high_watermarks(settings.kafka, [topic])).get(topic.name, {})
+    consumer = make_consumer(settings.kafka, group_id=group)
+    await consumer.start()
+    try:
+        consumer.assign([TopicPartition(topic.name, p) for p in ends])
+        await consumer.commit(
+            {TopicPartition(topic.name, p): OffsetAndMetadata(o, "") for p, o in ends.items()}
+        )
+    finally:
+        await consumer.stop()
+
+
+def _kafka(settings: Settings) -> dict[str, Any]:
+    return {"kafka": KafkaResource.from_settings(settings.kafka)}
+
+
+def test_dlq_sensor_requests_one_replay_per_new_letters(settings: Settings) -> None:
+    sensor = build_dlq_sensor(build_dlq_replay_job(DagsterSettings()))
+    instance = DagsterInstance.ephemeral()
+
+    def tick(cursor: str | None) -> SensorResult:
+        result = sensor(build_sensor_context(instance=instance, cursor=cursor, resources=_kafka(settings)))
+        assert isinstance(result, SensorResult)
+        return result
+
+    baseline = tick(None).cursor  # whatever other tests left in the DLQs
+    quiet = tick(baseline)
+    assert quiet.run_requests == [] and quiet.skip_reason is not None and quiet.cursor == baseline
+
+    run_sync(_produce(settings, PROCESSED_DLQ, [_letter("a", "b"), _letter("b", "b")]))
+    fresh = tick(baseline)
+    assert len(fresh.run_requests) == 1
+    request = fresh.run_requests[0]
+    assert (
+        request.tags[DLQ_TAG] == PROCESSED_DLQ.name
+        and request.run_key
+        and PROCESSED_DLQ.name in request.run_key
+    )
+    assert request.run_config["ops"]["replay_dead_letters"]["config"] == {"topic": PROCESSED_DLQ.name}
+    before, after = (
+        load_cursor(baseline).get(PROCESSED_DLQ.name, {}),
+        load_cursor(fresh.cursor)[PROCESSED_DLQ.name],
+    )
+    assert sum(after.values()) - sum(before.values()) == 2
+    assert tick(fresh.cursor).run_requests == []  # nothing new since
+
+    # While a replay of that DLQ is in flight, new letters wait (the cursor keeps them new).
+    instance.add_run(
+        DagsterRun(
+            job_name="dlq_replay",
+            run_id=uuid.uuid4().hex,
+            status=DagsterRunStatus.STARTED,
+            tags={DLQ_TAG: PROCESSED_DLQ.name},
+        )
+    )
+    waiting = tick(baseline)
+    assert waiting.run_requests == [] and "in flight" in (waiting.skip_reason.skip_message or "")
+    assert load_cursor(waiting.cursor).get(PROCESSED_DLQ.name, {}) == before
+
+
+def test_lag_sensor_observes_and_alerts_once_per_episode(settings: Settings) -> None:
+    group = replay_group(STORAGE_DLQ)  # lag of a DLQ's replay group: letters not replayed yet
+    sensor = build_kafka_lag_sensor(DagsterSettings(lag_alert_threshold=0, lag_alert_ticks=2), lag_alert_job)
+
+    def tick(cursor: str | None) -> SensorResult:
+        result = sensor(build_sensor_context(cursor=cursor, resources=_kafka(settings)))
+        assert isinstance(result, SensorResult)
+        return result
+
+    def alerts(result: SensorResult) -> list[str]:
+        return [
+            r.run_key or "" for r in result.run_requests if r.tags.get("streamcrawl/lagging_group") == group
+        ]
+
+    run_sync(_commit_at_end(settings, group, STORAGE_DLQ))
+    run_sync(_produce(settings, STORAGE_DLQ, [_letter("c", "d")] * 3))
+    first = tick(None)
+    observed = {
+        e.asset_key.to_user_string(): e for e in first.asset_events if isinstance(e, AssetObservation)
+    }
+    assert set(observed) == {a.key.to_user_string() for a in STAGE_ASSETS}
+    assert observed["storage_dlq"].metadata["consumer_lag"].value == 3
+    checks = [e for e in first.asset_events if isinstance(e, AssetCheckEvaluation)]
+    assert {e.asset_key.to_user_string() for e in checks} == {
+        "raw_pages",
+        "routed_pages",
+        "processed_pages",
+        "stored_pages",
+    }
+    assert alerts(first) == []
+    second = tick(first.cursor)
+    assert len(alerts(second)) == 1
+    request = next(r for r in second.run_requests if r.tags.get("streamcrawl/lagging_group") == group)
+    assert request.run_config["ops"]["raise_lag_alert"]["config"]["lag"] == 3
+    third = tick(second.cursor)
+    assert alerts(third) == []  # same episode: no second run
+    assert not any(
+        isinstance(e, AssetObservation) and e.asset_key.to_user_string() == "storage_dlq"
+        for e in third.asset_events
+    )
+
+    run_sync(_commit_at_end(settings, group, STORAGE_DLQ))  # replayed: the episode ends
+    calm = tick(third.cursor)
+    assert alerts(calm) == [] and load_cursor(calm.cursor)["groups"][group] == {"ticks": 0}
+    run_sync(_produce(settings, STORAGE_DLQ, [_letter("e", "f")]))
+    again = tick(tick(calm.cursor).cursor)
+    assert len(alerts(again)) == 1 and alerts(again) != alerts(second)
+
+
+async def _open_batch(settings: Settings, batch: str, requests: list[Any]) -> None:
+    import asyncpg
+
+    from crawl_assets.schema import ensure_schema
+
+    conn = await asyncpg.connect(settings.postgres.dsn())
+    try:
+        await ensure_schema(conn)
+        await begin_batch(
+            conn,
+            batch=batch,
+            list_id="sensor-test",
+            ranks=(1, 5),
+            url_template="{domain}",
+            recrawl=False,
+            urls=[(r.url_hash, r.url, r.rank) for r in requests],
+            skipped=0,
+            run_id=None,
+        )
+        await finish_batch(conn, batch)
+    finally:
+        await conn.close()
+
+
+def test_completion_sensor_materialises_a_partition_once_complete(settings: Settings) -> None:
+    keys = ["001-005", "006-010"]
+    sensor = build_completion_sensor(DagsterSettings(dlq_rate_threshold=0.3), keys)
+    resources = {**_kafka(settings), "postgres": PostgresResource.from_settings(settings.postgres)}
+    run = uuid.uuid4().hex[:6]
+    done_reqs = [build_request(f"http://c{i}-{run}.demo.test/", batch=keys[0], rank=i) for i in range(1, 6)]
+    open_reqs = [
+        build_request(f"http://o{i}-{run}.demo.test/", batch=keys[1], rank=i + 5) for i in range(1, 6)
+    ]
+    run_sync(_open_batch(settings, keys[0], done_reqs))
+    run_sync(_open_batch(settings, keys[1], open_reqs))
+
+    def tick(cursor: str | None) -> SensorResult:
+        result = sensor(build_sensor_context(cursor=cursor, resources=resources))
+        assert isinstance(result, SensorResult)
+        return result
+
+    # Batch 1: 3 stored, 2 dead-lettered (one of them twice: a redelivered letter), and one
+    # stored page also dead-lettered earlier (stored wins). Batch 2: 1 of 5 stored.
+    run_sync(store_pages(settings, done_reqs[:3] + open_reqs[:1]))
+    dead = [_letter(r.url_hash, keys[0]) for r in done_reqs[2:]] + [_letter(done_reqs[4].url_hash, keys[0])]
+    run_sync(_produce(settings, STORAGE_DLQ, dead))
+    first = tick(None)
+    mats = [e for e in first.asset_events if isinstance(e, AssetMaterialization)]
+    assert [m.partition for m in mats] == [keys[0]]
+    meta = {k: v.value for k, v in mats[0].metadata.items()}
+    assert (meta["requested"], meta["stored"], meta["dead_lettered"]) == (5, 3, 2)
+    checks = {e.check_name: e.passed for e in first.asset_events if isinstance(e, AssetCheckEvaluation)}
+    assert checks == {"partition_complete": True, "dlq_rate_below_threshold": False}  # 40% > 30%
+    progress = [e for e in first.asset_events if isinstance(e, AssetObservation)]
+    assert [(p.partition, p.metadata["stored"].value) for p in progress] == [(keys[1], 1)]
+
+    quiet = tick(first.cursor)
+    assert quiet.asset_events == [] and quiet.skip_reason is not None
+
+    # Redeliveries change nothing: same pages stored again, same letters dead-lettered again.
+    run_sync(store_pages(settings, done_reqs[:3] + open_reqs[:1]))
+    run_sync(_produce(settings, STORAGE_DLQ, dead))
+    assert tick(quiet.cursor).asset_events == []
+
+    run_sync(store_pages(settings, open_reqs[1:]))
+    last = tick(quiet.cursor)
+    assert [e.partition for e in last.asset_events if isinstance(e, AssetMaterialization)] == [keys[1]]
