@@ -1,4 +1,4 @@
-"""``python -m workers.demoweb [serve|urls|tranco]``.
+"""``python -m workers.demoweb [serve|urls|tranco|bench]``.
 
 serve (the default command)
     ``--port P`` (0: a free port; printed, and written to ``--port-file`` once serving)
