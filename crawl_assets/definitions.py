@@ -19,6 +19,7 @@ from dagster import Definitions, EnvVar, define_asset_job
 
 from crawl_assets.assets.frontier import build_crawl_frontier
 from crawl_assets.assets.lists import tranco_list
+from crawl_assets.assets.topics import kafka_topics
 from crawl_assets.checks import build_checks
 from crawl_assets.jobs import build_dlq_replay_job, lag_alert_job
 from crawl_assets.partitions import frontier_keys, frontier_partitions
@@ -54,10 +55,15 @@ def build_definitions(
         selection=[tranco_list],
         description="Load one Tranco snapshot (the partition).",
     )
+    provision_topics = define_asset_job(
+        "provision_topics",
+        selection=[kafka_topics],
+        description="Create the registry's missing topics; report drift (partitions, configs).",
+    )
     return Definitions(
-        assets=[tranco_list, build_crawl_frontier(frontier), *build_stage_specs(frontier)],
+        assets=[tranco_list, kafka_topics, build_crawl_frontier(frontier), *build_stage_specs(frontier)],
         asset_checks=build_checks(settings),
-        jobs=[dlq_replay, lag_alert_job, tranco_refresh],
+        jobs=[dlq_replay, lag_alert_job, provision_topics, tranco_refresh],
         sensors=[
             build_kafka_lag_sensor(settings, lag_alert_job),
             build_dlq_sensor(dlq_replay),

@@ -27,7 +27,7 @@ from workers.lag import high_watermarks
 from workers.messages import CrawlRequest, ProcessedPage, compress_html, decode
 from workers.settings import DagsterSettings, Settings, StorageSettings
 from workers.storage import PageStore
-from workers.topics import CRAWL_REQUEST
+from workers.topics import CRAWL_REQUEST, REGISTRY
 
 pytestmark = [
     pytest.mark.integration,
@@ -225,3 +225,12 @@ def test_dlq_replay_job_runs_in_process(settings: Settings) -> None:
     observed = [e for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION"]
     assert observed and observed[0].asset_key is not None
     assert observed[0].asset_key.to_user_string() == "storage_dlq"
+
+
+def test_provision_topics_job_is_idempotent_and_reports_drift(settings: Settings) -> None:
+    defs = build_definitions(SMALL, resources=resources(settings))
+    result = defs.resolve_job_def("provision_topics").execute_in_process(instance=DagsterInstance.ephemeral())
+    assert result.success
+    meta = {k: v.value for k, v in result.asset_materializations_for_node("kafka_topics")[0].metadata.items()}
+    assert meta["created"] == 0 and meta["existing"] == len(REGISTRY)  # the fixture provisioned them all
+    assert meta["drift_count"] == 0 and meta["in_sync"] is True

@@ -18,8 +18,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::dagster_shared.utils.warnings.B
 
 def test_every_job_sensor_schedule_and_asset_resolves() -> None:
     jobs = {j.name for j in defs.resolve_all_job_defs()}
-    assert {"dlq_replay", "lag_alert", "tranco_refresh"} <= jobs
-    for name in ("dlq_replay", "lag_alert", "tranco_refresh"):
+    assert {"dlq_replay", "lag_alert", "provision_topics", "tranco_refresh"} <= jobs
+    for name in ("dlq_replay", "lag_alert", "provision_topics", "tranco_refresh"):
         assert defs.resolve_job_def(name).name == name
     sensors = {s.name: s for s in defs.sensors or []}
     assert set(sensors) == {"kafka_lag_sensor", "dlq_sensor", "completion_sensor"}
