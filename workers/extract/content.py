@@ -1,0 +1,272 @@
+"""Main-content extraction: a Readability-style scorer over a selectolax (lexbor) tree.
+
+The algorithm follows Mozilla Readability's ``grabArticle``: drop hidden and unlikely
+nodes, score paragraph-like elements (commas, length) into their ancestors, scale
+candidates by link density, pick the best, climb to a better ancestor when several
+strong candidates share it, append qualifying siblings, then clean the result
+conditionally (link-heavy lists, forms, image galleries). What Readability does with a
+JavaScript node walk is done here with CSS selectors that lexbor evaluates in C, so the
+Python work is proportional to the number of paragraphs and candidates, not the number
+of nodes (measured: bench/stage_fast_extractor.py).
+
+Destructive: the tree is modified. ``main_content(tree)`` returns the chosen nodes
+(siblings in document order) and must be called after metadata and links are read.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+from selectolax.lexbor import LexborHTMLParser, LexborNode
+
+from workers.extract.cleaning import clean_conditionally
+from workers.extract.signals import HIDDEN_SELECTOR, class_weight, link_density, remove_all, unlikely
+
+__all__ = ["MainContent", "main_content"]
+
+_DROP_TAGS: Final = [
+    "script", "style", "noscript", "template", "iframe", "svg", "object", "embed", "link",
+    "meta", "input", "textarea", "select", "button", "form", "nav", "aside", "footer",
+]  # fmt: skip
+_BLOCKS: Final = "blockquote, dl, div, img, ol, p, pre, table, ul"
+_SCORE_SELECTOR: Final = f"p, td, pre, section, h2, h3, h4, h5, h6, div:not(:has({_BLOCKS}))"
+_TAG_BASE: Final = {
+    "div": 5, "pre": 3, "td": 3, "blockquote": 3,
+    "address": -3, "ol": -3, "ul": -3, "dl": -3, "dd": -3, "dt": -3, "li": -3, "form": -3,
+    "h1": -5, "h2": -5, "h3": -5, "h4": -5, "h5": -5, "h6": -5, "th": -5,
+}  # fmt: skip
+_SENTENCE_END: Final = re.compile(r"\.( |$)")
+_TOP_CANDIDATES: Final = 5
+_MIN_TEXT: Final = 500
+
+
+@dataclass(slots=True)
+class MainContent:
+    """The nodes holding a page's main content, in document order."""
+
+    nodes: list[LexborNode]
+    text: str = ""
+    """Plain text of the nodes (paragraph-separated)."""
+
+    @classmethod
+    def of(cls, nodes: list[LexborNode]) -> MainContent:
+        return cls(nodes=nodes, text="\n\n".join(n.text(separator=" ") for n in nodes))
+
+
+def _ancestors(node: LexborNode, limit: int) -> list[LexborNode]:
+    out: list[LexborNode] = []
+    parent = node.parent
+    while parent is not None and len(out) < limit:
+        if parent.tag in ("html", "-document") or parent.parent is None:
+            break
+        out.append(parent)
+        parent = parent.parent
+    return out
+
+
+class _Blocked:
+    """Is an element inside an unlikely candidate? Memoised per node, so a page's
+    ancestors are each tested once, instead of a 60-selector query over every element."""
+
+    __slots__ = ("status",)
+
+    def __init__(self) -> None:
+        self.status: dict[int, bool] = {}
+
+    def __call__(self, node: LexborNode) -> bool:
+        chain = []
+        result = False
+        current: LexborNode | None = node
+        while current is not None:
+            known = self.status.get(current.mem_id)
+            if known is not None:
+                result = known
+                break
+            if current.tag in ("body", "html"):
+                break
+            chain.append(current)
+            current = current.parent
+        for n in reversed(chain):
+            result = result or unlikely(n)
+            self.status[n.mem_id] = result
+        return result
+
+
+def _strip_unlikely(nodes: list[LexborNode]) -> list[LexborNode]:
+    """Remove unlikely elements inside the chosen content; returns the surviving roots."""
+    doomed = [n for root in nodes for n in root.css("[class], [id], [role]") if unlikely(n)]
+    if not doomed:
+        return nodes
+    gone = {n.mem_id for n in doomed}
+    survivors = [n for n in nodes if n.mem_id not in gone]
+    remove_all(doomed)
+    return survivors
+
+
+def _grab(
+    root: LexborNode, *, strip_unlikely: bool, weight_classes: bool
+) -> tuple[LexborNode, float, dict[int, float]] | None:
+    scores: dict[int, float] = {}
+    nodes: dict[int, LexborNode] = {}
+    blocked = _Blocked() if strip_unlikely else None
+    for el in root.css(_SCORE_SELECTOR):
+        text = el.text()
+        length = len(text.strip())
+        if length < 25 or (blocked is not None and blocked(el)):
+            continue
+        content = 1 + text.count(",") + text.count("，") + min(length // 100, 3)
+        # Up to five ancestors get the score: all of it, half, then a third per level.
+        anc = el.parent
+        level = 0
+        while anc is not None and level < 5:
+            tag = anc.tag
+            if tag == "html" or tag == "-document":
+                break
+            key = anc.mem_id
+            if key not in scores:
+                scores[key] = _TAG_BASE.get(tag or "", 0) + (class_weight(anc) if weight_classes else 0)
+                nodes[key] = anc
+            scores[key] += content / (1 if level == 0 else 2 if level == 1 else level * 3)
+            anc = anc.parent
+            level += 1
+    if not scores:
+        return None
+    hash_links = root.css_first('a[href^="#"]') is not None
+    # Scale candidates by (1 - link density), best raw score first. Scaling only lowers a
+    # score, so once a raw score is below the fifth best scaled one, no later candidate can
+    # reach the top five and the (costly) link densities of the rest are not computed.
+    final = dict(scores)
+    best: list[float] = []
+    for key in sorted(scores, key=scores.__getitem__, reverse=True):
+        raw = scores[key]
+        if len(best) >= _TOP_CANDIDATES and raw <= best[-1]:
+            break
+        node = nodes[key]
+        density = link_density(node, len(node.text()), hash_links=hash_links)
+        final[key] = scaled = raw * (1 - density)
+        best.append(scaled)
+        best.sort(reverse=True)
+        del best[_TOP_CANDIDATES:]
+    top_keys = sorted(final, key=final.__getitem__, reverse=True)[:_TOP_CANDIDATES]
+    top = nodes[top_keys[0]]
+    top_score = final[top_keys[0]]
+    # Several strong candidates sharing an ancestor: the ancestor is the article.
+    alternatives = [
+        {a.mem_id for a in _ancestors(nodes[k], 50)}
+        for k in top_keys[1:]
+        if top_score and final[k] / top_score >= 0.75
+    ]
+    if len(alternatives) >= 3:
+        parent = top.parent
+        while parent is not None and parent.tag not in ("body", "html"):
+            if sum(parent.mem_id in a for a in alternatives) >= 3:
+                top = parent
+                break
+            parent = parent.parent
+    # Climb while the parent scores better.
+    last = final.get(top.mem_id, top_score)
+    threshold = last / 3
+    parent = top.parent
+    while parent is not None and parent.tag not in ("body", "html"):
+        pscore = final.get(parent.mem_id)
+        if pscore is None:
+            parent = parent.parent
+            continue
+        if pscore < threshold:
+            break
+        if pscore > last:
+            top = parent
+            break
+        last = pscore
+        parent = parent.parent
+    # An only child says nothing: take its parent.
+    parent = top.parent
+    while parent is not None and parent.tag not in ("body", "html") and _element_children(parent) == 1:
+        top = parent
+        parent = top.parent
+    return top, final.get(top.mem_id, top_score), final
+
+
+def _element_children(node: LexborNode) -> int:
+    count = 0
+    child = node.child
+    while child is not None:
+        if child.is_element_node:
+            count += 1
+        child = child.next
+    return count
+
+
+def _with_siblings(top: LexborNode, top_score: float, final: dict[int, float]) -> list[LexborNode]:
+    parent = top.parent
+    if parent is None or parent.tag in ("html",):
+        return [top]
+    threshold = max(10.0, top_score * 0.2)
+    top_class = top.attributes.get("class") or ""
+    out = []
+    child = parent.child
+    while child is not None:
+        if child.is_element_node:
+            if child.mem_id == top.mem_id:
+                out.append(child)
+            else:
+                bonus = top_score * 0.2 if top_class and child.attributes.get("class") == top_class else 0
+                score = final.get(child.mem_id)
+                if score is not None and score + bonus >= threshold:
+                    out.append(child)
+                elif child.tag == "p":
+                    text = child.text()
+                    length = len(text)
+                    density = link_density(child, length)
+                    if (length > 80 and density < 0.25) or (
+                        0 < length < 80 and density == 0 and _SENTENCE_END.search(text)
+                    ):
+                        out.append(child)
+        child = child.next
+    return out
+
+
+def _attempt(
+    tree: LexborHTMLParser, *, strip_unlikely: bool, weight_classes: bool, clean: bool
+) -> MainContent:
+    tree.strip_tags(_DROP_TAGS)
+    body = tree.body
+    if body is None:
+        return MainContent(nodes=[])
+    remove_all(body.css(HIDDEN_SELECTOR))
+    grabbed = _grab(body, strip_unlikely=strip_unlikely, weight_classes=weight_classes)
+    if grabbed is None:
+        return MainContent.of([body])
+    top, score, final = grabbed
+    nodes = _with_siblings(top, score, final)
+    if strip_unlikely:
+        nodes = _strip_unlikely(nodes)
+    if clean:
+        nodes = clean_conditionally(nodes)
+    return MainContent.of(nodes)
+
+
+def main_content(tree: LexborHTMLParser, *, reparse: Callable[[], LexborHTMLParser]) -> MainContent:
+    """Pick the main-content nodes of ``tree`` (destructive: read metadata and links first).
+
+    Like Readability, a result under 500 characters is retried on a fresh tree from
+    ``reparse()`` with fewer filters (keep unlikely nodes, then ignore class names, then
+    skip conditional cleaning), and the longest result wins.
+    """
+    flags = {"strip_unlikely": True, "weight_classes": True, "clean": True}
+    best: tuple[int, MainContent] | None = None
+    for retry in range(4):
+        if retry:
+            tree = reparse()
+            flags[("strip_unlikely", "weight_classes", "clean")[retry - 1]] = False
+        result = _attempt(tree, **flags)
+        length = len(result.text.strip())
+        if length >= _MIN_TEXT:
+            return result
+        if best is None or length > best[0]:
+            best = (length, result)
+    assert best is not None
+    return best[1]
