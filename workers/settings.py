@@ -254,6 +254,8 @@ class StorageSettings(BaseSettings):
     """Records written per PostgreSQL batch."""
     s3_parallelism: int = 32
     """Concurrent S3 PUTs per storage-writer process."""
+    write_concurrency: int = 2
+    """Sub-batches of one batch written concurrently (their PUTs overlap each other's UPSERTs)."""
     object_layout: Literal["page", "segment"] = "page"
     """S3 layout: `page` = one object per page part at keys derived from the URL hash; `segment` = one object per batch, parts as byte ranges (1 PUT per batch; see workers/storage/plan.py)."""
 

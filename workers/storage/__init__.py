@@ -3,9 +3,11 @@
 Entry point: :class:`PageStore` (``async with PageStore(pg, s3, storage) as store``;
 ``await store.save_batch(pages)``). Modules: ``migrate`` (numbered SQL migrations under an
 advisory lock), ``pages`` (the batched UPSERT), ``objects`` (key layout, parallel PUTs),
-``reads`` (typed rows), ``store`` (the facade).
+``plan`` (which parts to write, and where), ``reads`` (typed rows), ``store`` (the facade).
 
-Object key layout (bucket ``STREAMCRAWL_S3_BUCKET``), derived from the url_hash alone::
+Object key layout (bucket ``STREAMCRAWL_S3_BUCKET``), ``StorageSettings.object_layout``:
+
+``page`` (default) — one object per content part, at keys derived from the url_hash alone::
 
     pages/<hh>/<url_hash>/raw.html.zst       raw HTML as fetched, zstd (``html_zstd`` as-is)
     pages/<hh>/<url_hash>/content.md         extracted main content, Markdown, UTF-8
@@ -13,16 +15,29 @@ Object key layout (bucket ``STREAMCRAWL_S3_BUCKET``), derived from the url_hash 
 
 ``hh`` is the first two hex characters of the url_hash (256 prefixes spread the keys). Keys
 are per URL, not per content: a recrawl overwrites the page's objects, so the bucket holds
-the current version of every URL and nothing else — no garbage collection, and a
+the current version of every URL and nothing else (no garbage collection), and a
 redelivery rewrites the same keys (never a second object). History is not kept: the row's
 ``content_hash``/``text_hash``/``simhash`` say whether a recrawl changed the page.
-Each row stores the blake2b-128 digest of every object it points to; an object whose bytes
-are unchanged is not PUT again, so a redelivery or an unchanged recrawl costs no request.
-Skipped pages (``skipped`` set) get a row and no objects; empty Markdown gets no object.
 
-Outlinks are stored in the row (``outlinks`` jsonb array, ``outlink_count``), not in a
-``page_links`` table (~100-300 rows per page, replaced on every recrawl) nor in S3 (a third
-request per page against a request-rate-bound store).
+``segment`` — the parts a batch writes are packed into ``segments/<hh>/<blake2b>.seg``
+objects of at most 4 MB, named by their content; the row holds each part's key and byte
+range (``*_offset``, ``*_length``), readable with one ranged GET (HTML parts are whole zstd
+frames). ~1 PUT per 4 MB instead of 2 per page: the layout for a request-rate-bound store
+(see bench/stage_storage.py). A part replaced by a recrawl leaves unreferenced bytes in an
+old segment, and a batch re-sent in a different composition after a crash between the PUT
+and the UPSERT leaves an unreferenced segment: the price of packing.
+
+In both layouts each row stores the blake2b-128 digest of every part; a part whose bytes
+are unchanged is not written again, so a redelivery or an unchanged recrawl costs no
+request. Skipped pages (``skipped`` set) get a row and no objects; empty Markdown gets no
+object. A batch is written as ``write_concurrency`` concurrent sub-batches.
+
+Outlinks are stored in the row (``outlinks``: newline-separated text, lz4-compressed by
+TOAST; ``outlink_count``), not in a ``page_links`` table (~100-300 rows per page, replaced
+on every recrawl) nor as JSON in S3 (a third request per page against a request-rate-bound
+store). ``PageRow.outlinks`` gives them back as a list; SQL can expand them with
+``unnest(string_to_array(outlinks, chr(10)))``. Lists are plain text rather than jsonb because
+jsonb input parsing cost ~3x the insert rate in measurement.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """``PageStore``: the storage writer's one entry point (PostgreSQL rows + S3 objects).
 
-Order of a batch write: (1) validate every record and derive its keys, (2) look up what is
-already stored for the batch's url_hashes (one query), (3) PUT only objects whose bytes
-changed, in parallel, (4) UPSERT every row in one statement, (5) return one StoredPage per
-input in input order. A crash anywhere before (4) leaves no row; the redelivery rewrites the
+Order of a batch write: (1) validate every record and derive its keys; then per sub-batch,
+concurrently: (2) look up what is already stored for its url_hashes (one query), (3) PUT
+only objects whose bytes changed, in parallel, (4) UPSERT its rows in one statement;
+finally (5) return one StoredPage per input in input order. A crash anywhere before (4) leaves no row; the redelivery rewrites the
 same keys. A crash after (4) leaves rows whose digests match, so the redelivery costs no PUT.
 """
 
@@ -16,7 +16,7 @@ from types import TracebackType
 
 import asyncpg
 
-from workers.errors import DependencyUnavailable
+from workers.errors import DependencyUnavailable, PermanentError
 from workers.messages import ProcessedPage, StoredPage
 from workers.settings import PostgresSettings, S3Settings, StorageSettings
 from workers.storage.migrate import apply_migrations
@@ -36,6 +36,8 @@ __all__ = ["PageStore"]
 
 # A stored version fetched more than this later than an incoming one makes the incoming stale.
 _STALE_EPSILON_S = 1e-3
+# Sub-batches smaller than this are not worth a concurrent round trip of their own.
+_MIN_SUB_BATCH = 25
 
 
 def _latest_per_hash(pages: Sequence[ProcessedPage]) -> list[ProcessedPage]:
@@ -122,28 +124,33 @@ class PageStore:
     # -- writes -------------------------------------------------------------------------
 
     async def save_batch(self, pages: Sequence[ProcessedPage]) -> list[StoredPage]:
-        """Store ``pages`` (objects first, then all rows in one UPSERT); one StoredPage per input."""
+        """Store ``pages`` (objects first, then their rows in one UPSERT); one StoredPage per input.
+
+        The batch is written as up to ``StorageSettings.write_concurrency`` sub-batches at
+        once (each: lookup, PUTs, UPSERT), so one sub-batch's PUTs overlap another's UPSERT.
+        On failure every sub-batch has finished before the error is raised; a sub-batch that
+        succeeded is simply rewritten (idempotently) when the batch is retried.
+        """
         if not pages:
             return []
-        pool = self.pool
         for page in pages:
             page_keys(page.url_hash)  # validate every url_hash before writing anything
         unique = _latest_per_hash(pages)
-        existing = await fetch_existing(pool, [p.url_hash for p in unique])
+        k = max(1, min(self._storage.write_concurrency, len(unique) // _MIN_SUB_BATCH))
+        size = -(-len(unique) // k)
+        outcomes = await asyncio.gather(
+            *(self._write(unique[i : i + size]) for i in range(0, len(unique), size)), return_exceptions=True
+        )
         refs: dict[str, ObjectRefs] = {}
-        to_write: list[ProcessedPage] = []
-        for page in unique:
-            old = existing.get(page.url_hash)
-            if old is not None and old.fetched_at > page.fetched_at + _STALE_EPSILON_S:
-                refs[page.url_hash] = old.refs  # a newer version is already stored: keep it
+        errors: list[BaseException] = []
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                errors.append(outcome)
             else:
-                to_write.append(page)
-        prior = [existing[p.url_hash].refs if p.url_hash in existing else None for p in to_write]
-        new_refs, blobs = plan_writes(to_write, prior, layout=self._storage.object_layout)
-        refs.update(zip((p.url_hash for p in to_write), new_refs, strict=True))
-        await self._blobs.put_many(blobs)
-        self.puts += len(blobs)
-        await upsert_pages(pool, to_write, new_refs)
+                refs.update(outcome)
+        if errors:
+            # A rejected record is the most specific verdict: the caller isolates it with save_one.
+            raise next((e for e in errors if isinstance(e, PermanentError)), errors[0])
         stored_at = time.time()
         return [
             StoredPage(
@@ -161,6 +168,26 @@ class PageStore:
             )
             for p in pages
         ]
+
+    async def _write(self, pages: list[ProcessedPage]) -> dict[str, ObjectRefs]:
+        """Lookup, PUT what changed, UPSERT: one sub-batch of distinct url_hashes."""
+        pool = self.pool
+        existing = await fetch_existing(pool, [p.url_hash for p in pages])
+        refs: dict[str, ObjectRefs] = {}
+        to_write: list[ProcessedPage] = []
+        for page in pages:
+            old = existing.get(page.url_hash)
+            if old is not None and old.fetched_at > page.fetched_at + _STALE_EPSILON_S:
+                refs[page.url_hash] = old.refs  # a newer version is already stored: keep it
+            else:
+                to_write.append(page)
+        prior = [existing[p.url_hash].refs if p.url_hash in existing else None for p in to_write]
+        new_refs, blobs = plan_writes(to_write, prior, layout=self._storage.object_layout)
+        await self._blobs.put_many(blobs)
+        self.puts += len(blobs)
+        await upsert_pages(pool, to_write, new_refs)
+        refs.update(zip((p.url_hash for p in to_write), new_refs, strict=True))
+        return refs
 
     async def save_one(self, page: ProcessedPage) -> StoredPage:
         """Store one page; used to isolate a poison record after a failed batch."""
