@@ -21,9 +21,9 @@ def test_readability_articles_route_fast() -> None:
 
 def test_client_rendered_apps_route_rich() -> None:
     root = locate_data_dir()
-    manifest = root / "spa" / "manifest.json" if root else None
-    if manifest is None or not manifest.is_file():
+    if root is None or not (root / "spa" / "manifest.json").is_file():
         pytest.skip("spa data (../shared/data/spa) not available")
+    manifest = root / "spa" / "manifest.json"
     apps = json.loads(manifest.read_text())
     checked = 0
     for group, entries in apps.items():
