@@ -15,7 +15,8 @@ PG_BIN := /usr/lib/postgresql/15/bin/initdb
 CHROMIUM := /usr/bin/chromium
 # The offline demo web's host names resolve to loopback inside StreamCrawl only.
 DEMO_ENV := STREAMCRAWL_INGESTOR_ALLOW_PRIVATE_NETWORKS=true \
-	STREAMCRAWL_INGESTOR_RESOLVE_OVERRIDES='{"*.demo.test": "127.0.0.1"}'
+	STREAMCRAWL_INGESTOR_RESOLVE_OVERRIDES='{"*.demo.test": "127.0.0.1"}' \
+	STREAMCRAWL_INGESTOR_TOTAL_TIMEOUT_S=8 STREAMCRAWL_INGESTOR_READ_TIMEOUT_S=4
 
 .PHONY: help install apt venv run demo up down status test unit lint typecheck bench clean
 

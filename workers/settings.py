@@ -67,6 +67,8 @@ class StackSettings(BaseSettings):
     """SeaweedFS filer port (its gRPC port is this + 10000)."""
     dagster_port: int = 13000
     """Port of the Dagster webserver (UI and GraphQL) on 127.0.0.1."""
+    demo_port: int = 18800
+    """Port of the offline demo web (`streamcrawl demo`) on 127.0.0.1."""
     supervisor_port: int = 19001
     """Port of supervisord's XML-RPC interface on 127.0.0.1 (used by supervisorctl)."""
     start_dagster: bool = True

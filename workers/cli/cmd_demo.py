@@ -1,0 +1,101 @@
+"""`streamcrawl demo [--hosts N] [--per-host M] [--json]`: crawl the offline demo web.
+
+Starts the demo web (generated sites under ``*.demo.test`` on 127.0.0.1, failures
+included: 404/500/429, redirects, robots.txt, timeouts, huge and non-HTML pages, bad
+charsets, JavaScript-only pages) and crawls it through the running stack, waiting until
+every URL is stored or dead-lettered. The workers must resolve the demo hosts to
+loopback: `make run` starts the stack with STREAMCRAWL_INGESTOR_RESOLVE_OVERRIDES and
+STREAMCRAWL_INGESTOR_ALLOW_PRIVATE_NETWORKS set for that.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from collections import Counter
+
+from workers.cli.base import Subparsers
+from workers.cli.progress_view import ProgressView
+from workers.demoweb import DEMO_SUFFIX, demo_urls
+from workers.errors import ConfigError
+from workers.frontier import parse_list_lines
+from workers.settings import Settings
+from workers.stack.demoweb import DemoWebServer
+from workers.stack.paths import StackPaths
+
+__all__ = ["register", "run"]
+
+
+def register(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="crawl the offline demo web through the running stack",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--hosts", type=int, default=60, help="demo sites (default 60)")
+    parser.add_argument("--per-host", type=int, default=10, help="URLs per site (default 10)")
+    parser.add_argument("--json", action="store_true", help="end with the summary as one JSON line")
+    parser.add_argument("--timeout", type=float, default=900.0, help="give up after this many seconds")
+    parser.set_defaults(handler=run)
+
+
+def _check_overrides(settings: Settings) -> None:
+    overrides = settings.ingestor.resolve_overrides
+    if (
+        not any(host.endswith(DEMO_SUFFIX) for host in overrides)
+        or not settings.ingestor.allow_private_networks
+    ):
+        raise ConfigError(
+            "the demo hosts must resolve to 127.0.0.1: set "
+            'STREAMCRAWL_INGESTOR_RESOLVE_OVERRIDES=\'{"*.demo.test": "127.0.0.1"}\' and '
+            "STREAMCRAWL_INGESTOR_ALLOW_PRIVATE_NETWORKS=true before `streamcrawl up` (make run does)"
+        )
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from workers.cli.cmd_crawl import crawl
+
+    if args.hosts < 1 or args.per_host < 1:
+        raise ConfigError("--hosts and --per-host must be at least 1")
+    _check_overrides(settings)
+    paths = StackPaths.at(settings.stack.data_dir)
+    paths.ensure()
+    web = DemoWebServer(stack=settings.stack, paths=paths)
+    web.ensure_running()
+    # Timeouts of the demo's slow pages sit just above the ingestor's total timeout.
+    delay = settings.ingestor.total_timeout_s + 5
+    urls = demo_urls(port=web.port, hosts=args.hosts, per_host=args.per_host, timeout_delay_s=delay)
+    expected = Counter(u.expected for u in urls)
+    sys.stderr.write(
+        f"demo web on {web.address()}; crawling {len(urls)} URLs over {args.hosts} hosts "
+        f"(expected: {dict(expected)})\n"
+    )
+    parsed = parse_list_lines([u.url for u in urls], scheme="http")
+    batch = f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
+    view = ProgressView(total=len(parsed.entries))
+    try:
+        progress = asyncio.run(
+            crawl(settings, parsed, batch=batch, wait=True, timeout_s=args.timeout, view=view)
+        )
+    finally:
+        view.close()
+    assert progress is not None
+    summary = {"batch": batch, **progress.summary()}
+    reasons = Counter(r.split(":", 2)[1].strip() for r in progress.reasons.values())
+    if reasons:
+        sys.stderr.write("dead letters by error class: " + json.dumps(dict(reasons)) + "\n")
+    sys.stderr.write(
+        "see them with `streamcrawl dlq`, export pages with `streamcrawl export -o pages.jsonl`\n"
+    )
+    if args.json:
+        sys.stdout.write(json.dumps(summary) + "\n")
+    else:
+        sys.stdout.write(
+            f"demo: requested {summary['requested']}, stored {summary['stored']}, "
+            f"dead-lettered {summary['dead_lettered']}, lost {summary['lost']}\n"
+        )
+    return 0 if summary["lost"] == 0 else 1
