@@ -345,5 +345,23 @@ def markdown_table() -> str:
     return "\n".join(rows)
 
 
+README_BEGIN = "<!-- settings-table:begin (python -m workers.settings --readme README.md) -->"
+README_END = "<!-- settings-table:end -->"
+
+
+def update_readme(path: Path) -> bool:
+    """Rewrite the table between the README markers; True when the file changed."""
+    text = path.read_text()
+    head, _, rest = text.partition(README_BEGIN)
+    _, _, tail = rest.partition(README_END)
+    new = f"{head}{README_BEGIN}\n{markdown_table()}\n{README_END}{tail}"
+    if new != text:
+        path.write_text(new)
+    return new != text
+
+
 if __name__ == "__main__":
-    sys.stdout.write(markdown_table() + "\n")
+    if len(sys.argv) == 3 and sys.argv[1] == "--readme":
+        update_readme(Path(sys.argv[2]))
+    else:
+        sys.stdout.write(markdown_table() + "\n")

@@ -34,7 +34,8 @@ def test_registry_matches_the_design() -> None:
 
 def test_no_topic_name_literal_outside_the_registry() -> None:
     names = [re.escape(t.name) for t in REGISTRY]
-    pattern = re.compile(r"""["'](%s)["']""" % "|".join(names))
+    alternatives = "|".join(names)
+    pattern = re.compile(rf"""["']({alternatives})["']""")
     offenders = []
     for path in list((ROOT / "workers").rglob("*.py")) + list((ROOT / "crawl_assets").rglob("*.py")):
         if path.name == "topics.py" and path.parent.name == "workers":
@@ -62,3 +63,11 @@ def test_url_normalisation() -> None:
     for bad in ("", "ftp://x/", "http://", "http://a:99999/"):
         with pytest.raises(ConfigError):
             normalize_url(bad)
+
+
+def test_readme_configuration_table_is_current() -> None:
+    from workers.settings import README_BEGIN, README_END, markdown_table
+
+    text = (ROOT / "README.md").read_text()
+    table = text.split(README_BEGIN, 1)[1].split(README_END, 1)[0].strip()
+    assert table == markdown_table(), "run: python -m workers.settings --readme README.md"
