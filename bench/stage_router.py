@@ -18,11 +18,10 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+from bench.quality import load_readability
 from workers.demoweb.data import DataFiles, locate_data_dir
 from workers.router import score_page
 from workers.router.rules import BASE_SCORE, DEFAULT_THRESHOLD, DEFAULT_WEIGHTS
-
-from bench.quality import load_readability
 
 __all__ = ["bench", "bs4_score"]
 
@@ -46,9 +45,9 @@ def bs4_score(html: bytes) -> str:
         score += w["next_data"]
     if "window.__NUXT__" in script_text:
         score += w["nuxt"]
-    if soup.find(attrs={"ng-app": True}) or soup.find(attrs={"ng-controller": True}):
+    if soup.select_one("[ng-app], [ng-controller]"):
         score += w["angular"]
-    if soup.find(attrs={"data-reactroot": True}):
+    if soup.select_one("[data-reactroot]"):
         score += w["react_root"]
     if any("bundle" in str(s.get("src", "")) for s in scripts):
         score += w["script_bundle"]
