@@ -1,7 +1,7 @@
 """Storage writer: records/s of ``PageStore.save_batch`` on real PostgreSQL + SeaweedFS.
 
-The bench starts its own PostgreSQL 15 (Debian binaries) and SeaweedFS (``weed server`` with
-S3) on free 127.0.0.1 ports in a scratch directory, and stops them by PID at the end.
+The bench starts its own PostgreSQL (durable: fsync on) and SeaweedFS with the embedded
+stack's launchers on free 127.0.0.1 ports in a scratch directory, and stops them at the end.
 Pages are the 130 real articles of ``../shared/data/readability``: the full source HTML
 zstd-compressed (mean ~31 KB), Markdown from html2text of the expected main content cut to
 ~5 KB, up to 150 real outlinks each. Every run writes new URLs (a fresh run id).
@@ -29,11 +29,9 @@ import json
 import os
 import re
 import resource
+import secrets
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -48,8 +46,14 @@ import asyncpg
 import html2text
 from minio import Minio
 
+from tests.helpers.ports import free_port, free_port_with_grpc
 from workers.messages import ProcessedPage, compress_html
-from workers.settings import PostgresSettings, S3Settings, StorageSettings
+from workers.settings import PostgresSettings, S3Settings, StackSettings, StorageSettings
+from workers.stack.component import Component
+from workers.stack.paths import StackPaths
+from workers.stack.postgres import EmbeddedPostgres
+from workers.stack.procfs import descendants
+from workers.stack.seaweed import SeaweedFS
 from workers.storage import PageStore
 from workers.storage.migrate import apply_migrations
 from workers.storage.pages import UPSERT_SQL, columns_of
@@ -59,42 +63,19 @@ from workers.urls import url_hash
 __all__ = ["bench"]
 
 DATA = Path(os.environ.get("STREAMCRAWL_SHARED_DATA", "/work/shared/data")) / "readability/test/test-pages"
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
 BATCH = 200
 IN_FLIGHT = 3  # the storage writer keeps 3 batches in flight (max_in_flight = 3 x batch_size)
-INITDB_ARGS = ("-A", "scram-sha-256", "-E", "UTF8", "--locale=C", "--no-sync")
-# -volume.max/-master.volumeSizeLimitMB: the defaults (8 volumes of 30 GB) leave room for only
-# one bucket (a bucket is a collection that grabs 7 volumes on its first write).
-WEED_ARGS = (
-    "-master.telemetry=false",
-    "-s3",
-    "-s3.port.iceberg=0",
-    "-s3.port.lance=0",
-    "-volume.max=64",
-    "-master.volumeSizeLimitMB=256",
-)
 MARKDOWN_BYTES = 5_000
 
 
 # -- services -----------------------------------------------------------------------------
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def _cpu_seconds(pids: Callable[[], list[int]]) -> float:
-    """user+system CPU of the given processes (children already reaped included)."""
+def _cpu_seconds(pids: list[int]) -> float:
+    """user+system CPU of the given processes, their reaped children included."""
     tick = os.sysconf("SC_CLK_TCK")
     total = 0
-    for pid in pids():
+    for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
@@ -103,15 +84,10 @@ def _cpu_seconds(pids: Callable[[], list[int]]) -> float:
     return total / tick
 
 
-def _children_of(root: int) -> list[int]:
-    out = [root]
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == root:
-                out.append(int(stat.parent.name))
-        except (OSError, ValueError, IndexError):
-            continue
-    return out
+def _with_children(root: int | None) -> list[int]:
+    if root is None:
+        return []
+    return [root, *(p.pid for p in descendants(root) if p.pid != root)]
 
 
 @dataclass
@@ -121,149 +97,42 @@ class Services:
     server_cpu: Callable[[], float]
 
 
-def _run_as_postgres(cmd: list[str], **kw: Any) -> subprocess.CompletedProcess[bytes]:
-    prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    return subprocess.run(prefix + cmd, check=True, capture_output=True, **kw)
-
-
 @contextmanager
 def services() -> Iterator[Services]:
-    """PostgreSQL + SeaweedFS on free ports in a scratch dir; stopped by PID afterwards."""
-    work = Path(tempfile.mkdtemp(prefix="streamcrawl-bench-storage-"))
-    work.chmod(0o755)
-    pg_dir, weed_dir, tmp = work / "pg", work / "weed", work / "tmp"
-    for d in (pg_dir, weed_dir, tmp):
-        d.mkdir()
-    if os.geteuid() == 0:
-        shutil.chown(pg_dir, "postgres")
-    pw = pg_dir / "pw"
-    pw.write_text("streamcrawl\n")
-    if os.geteuid() == 0:
-        shutil.chown(pw, "postgres")
-    pg_port, m, mg, v, vg, f, fg, s3p, s3g = _free_ports(9)
-    weed: subprocess.Popen[bytes] | None = None
-    pg_started = False
-    try:
-        _run_as_postgres(
-            [
-                str(PG_BIN / "initdb"),
-                "-D",
-                str(pg_dir / "data"),
-                "-U",
-                "streamcrawl",
-                f"--pwfile={pw}",
-                *INITDB_ARGS,
-            ]
-        )
-        _run_as_postgres(
-            [
-                str(PG_BIN / "pg_ctl"),
-                "-D",
-                str(pg_dir / "data"),
-                "-l",
-                str(pg_dir / "log"),
-                "-w",
-                "start",
-                "-o",
-                f"-h 127.0.0.1 -p {pg_port} -k {pg_dir}",
-            ]
-        )
-        pg_started = True
-        postmaster = int((pg_dir / "data" / "postmaster.pid").read_text().split()[0])
-        subprocess.run(
-            [
-                "psql",
-                "-q",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(pg_port),
-                "-U",
-                "streamcrawl",
-                "-d",
-                "postgres",
-                "-c",
-                "CREATE DATABASE streamcrawl",
-            ],
-            check=True,
-            capture_output=True,
-            env={**os.environ, "PGPASSWORD": "streamcrawl"},
-        )
-        s3 = S3Settings(endpoint=f"127.0.0.1:{s3p}", bucket="bench-storage")
-        (work / "s3.json").write_text(
-            json.dumps(
-                {
-                    "identities": [
-                        {
-                            "name": "bench",
-                            "credentials": [{"accessKey": s3.access_key, "secretKey": s3.secret_key}],
-                            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-                        }
-                    ]
-                }
-            )
-        )
-        weed_bin = Path(sys.executable).parent / "weed"
-        weed = subprocess.Popen(
-            [
-                str(weed_bin),
-                "server",
-                "-ip=127.0.0.1",
-                "-ip.bind=127.0.0.1",
-                f"-dir={weed_dir}",
-                *WEED_ARGS,
-                f"-s3.config={work / 's3.json'}",
-                f"-master.port={m}",
-                f"-master.port.grpc={mg}",
-                f"-volume.port={v}",
-                f"-volume.port.grpc={vg}",
-                f"-filer.port={f}",
-                f"-filer.port.grpc={fg}",
-                f"-s3.port={s3p}",
-                f"-s3.port.grpc={s3g}",
-            ],
-            stdout=(work / "weed.log").open("wb"),
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "TMPDIR": str(tmp)},
-            start_new_session=True,
-        )
-        _wait_s3(s3, weed)
-        weed_pid = weed.pid
-        yield Services(
-            pg=PostgresSettings(port=pg_port),
-            s3=s3,
-            server_cpu=lambda: (
-                _cpu_seconds(lambda: _children_of(postmaster)) + _cpu_seconds(lambda: [weed_pid])
-            ),
-        )
-    finally:
-        if weed is not None:
-            weed.send_signal(signal.SIGTERM)  # scratch data: no need to wait out its slow shutdown
-            try:
-                weed.wait(2)
-            except subprocess.TimeoutExpired:
-                weed.kill()
-                weed.wait(5)
-        if pg_started:
-            _run_as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(pg_dir / "data"), "-m", "immediate", "stop"])
-        shutil.rmtree(work, ignore_errors=True)
-
-
-def _wait_s3(s3: S3Settings, weed: subprocess.Popen[bytes]) -> None:
-    client = Minio(
-        s3.endpoint, access_key=s3.access_key, secret_key=s3.secret_key, secure=False, region=s3.region
+    """PostgreSQL (durable, as in production) + SeaweedFS through the embedded stack's own
+    launchers, on free ports in a scratch directory; stopped by PID afterwards."""
+    base = Path(tempfile.mkdtemp(prefix="streamcrawl-bench-storage-"))
+    base.chmod(0o711)
+    started: list[Component] = []
+    stack = StackSettings(
+        data_dir=base,
+        seaweed_master_port=free_port_with_grpc(),
+        seaweed_volume_port=free_port_with_grpc(),
+        seaweed_filer_port=free_port_with_grpc(),
     )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if not client.bucket_exists(s3.bucket):
-                client.make_bucket(s3.bucket)
-            client.put_object(s3.bucket, "probe", io.BytesIO(b"x"), 1)
-            return
-        except Exception as exc:  # not up yet
-            if weed.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"SeaweedFS did not start: {exc}") from exc
-            time.sleep(0.3)
+    s3 = S3Settings(
+        endpoint=f"127.0.0.1:{free_port_with_grpc()}",
+        access_key="bench-" + secrets.token_hex(4),
+        secret_key=secrets.token_hex(16),
+        bucket="streamcrawl-bench",
+    )
+    pg = PostgresSettings(port=free_port(), password=secrets.token_hex(12), database="streamcrawl_bench")
+    try:
+        seaweed = SeaweedFS(stack=stack, s3=s3, paths=StackPaths.at(base / "s3"))
+        seaweed.ensure_running()
+        started.append(seaweed)
+        postgres = EmbeddedPostgres(stack=stack, postgres=pg, paths=StackPaths.at(base / "pg"), durable=True)
+        postgres.ensure_running()
+        started.append(postgres)
+
+        def server_cpu() -> float:
+            return _cpu_seconds(_with_children(postgres.pid()) + _with_children(seaweed.pid()))
+
+        yield Services(pg=pg, s3=s3, server_cpu=server_cpu)
+    finally:
+        for component in reversed(started):
+            component.stop()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 # -- pages --------------------------------------------------------------------------------
@@ -271,12 +140,12 @@ def _wait_s3(s3: S3Settings, weed: subprocess.Popen[bytes]) -> None:
 _HREF = re.compile(rb'href="(https?://[^"\s<>]{1,300})"')
 
 
-def load_corpus() -> list[tuple[bytes, str, list[str], str]]:
+def load_corpus(limit: int | None = None) -> list[tuple[bytes, str, list[str], str]]:
     """(html zstd, ~5 KB Markdown, outlinks, title) per readability test page."""
     converter = html2text.HTML2Text()
     converter.body_width = 0
     corpus = []
-    for d in sorted(p for p in DATA.iterdir() if (p / "source.html").exists()):
+    for d in sorted(p for p in DATA.iterdir() if (p / "source.html").exists())[:limit]:
         source = (d / "source.html").read_bytes()
         expected = (d / "expected.html").read_text(errors="replace")
         markdown = converter.handle(expected)
@@ -422,7 +291,7 @@ _CORPUS: list[tuple[bytes, str, list[str], str]] = []
 
 
 def bench(*, quick: bool) -> list[dict[str, Any]]:
-    _CORPUS[:] = load_corpus()
+    _CORPUS[:] = load_corpus(30 if quick else None)
     n_page, n_seg, n_naive, repeats = (20, 60, 5, 1) if quick else (1000, 2000, 200, 3)
     runs: dict[str, list[Run]] = {"naive": [], "page": [], "segment": [], "redelivery": []}
     pg_rates: list[tuple[float, float]] = []

@@ -259,7 +259,7 @@ class StorageSettings(BaseSettings):
     write_concurrency: int = 2
     """Sub-batches of one batch written concurrently (their PUTs overlap each other's UPSERTs)."""
     object_layout: Literal["page", "segment"] = "page"
-    """S3 layout: `page` = one object per page part at keys derived from the URL hash; `segment` = one object per batch, parts as byte ranges (1 PUT per batch; see workers/storage/plan.py)."""
+    """S3 layout: `page` = one object per page part at keys derived from the URL hash; `segment` = a batch's parts packed into objects of <= 4 MB, each part a byte range (see workers/storage/plan.py)."""
 
 
 class RendererSettings(BaseSettings):
