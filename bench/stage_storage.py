@@ -253,11 +253,11 @@ async def _naive(svc: Services, pages: list[ProcessedPage]) -> Run:
         cpu, server, t = time.process_time(), svc.server_cpu(), time.perf_counter()
         puts = 0
         for page in pages:
-            (refs,), blobs = plan_writes([page], [None], layout="page")
-            for blob in blobs:
+            plan = plan_writes([page], [None], layout="page")
+            for blob in plan.blobs:
                 client.put_object(svc.s3.bucket, blob.key, io.BytesIO(blob.data), len(blob.data))
                 puts += 1
-            await conn.execute(UPSERT_SQL, *columns_of([page], [refs]))
+            await conn.execute(UPSERT_SQL, *columns_of([page], plan.refs))
         wall = time.perf_counter() - t
         return Run(len(pages), wall, time.process_time() - cpu, svc.server_cpu() - server, puts)
     finally:

@@ -195,6 +195,24 @@ async def test_a_recrawl_rewrites_only_what_changed(
         assert await store.get_markdown(p.url_hash) == "# Changed"
 
 
+async def test_a_recrawl_without_content_removes_the_old_objects(
+    database: PostgresSettings, s3_service: S3Settings
+) -> None:
+    p = make_page(uuid.uuid4().hex[:8], 1)
+    prefix = f"pages/{p.url_hash[:2]}/{p.url_hash}/"
+    async with PageStore(database, s3_service, storage("page")) as store:
+        await store.save_batch([p])
+        assert len(list_keys(s3_service, prefix)) == 2
+        gone = dataclasses.replace(
+            p, fetched_at=p.fetched_at + 5, skipped="content-type application/pdf", html_zstd=b"", markdown=""
+        )
+        (result,) = await store.save_batch([gone])
+        assert result.html_key is None and result.markdown_key is None
+        assert list_keys(s3_service, prefix) == []
+        row = await store.get_page(p.url_hash)
+        assert row is not None and row.skipped and row.html_key is None
+
+
 async def test_a_url_repeated_in_one_batch_keeps_the_newest(
     database: PostgresSettings, s3_service: S3Settings
 ) -> None:

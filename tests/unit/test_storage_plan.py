@@ -11,7 +11,7 @@ import zstandard
 from workers.errors import RecordRejected
 from workers.messages import ProcessedPage, compress_html
 from workers.storage.migrate import load_migrations
-from workers.storage.objects import digest, page_keys, segment_key
+from workers.storage.objects import Blob, digest, page_keys, segment_key
 from workers.storage.pages import (
     UPSERT_SQL,
     clean_text,
@@ -21,8 +21,12 @@ from workers.storage.pages import (
     split_lines,
     unsigned_simhash,
 )
-from workers.storage.plan import ObjectRefs, plan_writes
+from workers.storage.plan import ObjectRefs, WritePlan, plan_writes
 from workers.urls import url_hash
+
+
+def _rb(plan: WritePlan) -> tuple[list[ObjectRefs], list[Blob]]:
+    return plan.refs, plan.blobs
 
 
 def page(n: int = 0, **changes: object) -> ProcessedPage:
@@ -64,39 +68,51 @@ def test_a_bad_url_hash_is_a_rejected_record(bad: str) -> None:
 
 def test_page_layout_writes_html_and_markdown_then_nothing_when_unchanged() -> None:
     p = page(1)
-    refs, blobs = plan_writes([p], [None], layout="page")
+    refs, blobs = _rb(plan_writes([p], [None], layout="page"))
     assert sorted(b.key for b in blobs) == sorted(
         [page_keys(p.url_hash).html, page_keys(p.url_hash).markdown]
     )
     assert refs[0].html is not None and refs[0].html.digest == digest(p.html_zstd)
     assert refs[0].rendered is None
 
-    again, blobs2 = plan_writes([p], refs, layout="page")
+    again, blobs2 = _rb(plan_writes([p], refs, layout="page"))
     assert blobs2 == [] and again == refs
 
     changed = dataclasses.replace(p, markdown="# new text")
-    refs3, blobs3 = plan_writes([changed], refs, layout="page")
+    refs3, blobs3 = _rb(plan_writes([changed], refs, layout="page"))
     assert [b.key for b in blobs3] == [page_keys(p.url_hash).markdown]
     assert refs3[0].html == refs[0].html
 
 
 def test_rendered_dom_is_a_third_object_and_skipped_pages_have_none() -> None:
     p = page(2, rendered_html_zstd=compress_html(b"<html>rendered</html>"))
-    _, blobs = plan_writes([p], [None], layout="page")
+    _, blobs = _rb(plan_writes([p], [None], layout="page"))
     assert page_keys(p.url_hash).rendered in {b.key for b in blobs}
 
     skipped = page(3, skipped="content-type application/pdf", html_zstd=b"", markdown="")
-    refs, blobs = plan_writes([skipped], [None], layout="page")
+    refs, blobs = _rb(plan_writes([skipped], [None], layout="page"))
     assert blobs == [] and refs == [ObjectRefs()]
 
     empty_md = page(4, markdown="")
-    refs, blobs = plan_writes([empty_md], [None], layout="page")
+    refs, blobs = _rb(plan_writes([empty_md], [None], layout="page"))
     assert len(blobs) == 1 and refs[0].markdown is None
+
+
+def test_a_part_the_new_version_lacks_is_deleted_after_the_row_write() -> None:
+    p = page(5)
+    refs, _ = _rb(plan_writes([p], [None], layout="page"))
+    now_skipped = dataclasses.replace(p, skipped="content-type application/pdf", html_zstd=b"", markdown="")
+    plan = plan_writes([now_skipped], refs, layout="page")
+    assert plan.blobs == [] and plan.refs == [ObjectRefs()]
+    assert sorted(plan.stale) == sorted([page_keys(p.url_hash).html, page_keys(p.url_hash).markdown])
+    # Parts inside a segment are never deleted one by one.
+    seg_refs, _ = _rb(plan_writes([p], [None], layout="segment"))
+    assert plan_writes([now_skipped], seg_refs, layout="page").stale == []
 
 
 def test_segment_layout_packs_parts_as_readable_byte_ranges() -> None:
     pages = [page(i) for i in range(5)]
-    refs, blobs = plan_writes(pages, [None] * 5, layout="segment")
+    refs, blobs = _rb(plan_writes(pages, [None] * 5, layout="segment"))
     assert len(blobs) == 1
     body = blobs[0].data
     for p, r in zip(pages, refs, strict=True):
@@ -112,16 +128,16 @@ def test_segment_layout_packs_parts_as_readable_byte_ranges() -> None:
         assert md.decode() == p.markdown
 
     # The same batch again after a crash before the row write maps to the same key.
-    _, again = plan_writes(pages, [None] * 5, layout="segment")
+    _, again = _rb(plan_writes(pages, [None] * 5, layout="segment"))
     assert [b.key for b in again] == [blobs[0].key]
     # Stored and unchanged: nothing to write.
-    _, none = plan_writes(pages, refs, layout="segment")
+    _, none = _rb(plan_writes(pages, refs, layout="segment"))
     assert none == []
 
 
 def test_segments_are_split_at_the_size_cap() -> None:
     pages = [page(i) for i in range(10)]
-    _, blobs = plan_writes(pages, [None] * 10, layout="segment", segment_max_bytes=200)
+    _, blobs = _rb(plan_writes(pages, [None] * 10, layout="segment", segment_max_bytes=200))
     assert len(blobs) > 1
     assert sum(len(b.data) for b in blobs) == sum(len(p.html_zstd) + len(p.markdown.encode()) for p in pages)
 

@@ -14,9 +14,10 @@ Object key layout (bucket ``STREAMCRAWL_S3_BUCKET``), ``StorageSettings.object_l
     pages/<hh>/<url_hash>/rendered.html.zst  DOM after JavaScript, zstd (rich path only)
 
 ``hh`` is the first two hex characters of the url_hash (256 prefixes spread the keys). Keys
-are per URL, not per content: a recrawl overwrites the page's objects, so the bucket holds
-the current version of every URL and nothing else (no garbage collection), and a
-redelivery rewrites the same keys (never a second object). History is not kept: the row's
+are per URL, not per content: a recrawl overwrites the page's objects (and deletes, after
+the row write, a part the new version no longer has), so the bucket holds the current
+version of every URL and nothing else (no garbage collection), and a redelivery rewrites
+the same keys (never a second object). History is not kept: the row's
 ``content_hash``/``text_hash``/``simhash`` say whether a recrawl changed the page.
 
 ``segment`` — the parts a batch writes are packed into ``segments/<hh>/<blake2b>.seg``

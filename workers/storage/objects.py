@@ -12,9 +12,10 @@ here), so the writer also skips objects whose bytes are already stored (see stor
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
@@ -98,6 +99,9 @@ class BlobStore(Protocol):
     async def get(self, key: str, *, offset: int = 0, length: int | None = None) -> bytes | None:
         """The object's bytes (or ``length`` bytes from ``offset``), None if it does not exist."""
 
+    async def delete_many(self, keys: Sequence[str]) -> None:
+        """Remove objects (missing ones are fine)."""
+
 
 class MemoryBlobStore:
     """In-memory BlobStore for unit tests; counts PUTs like the real one costs them."""
@@ -120,6 +124,10 @@ class MemoryBlobStore:
         for blob in blobs:
             self.objects[blob.key] = blob.data
             self.puts += 1
+
+    async def delete_many(self, keys: Sequence[str]) -> None:
+        for key in keys:
+            self.objects.pop(key, None)
 
     async def get(self, key: str, *, offset: int = 0, length: int | None = None) -> bytes | None:
         data = self.objects.get(key)
@@ -199,18 +207,31 @@ class S3BlobStore:
             raise _s3_error(exc, f"PUT {blob.key}") from exc
 
     async def put_many(self, blobs: Sequence[Blob]) -> None:
-        if not blobs:
+        await self._run_all([functools.partial(self._put, blob) for blob in blobs])
+
+    async def _run_all(self, calls: Sequence[Callable[[], None]]) -> None:
+        """Run blocking calls on the pool; raise only once every one has finished."""
+        if not calls:
             return
         loop = asyncio.get_running_loop()
         pool = self._executor()
         results = await asyncio.gather(
-            *(loop.run_in_executor(pool, self._put, b) for b in blobs), return_exceptions=True
+            *(loop.run_in_executor(pool, c) for c in calls), return_exceptions=True
         )
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
             # A rejected record is the more specific verdict; otherwise report the first failure.
             rejected = [e for e in errors if isinstance(e, RecordRejected)]
             raise (rejected or errors)[0]
+
+    def _delete(self, key: str) -> None:
+        try:
+            self._client.remove_object(self.bucket, key)
+        except _S3_FAILURES as exc:
+            raise _s3_error(exc, f"DELETE {key}") from exc
+
+    async def delete_many(self, keys: Sequence[str]) -> None:
+        await self._run_all([functools.partial(self._delete, key) for key in keys])
 
     def _get(self, key: str, offset: int, length: int | None) -> bytes | None:
         if length == 0:

@@ -26,7 +26,16 @@ from typing import Literal
 from workers.messages import ProcessedPage
 from workers.storage.objects import HTML_TYPE, MARKDOWN_TYPE, Blob, digest, page_keys, segment_key
 
-__all__ = ["PARTS", "SEGMENT_MAX_BYTES", "SEGMENT_TYPE", "Layout", "ObjectRefs", "Part", "plan_writes"]
+__all__ = [
+    "PARTS",
+    "SEGMENT_MAX_BYTES",
+    "SEGMENT_TYPE",
+    "Layout",
+    "ObjectRefs",
+    "Part",
+    "WritePlan",
+    "plan_writes",
+]
 
 Layout = Literal["page", "segment"]
 PARTS = ("html", "markdown", "rendered")
@@ -72,6 +81,16 @@ def _bodies(page: ProcessedPage) -> dict[str, tuple[bytes, str]]:
     return {name: body for name, body in bodies.items() if body[0]}
 
 
+@dataclass(frozen=True, slots=True)
+class WritePlan:
+    refs: list[ObjectRefs]
+    """One per page, in order."""
+    blobs: list[Blob]
+    """Objects to PUT before the rows are written."""
+    stale: list[str]
+    """Whole objects no longer referenced once the rows are written (page layout)."""
+
+
 _Pending = tuple[int, str, bytes, str]  # (page index, part name, bytes, digest)
 
 
@@ -95,10 +114,12 @@ def plan_writes(
     *,
     layout: Layout,
     segment_max_bytes: int = SEGMENT_MAX_BYTES,
-) -> tuple[list[ObjectRefs], list[Blob]]:
-    """The refs each page will have and the objects to PUT first (none when nothing changed)."""
+) -> WritePlan:
+    """The refs each page will have, the objects to PUT first (none when nothing changed) and
+    the whole objects its previous version had that the new one no longer has."""
     refs: list[dict[str, Part]] = []
     blobs: list[Blob] = []
+    stale: list[str] = []
     pending: list[_Pending] = []  # segment layout: parts still to pack
     for i, (page, old) in enumerate(zip(pages, prior, strict=True)):
         parts: dict[str, Part] = {}
@@ -114,6 +135,10 @@ def plan_writes(
                 parts[name] = Part(key, d)
             else:
                 pending.append((i, name, data, d))
+        for name in PARTS:
+            gone: Part | None = getattr(old, name) if old is not None else None
+            if gone is not None and gone.offset is None and name not in parts:
+                stale.append(gone.key)  # e.g. a recrawl that is now skipped: drop its old object
         refs.append(parts)
     for group in _pack(pending, max_bytes=segment_max_bytes):
         body = b"".join(data for _, _, data, _ in group)
@@ -123,4 +148,4 @@ def plan_writes(
             refs[i][name] = Part(key, d, offset, len(data))
             offset += len(data)
         blobs.append(Blob(key, body, SEGMENT_TYPE))
-    return [ObjectRefs(**parts) for parts in refs], blobs
+    return WritePlan([ObjectRefs(**parts) for parts in refs], blobs, stale)

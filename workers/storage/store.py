@@ -182,11 +182,13 @@ class PageStore:
             else:
                 to_write.append(page)
         prior = [existing[p.url_hash].refs if p.url_hash in existing else None for p in to_write]
-        new_refs, blobs = plan_writes(to_write, prior, layout=self._storage.object_layout)
-        await self._blobs.put_many(blobs)
-        self.puts += len(blobs)
-        await upsert_pages(pool, to_write, new_refs)
-        refs.update(zip((p.url_hash for p in to_write), new_refs, strict=True))
+        plan = plan_writes(to_write, prior, layout=self._storage.object_layout)
+        await self._blobs.put_many(plan.blobs)
+        self.puts += len(plan.blobs)
+        await upsert_pages(pool, to_write, plan.refs)
+        if plan.stale:
+            await self._blobs.delete_many(plan.stale)
+        refs.update(zip((p.url_hash for p in to_write), plan.refs, strict=True))
         return refs
 
     async def save_one(self, page: ProcessedPage) -> StoredPage:
