@@ -46,6 +46,8 @@ def broker_port(kafka: KafkaSettings) -> int:
 class TansuBroker(Component):
     name = "broker"
     ready_timeout_s = 30.0
+    stop_signal = signal.SIGTERM
+    stop_timeout_s = 10.0
 
     def __init__(
         self,
@@ -78,6 +80,7 @@ class TansuBroker(Component):
         url = f"tcp://{LOCALHOST}:{self.port}"
         env = {k: v for k, v in os.environ.items() if k not in _TANSU_ENV}
         env["TMPDIR"] = str(self.paths.tmp)
+        env["NO_COLOR"] = "1"
         if self.stack.broker_storage == "s3":
             scheme = "https" if self.s3.secure else "http"
             env.update(
@@ -103,8 +106,8 @@ class TansuBroker(Component):
             pid_path=self.pid_path,
             env=env,
             cwd=self.paths.root,
-            stop_signal=signal.SIGTERM,
-            stop_timeout_s=10.0,
+            stop_signal=self.stop_signal,
+            stop_timeout_s=self.stop_timeout_s,
         )
 
     def probe(self) -> bool:

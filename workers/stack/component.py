@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import abc
 import enum
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +55,9 @@ class Component(abc.ABC):
 
     name: str = ""
     ready_timeout_s: float = 60.0
+    stop_signal: signal.Signals = signal.SIGTERM
+    stop_timeout_s: float = 10.0
+    """How long it may take to exit after ``stop_signal`` before SIGKILL."""
 
     def __init__(self, *, run_dir: Path, log_dir: Path) -> None:
         self.run_dir = run_dir
@@ -119,6 +123,19 @@ class Component(abc.ABC):
     def stop(self) -> bool:
         """Stop it (and everything it started) by PID; True if it was running."""
         return self.process.stop()
+
+    @classmethod
+    def stop_recorded(cls, run_dir: Path) -> bool:
+        """Stop the process named in this component's PID file, needing no settings at all."""
+        spec = ProcessSpec(
+            name=cls.name,
+            argv=[],
+            log_path=run_dir / f"{cls.name}.log",
+            pid_path=run_dir / f"{cls.name}.pid",
+            stop_signal=cls.stop_signal,
+            stop_timeout_s=cls.stop_timeout_s,
+        )
+        return ManagedProcess(spec).stop()
 
     def pid(self) -> int | None:
         rec = self.process.running()

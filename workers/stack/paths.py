@@ -20,7 +20,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import workers
 from workers.errors import StackError
 
 __all__ = ["StackPaths", "project_root", "tansu_binary", "venv_binary"]
@@ -91,7 +90,7 @@ def tansu_binary() -> Path:
 
 def project_root() -> Path:
     """The checkout holding workspace.yaml and dagster.yaml (the package is installed editable)."""
-    root = Path(workers.__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     if not (root / "workspace.yaml").is_file():
         raise StackError(
             f"workspace.yaml not found next to the workers package ({root}); "

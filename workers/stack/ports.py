@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -59,13 +60,20 @@ def port_free(port: int, host: str = LOCALHOST) -> bool:
     return True
 
 
-def ensure_ports_free(component: str, claims: Iterable[PortClaim]) -> None:
-    """Raise PortInUseError for the first claimed port another process holds."""
+def ensure_ports_free(component: str, claims: Iterable[PortClaim], *, grace_s: float = 1.0) -> None:
+    """Raise PortInUseError for the first claimed port another process holds.
+
+    A port is re-checked for ``grace_s`` seconds first: a server that just died may take a
+    moment to release its sockets.
+    """
     for claim in claims:
         if not 0 < claim.port < 65536:
             raise ConfigError(f"{component}: port {claim.port} is out of range; fix {claim.setting}")
-        if not port_free(claim.port):
-            raise PortInUseError(component=component, port=claim.port, setting=claim.setting)
+        deadline = time.monotonic() + grace_s
+        while not port_free(claim.port):
+            if time.monotonic() >= deadline:
+                raise PortInUseError(component=component, port=claim.port, setting=claim.setting)
+            time.sleep(0.1)
 
 
 def tcp_open(port: int, host: str = LOCALHOST, *, timeout: float = 0.5) -> bool:

@@ -46,6 +46,8 @@ _MAX_SOCKET_PATH = 100
 class EmbeddedPostgres(Component):
     name = "postgres"
     ready_timeout_s = 60.0
+    stop_signal = signal.SIGINT  # fast shutdown: roll back open transactions, checkpoint, exit
+    stop_timeout_s = 15.0
 
     def __init__(
         self,
@@ -205,8 +207,8 @@ class EmbeddedPostgres(Component):
             env=env,
             cwd=self.paths.postgres,
             user=self.run_as,
-            stop_signal=signal.SIGINT,
-            stop_timeout_s=15.0,
+            stop_signal=self.stop_signal,
+            stop_timeout_s=self.stop_timeout_s,
         )
 
     def _connect(self, database: str, *, timeout_s: int) -> Any:

@@ -166,8 +166,9 @@ class ManagedProcess:
         rec = self.running() or self.record()
 
         def ready() -> bool:
-            if rec is not None and not rec.alive():
-                code = self.exit_code()
+            # Ask our Popen first: it collects the exit status before /proc checks could reap it.
+            code = self.exit_code()
+            if code is not None or (rec is not None and not rec.alive()):
                 line = last_log_line(self.spec.log_path)
                 raise StackError(
                     f"{self.name} exited during startup"

@@ -51,6 +51,8 @@ def s3_client(s3: S3Settings, *, timeout_s: float = 5.0) -> Minio:
 class SeaweedFS(Component):
     name = "s3"
     ready_timeout_s = 60.0
+    stop_signal = signal.SIGTERM
+    stop_timeout_s = 3.0
 
     def __init__(self, *, stack: StackSettings, s3: S3Settings, paths: StackPaths) -> None:
         super().__init__(run_dir=paths.run, log_dir=paths.logs)
@@ -121,7 +123,8 @@ class SeaweedFS(Component):
             "-master.electionTimeout=2s",
             f"-dir={self.paths.seaweedfs / 'data'}",
             "-volume.preStopSeconds=0",
-            "-volume.max=0",
+            "-volume.max=0",  # auto: free disk / volume size
+            "-master.volumeSizeLimitMB=1024",  # 30 GB volumes would allow only a few on a laptop disk
             "-s3",
             f"-s3.config={self._config_path}",
             "-s3.port.iceberg=0",
@@ -139,8 +142,8 @@ class SeaweedFS(Component):
             pid_path=self.pid_path,
             env=env,
             cwd=self.paths.seaweedfs,
-            stop_signal=signal.SIGTERM,
-            stop_timeout_s=5.0,
+            stop_signal=self.stop_signal,
+            stop_timeout_s=self.stop_timeout_s,
         )
 
     def _volume_server_registered(self) -> bool:
