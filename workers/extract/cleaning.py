@@ -26,7 +26,7 @@ _EMBEDS: Final = frozenset({"object", "embed", "iframe"})
 
 def is_data_table(table: LexborNode) -> bool:
     """Readability's _markDataTables heuristic for one table."""
-    attrs = table.attrs
+    attrs = table.attributes
     if attrs.get("role") == "presentation" or attrs.get("datatable") == "0":
         return False
     if attrs.get("summary") or table.css_first("caption, thead, th, col, colgroup, tfoot") is not None:

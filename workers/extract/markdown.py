@@ -61,7 +61,6 @@ _BR: Final = "\x03"  # a line break
 _PARA: Final = "\x03\x03"  # a blank line
 _INDENT: Final = "\x01"  # list indentation
 _CODE: Final = "\x02"  # \x02<n>\x02 stands for the n-th <pre> block, kept verbatim
-_BLANKS: Final = re.compile(r"\x03{3,}")
 _CODE_REF: Final = re.compile(r"\x02(\d+)\x02")
 
 
@@ -69,8 +68,8 @@ def _finish(text: str) -> str:
     """Collapse whitespace; keep the markers (lines split on _BR)."""
     # str.split() is ~10x faster than a \s+ regex and leaves the \x01-\x03 markers alone.
     text = " ".join(text.split()).replace(" " + _BR, _BR).replace(_BR + " ", _BR)
-    if _BR * 3 in text:
-        text = _BLANKS.sub(_PARA, text)
+    while _BR * 3 in text:  # cheaper than a regex on these short runs
+        text = text.replace(_BR * 4, _PARA).replace(_BR * 3, _PARA)
     return text.strip(" " + _BR)
 
 
@@ -106,16 +105,17 @@ class _Writer:
     def children(self, node: LexborNode, out: list[str]) -> None:
         child = node.child
         while child is not None:
-            if child.is_text_node:
+            tag = child.tag or "-"
+            if tag == "-text":
                 text = child.text_content
                 if text:
                     out.append(text)
-            elif child.is_element_node:
-                self.element(child, out)
+            elif tag[0] != "-":  # not a comment or another special node
+                self.element(child, out, tag)
             child = child.next
 
-    def element(self, node: LexborNode, out: list[str]) -> None:
-        tag = node.tag or ""
+    def element(self, node: LexborNode, out: list[str], tag: str | None = None) -> None:
+        tag = tag or node.tag or ""
         if tag in _BLOCKS:
             out.append(_PARA)
             self.children(node, out)
@@ -137,7 +137,7 @@ class _Writer:
             self.children(node, out)
             out.append(_BR)
         elif tag == "img":
-            attrs = node.attrs
+            attrs = node.attributes
             src = attrs.get("src") or attrs.get("data-src") or ""
             url = self.resolver.resolve(src) if not src.startswith("data:") else None
             if url:

@@ -161,7 +161,7 @@ def read_metadata(
 ) -> PageMetadata:
     metas: dict[str, str] = {}
     for node in tree.css("meta[content]"):
-        attrs = node.attrs
+        attrs = node.attributes
         content = attrs.get("content")
         if content is None:
             continue

@@ -73,7 +73,7 @@ def _negative(lowered: str) -> bool:
 
 def class_weight(node: LexborNode) -> int:
     """-25 for a negative and +25 for a positive class, the same again for the id."""
-    attrs = node.attrs
+    attrs = node.attributes
     key = (attrs.get("class") or "", attrs.get("id") or "")
     weight = _weights.get(key)
     if weight is None:
@@ -115,7 +115,7 @@ def unlikely(node: LexborNode) -> bool:
     """Readability's unlikely-candidate test of one element (its ancestors not included)."""
     if node.tag in _EXEMPT:
         return False
-    attrs = node.attrs
+    attrs = node.attributes
     key = (attrs.get("class") or "", attrs.get("id") or "", attrs.get("role") or "")
     verdict = _unlikely.get(key)
     if verdict is None:

@@ -14,6 +14,8 @@ _CJK: Final = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff
 # (those scripts do not put spaces between words).
 _TOKEN: Final = re.compile(rf"[{_CJK}]|(?:(?![{_CJK}])[^\W_])+")
 _HAS_CJK: Final = re.compile(rf"[{_CJK}]")
+_ALL_CJK: Final = re.compile(rf"[{_CJK}]+")
+_WORD: Final = re.compile(r"[^\W_]+")
 
 
 def normalise(text: str) -> str:
@@ -31,10 +33,17 @@ def tokens(normalised: str) -> list[str]:
     (like ``wc -w``), except that text with CJK/kana/hangul is split into letter/digit
     runs with every CJK character a token of its own (those scripts have no spaces).
     Splitting on whitespace is 7x cheaper than a regex on the common path."""
-    # max() is a C loop; the character-class regex scan measured ~0.3 ms on 15 KB.
-    if normalised and max(normalised) >= "\u3040" and _HAS_CJK.search(normalised):
-        return _TOKEN.findall(normalised)
-    return normalised.split()
+    if normalised.isascii() or not _HAS_CJK.search(normalised):
+        return normalised.split()
+    out: list[str] = []
+    for run in _WORD.findall(normalised):
+        if run.isascii() or not _HAS_CJK.search(run):
+            out.append(run)
+        elif _ALL_CJK.fullmatch(run):
+            out.extend(run)  # one token per character
+        else:
+            out.extend(_TOKEN.findall(run))
+    return out
 
 
 def text_hash(normalised: str) -> str:
