@@ -36,3 +36,10 @@ def test_metadata_of_a_known_page(cases: dict[str, ReadabilityCase]) -> None:
     assert out.lang == case.metadata["lang"]
     assert out.published_time
     assert out.description
+
+
+def test_extractor_benchmark_runs() -> None:
+    from bench import stage_fast_extractor
+
+    rows = stage_fast_extractor.bench(quick=True)
+    assert rows and all("metric" in row for row in rows)

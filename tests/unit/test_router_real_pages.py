@@ -37,3 +37,10 @@ def test_client_rendered_apps_route_rich() -> None:
             assert decision.route == "rich", (rel, decision)
             checked += 1
     assert checked == 8
+
+
+def test_router_benchmark_runs() -> None:
+    from bench import stage_router
+
+    rows = stage_router.bench(quick=True)
+    assert rows and all("metric" in row for row in rows)
