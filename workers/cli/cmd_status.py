@@ -1,0 +1,85 @@
+"""`streamcrawl status [--json]`: components, worker programs, topic ends, group lag, DLQ depths."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from typing import Any
+
+from workers.cli.base import Subparsers
+from workers.settings import Settings
+from workers.stack.kafka_status import KafkaStatus, kafka_status
+from workers.stack.stack import Stack
+
+__all__ = ["EXIT_DOWN", "register", "run"]
+
+EXIT_DOWN = 3
+"""Exit status when a component the configuration starts is down (like `systemctl status`)."""
+
+
+def register(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "status",
+        help="show the stack's components, workers, topics, lag and DLQs",
+        description=(
+            "Each component up/down with its address and PID, each worker program's supervisord "
+            f"state, per-topic log end, per-group lag and DLQ depths. Exits {EXIT_DOWN} when an "
+            "enabled component is down."
+        ),
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(handler=run)
+
+
+def collect(settings: Settings) -> dict[str, Any]:
+    stack = Stack(settings)
+    components = stack.status()
+    programs = stack.supervisor.programs() if stack.supervisor.pid() is not None else []
+    broker_up = any(c.name == stack.broker.name and c.up for c in components)
+    kafka = (
+        asyncio.run(kafka_status(settings.kafka))
+        if broker_up or stack.broker.pid() is None
+        else KafkaStatus(error="broker not answering")
+    )
+    enabled = {c.name for c in stack.components() if stack.enabled(c)}
+    return {
+        "up": all(c.up for c in components if c.name in enabled),
+        "data_dir": str(stack.paths.root),
+        "components": [c.as_dict() for c in components],
+        "programs": [p.as_dict() for p in programs],
+        "kafka": kafka.as_dict(),
+    }
+
+
+def _print_human(report: dict[str, Any]) -> None:
+    out = sys.stdout
+    out.write(f"data dir {report['data_dir']}\n\n")
+    for c in report["components"]:
+        state = "up" if c["up"] else "DOWN"
+        out.write(f"{c['name']:<18} {state:<5} {c['address']:<40} pid {c['pid'] or '-'}\n")
+    if report["programs"]:
+        out.write("\n")
+        for p in report["programs"]:
+            out.write(f"{p['name']:<22} {p['state']:<9} pid {p['pid'] or '-':<8} {p['description']}\n")
+    kafka = report["kafka"]
+    out.write("\n")
+    if kafka["error"]:
+        out.write(f"kafka: {kafka['error']}\n")
+        return
+    for name, topic in kafka["topics"].items():
+        out.write(f"{name:<18} {topic['partitions']:>3} partitions  end {topic['high_watermark']}\n")
+    out.write("\n")
+    for group, lag in kafka["groups"].items():
+        out.write(f"{group:<30} on {lag['topic']:<16} lag {lag['lag']}\n")
+    out.write("\ndead letters: " + ", ".join(f"{k} {v}" for k, v in kafka["dlq"].items()) + "\n")
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    report = collect(settings)
+    if args.json:
+        sys.stdout.write(json.dumps(report) + "\n")
+    else:
+        _print_human(report)
+    return 0 if report["up"] else EXIT_DOWN
