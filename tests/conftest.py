@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.services import start_kafka, start_postgres, start_s3, test_stack_settings
+from tests.helpers.services import start_kafka, start_postgres, start_s3, make_stack_settings
 from workers.settings import IngestorSettings, KafkaSettings, PostgresSettings, S3Settings, Settings
 
 
@@ -72,7 +72,7 @@ def settings(
     kafka_service: KafkaSettings,
 ) -> Settings:
     return Settings(
-        stack=test_stack_settings(services_dir / "data"),
+        stack=make_stack_settings(services_dir / "data"),
         kafka=kafka_service,
         postgres=postgres_service,
         s3=s3_service,

@@ -21,7 +21,7 @@ from workers.stack.paths import StackPaths
 from workers.stack.postgres import EmbeddedPostgres
 from workers.stack.seaweed import SeaweedFS
 
-__all__ = ["run_coro", "start_kafka", "start_postgres", "start_s3", "test_stack_settings"]
+__all__ = ["run_coro", "start_kafka", "start_postgres", "start_s3", "make_stack_settings"]
 
 T = TypeVar("T")
 
@@ -45,7 +45,7 @@ def run_coro(coro: Coroutine[Any, Any, T]) -> T:
     return value
 
 
-def test_stack_settings(data_dir: Path, **overrides: Any) -> StackSettings:
+def make_stack_settings(data_dir: Path, **overrides: Any) -> StackSettings:
     """StackSettings on free ports under ``data_dir`` (rich renderer off, broker in memory)."""
     values: dict[str, Any] = {
         "data_dir": data_dir,
@@ -71,7 +71,7 @@ def start_s3(base: Path) -> tuple[SeaweedFS, S3Settings]:
         secure=False,
         region="us-east-1",
     )
-    stack = test_stack_settings(base)
+    stack = make_stack_settings(base)
     component = SeaweedFS(stack=stack, s3=s3, paths=StackPaths.at(base))
     component.ensure_running()
     return component, s3
@@ -87,7 +87,7 @@ def start_postgres(base: Path) -> tuple[EmbeddedPostgres, PostgresSettings]:
         dagster_database="dagster_test",
     )
     component = EmbeddedPostgres(
-        stack=test_stack_settings(base), postgres=pg, paths=StackPaths.at(base), durable=False
+        stack=make_stack_settings(base), postgres=pg, paths=StackPaths.at(base), durable=False
     )
     component.ensure_running()
     return component, pg
@@ -103,7 +103,7 @@ def start_kafka(
         session_timeout_ms=2000,
         heartbeat_interval_ms=300,
     )
-    stack = test_stack_settings(base, broker_storage="s3" if s3 is not None else "memory")
+    stack = make_stack_settings(base, broker_storage="s3" if s3 is not None else "memory")
     component = TansuBroker(
         stack=stack, kafka=kafka, s3=s3 if s3 is not None else S3Settings(), paths=StackPaths.at(base)
     )
