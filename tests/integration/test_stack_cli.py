@@ -178,6 +178,20 @@ async def test_up_status_down_cycle(stack_dir: Path) -> None:
     survivors = [pid for pid, start in tree if pid_alive(pid, start)]
     assert survivors == [], [proc_info(p) for p in survivors]
     assert list((stack_dir / "run").glob("*.pid")) == []
+    grpc_ports = [
+        int(env[name].rpartition(":")[2]) + 10_000
+        for name in (
+            "STREAMCRAWL_SEAWEED_MASTER_PORT",
+            "STREAMCRAWL_SEAWEED_VOLUME_PORT",
+            "STREAMCRAWL_SEAWEED_FILER_PORT",
+            "STREAMCRAWL_S3_ENDPOINT",
+        )
+    ]
+    assert [
+        p
+        for p in Path("/tmp").glob("seaweedfs-*-grpc-*.sock")
+        if int(p.stem.rpartition("-")[2]) in grpc_ports
+    ] == []
     down_status = _status(env)
     assert not any(c["up"] for c in down_status["components"])
 

@@ -2,7 +2,8 @@
 
 One process runs master, volume server, filer and the S3 gateway. Every port is explicit
 (a gRPC port is its HTTP port + 10000) and bound to 127.0.0.1; sockets and temporary files
-go under the data dir (TMPDIR and ``*.localSocket``), never /tmp. Access and secret keys
+go under the data dir (TMPDIR and ``*.localSocket``); the only exception, weed's gRPC
+unix sockets hard-coded in /tmp, are removed when it stops. Access and secret keys
 come from S3Settings via an identities file. The filer's gRPC server waits 15 s for its own
 streams on SIGTERM, so stopping uses a short grace and then SIGKILL: its volumes and
 filer journal are written with write(2) as they change, so nothing acknowledged is lost.
@@ -10,10 +11,13 @@ filer journal are written with write(2) as they change, so nothing acknowledged 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import stat
 import urllib.request
+from pathlib import Path
 
 import urllib3
 from minio import Minio
@@ -46,6 +50,21 @@ def s3_client(s3: S3Settings, *, timeout_s: float = 5.0) -> Minio:
         region=s3.region,
         http_client=http,
     )
+
+
+def _remove_sockets(record: Path) -> None:
+    """Remove the /tmp sockets a stopped weed left behind (only sockets we own)."""
+    try:
+        names = record.read_text().split()
+    except FileNotFoundError:
+        return
+    for name in names:
+        path = Path(name)
+        with contextlib.suppress(OSError):
+            st = path.lstat()
+            if stat.S_ISSOCK(st.st_mode) and st.st_uid == os.getuid():
+                path.unlink()
+    record.unlink(missing_ok=True)
 
 
 class SeaweedFS(Component):
@@ -94,7 +113,19 @@ class SeaweedFS(Component):
     def _config_path(self) -> os.PathLike[str]:
         return self.paths.seaweedfs / "s3-identities.json"
 
+    @property
+    def _sockets_record(self) -> Path:
+        return self.run_dir / f"{self.name}.tmp-sockets"
+
     def prepare(self) -> None:
+        # weed hard-codes its gRPC unix sockets in /tmp (TMPDIR is ignored for them): note
+        # their names so that stopping removes them.
+        sockets = [
+            f"/tmp/seaweedfs-{component}-grpc-{port + GRPC_OFFSET}.sock"
+            for component, (port, _setting) in self._ports().items()
+        ]
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._sockets_record.write_text("\n".join(sockets) + "\n")
         data = self.paths.seaweedfs / "data"
         data.mkdir(parents=True, exist_ok=True)
         self.paths.tmp.mkdir(parents=True, exist_ok=True)
@@ -110,6 +141,17 @@ class SeaweedFS(Component):
         fd = os.open(self._config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             json.dump(identities, fh)
+
+    def stop(self) -> bool:
+        stopped = super().stop()
+        _remove_sockets(self._sockets_record)
+        return stopped
+
+    @classmethod
+    def stop_recorded(cls, run_dir: Path) -> bool:
+        stopped = super().stop_recorded(run_dir)
+        _remove_sockets(run_dir / f"{cls.name}.tmp-sockets")
+        return stopped
 
     def spec(self) -> ProcessSpec:
         ports = self._ports()
