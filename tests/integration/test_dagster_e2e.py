@@ -1,0 +1,174 @@
+"""End to end through the Dagster webserver: a GraphQL backfill of two frontier partitions
+of a small demo-web list, both ``stored_pages`` partitions materialised by the
+completion sensor, and a poison record replayed once by the DLQ sensor's runs, then parked.
+
+A whole embedded stack on free ports (S3, broker, PostgreSQL, Dagster webserver + daemon,
+supervisord workers without the rich renderer) plus the demo web. Slow (minutes): every
+Dagster run is a subprocess and sensors tick every 15-30 s.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from crawl_assets.aio import run_sync
+from crawl_assets.schema import ensure_schema
+from crawl_assets.tranco import parse_tranco_lines, store_snapshot
+from tests.helpers import services
+from tests.helpers.ports import free_port, free_port_with_grpc
+from workers.demoweb.hosts import demo_host, resolve_overrides
+from workers.kafka import make_producer
+from workers.settings import (
+    DagsterSettings,
+    IngestorSettings,
+    KafkaSettings,
+    PostgresSettings,
+    S3Settings,
+    Settings,
+)
+from workers.stack.demoweb import DemoWebServer
+from workers.stack.stack import Stack, stop_recorded
+from workers.topics import CRAWL_REQUEST
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
+PARTITIONS = ["01-10", "11-20"]
+LIST_ID = "e2e-demo"
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Settings]:
+    base = Path(tempfile.mkdtemp(prefix="streamcrawl-dagster-e2e-"))
+    try:
+        os.chmod(base, 0o755)  # PostgreSQL runs as `postgres` when the tests run as root
+        stack_settings = services.make_stack_settings(base / "data", demo_port=free_port())
+        settings = Settings(
+            stack=stack_settings,
+            kafka=KafkaSettings(
+                bootstrap_servers=f"127.0.0.1:{free_port()}",
+                session_timeout_ms=2000,
+                heartbeat_interval_ms=300,
+            ),
+            postgres=PostgresSettings(port=free_port()),
+            s3=S3Settings(endpoint=f"127.0.0.1:{free_port_with_grpc()}"),
+            ingestor=IngestorSettings(allow_private_networks=True, resolve_overrides=resolve_overrides()),
+            dagster=DagsterSettings(frontier_max_rank=20, frontier_partition_size=10, dlq_max_attempts=2),
+        )
+        stack = Stack(settings)
+        demo = DemoWebServer(stack=stack_settings, paths=stack.paths)
+        try:
+            stack.up()
+            demo.ensure_running()
+            yield settings
+        finally:
+            demo.stop()
+            stop_recorded(stack.paths)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _log_tails(settings: Settings) -> str:
+    """The end of every stack log, to see which stage stalled when the test times out."""
+    out = []
+    for log in sorted(Path(settings.stack.data_dir).rglob("*.log")):
+        lines = log.read_text(errors="replace").splitlines()[-3:]
+        out.append(f"== {log.name}\n" + "\n".join(line[:300] for line in lines))
+    return "\n".join(out)
+
+
+def graphql(settings: Settings, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{settings.stack.dagster_port}/graphql",
+        data=json.dumps({"query": query, "variables": variables or {}}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        body: dict[str, Any] = json.load(response)
+    assert "errors" not in body, body
+    return body["data"]
+
+
+LAUNCH = """
+mutation($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message }
+    ... on InvalidSubsetError { message }
+  }
+}"""
+STORED = """
+{ assetOrError(assetKey: {path: ["stored_pages"]}) {
+    ... on Asset { assetMaterializations(limit: 20) { partition } } } }"""
+
+
+async def _prepare(settings: Settings) -> None:
+    lines = [f"{i},{demo_host(i)}" for i in range(1, 21)]
+    conn = await asyncpg.connect(settings.postgres.dsn())
+    try:
+        await ensure_schema(conn)
+        await store_snapshot(conn, list_id=LIST_ID, source="test", parsed=parse_tranco_lines(lines))
+    finally:
+        await conn.close()
+    producer = make_producer(settings.kafka)
+    await producer.start()
+    try:  # a poison record: the ingestor dead-letters it on every attempt
+        await (await producer.send(CRAWL_REQUEST.name, b"\x93poison", key=b"poison"))
+    finally:
+        await producer.stop()
+
+
+async def _parked(settings: Settings) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(settings.postgres.dsn())
+    try:
+        if await conn.fetchval("SELECT to_regclass('dlq_parked')") is None:
+            return []
+        return list(await conn.fetch("SELECT attempt, reason, payload FROM dlq_parked"))
+    finally:
+        await conn.close()
+
+
+def test_backfill_through_graphql_materialises_stored_partitions(stack: Settings) -> None:
+    run_sync(_prepare(stack))
+    port = stack.stack.demo_port
+    launched = graphql(
+        stack,
+        LAUNCH,
+        {
+            "params": {
+                "assetSelection": [{"path": ["crawl_frontier"]}],
+                "partitionNames": PARTITIONS,
+                "runConfigData": {
+                    "ops": {
+                        "crawl_frontier": {
+                            "config": {"list_id": LIST_ID, "url_template": f"http://{{domain}}:{port}/"}
+                        }
+                    }
+                },
+            }
+        },
+    )["launchPartitionBackfill"]
+    assert launched["__typename"] == "LaunchBackfillSuccess", launched
+
+    started = time.monotonic()
+    stored: set[str] = set()
+    parked: list[asyncpg.Record] = []
+    while time.monotonic() - started < 900 and (stored != set(PARTITIONS) or not parked):
+        time.sleep(10)
+        mats = graphql(stack, STORED)["assetOrError"].get("assetMaterializations") or []
+        stored = {m["partition"] for m in mats if m["partition"]}
+        parked = run_sync(_parked(stack))
+    print(f"\nstored partitions {sorted(stored)} and poison parked after {time.monotonic() - started:.0f} s")
+    assert stored == set(PARTITIONS), _log_tails(stack)
+    assert len(parked) == 1 and parked[0]["payload"] == b"\x93poison"
+    assert parked[0]["attempt"] == 2 and "max_attempts=2" in parked[0]["reason"]  # replayed once, then parked
