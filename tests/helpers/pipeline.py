@@ -38,11 +38,13 @@ class Pipeline:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self, *stages: str) -> None:
+        """Start stages by module name; ``fast_extractor#2`` is a second process of a stage."""
         for stage in stages or HOT_PATH:
+            module, _, index = stage.partition("#")
             log = (self.log_dir / f"{stage}.log").open("ab")
             self.procs[stage] = subprocess.Popen(
-                [sys.executable, "-m", f"workers.{stage}"],
-                env=self.env,
+                [sys.executable, "-m", f"workers.{module}"],
+                env={**self.env, "STREAMCRAWL_METRICS_PROCESS_INDEX": index or "0"},
                 cwd=ROOT,
                 stdout=log,
                 stderr=subprocess.STDOUT,
