@@ -12,6 +12,8 @@ aiohttp, extracts with BeautifulSoup ``get_text``, INSERTs each row and PUTs eac
 from __future__ import annotations
 
 import asyncio
+import io
+import os
 import shutil
 import statistics
 import tempfile
@@ -112,7 +114,7 @@ async def _baseline(settings: Settings, urls: list[str], concurrency: int) -> fl
                     text,
                 )
             key = f"baseline/{abs(hash(url))}.html"
-            await asyncio.to_thread(client.put_object, s3.bucket, key, _Reader(body), len(body))
+            await asyncio.to_thread(client.put_object, s3.bucket, key, io.BytesIO(body), len(body))
 
     started = time.monotonic()
     try:
@@ -123,19 +125,9 @@ async def _baseline(settings: Settings, urls: list[str], concurrency: int) -> fl
     return len(urls) / (time.monotonic() - started)
 
 
-class _Reader:
-    def __init__(self, data: bytes) -> None:
-        self.data, self.pos = data, 0
-
-    def read(self, n: int = -1) -> bytes:
-        end = len(self.data) if n < 0 else self.pos + n
-        chunk, self.pos = self.data[self.pos : end], min(end, len(self.data))
-        return chunk
-
-
 async def bench(*, quick: bool) -> list[dict[str, Any]]:
     base = Path(tempfile.mkdtemp(prefix="streamcrawl-bench-e2e-"))
-    base.chmod(0o711)  # PostgreSQL runs as the `postgres` user when we are root
+    os.chmod(base, 0o711)  # PostgreSQL runs as the `postgres` user when we are root
     s3_c, s3 = start_s3(base / "s3")
     pg_c, pg = start_postgres(base / "pg")
     kafka_c, kafka, _ = start_kafka(base / "kafka", s3=s3)
