@@ -95,7 +95,8 @@ def graphql(settings: Settings, query: str, variables: dict[str, Any] | None = N
     with urllib.request.urlopen(request, timeout=60) as response:
         body: dict[str, Any] = json.load(response)
     assert "errors" not in body, body
-    return body["data"]
+    data: dict[str, Any] = body["data"]
+    return data
 
 
 LAUNCH = """

@@ -105,7 +105,7 @@ def test_dlq_sensor_requests_one_replay_per_new_letters(settings: Settings) -> N
 
     run_sync(_produce(settings, PROCESSED_DLQ, [_letter("a", "b"), _letter("b", "b")]))
     fresh = tick(baseline)
-    assert len(fresh.run_requests) == 1
+    assert fresh.run_requests is not None and len(fresh.run_requests) == 1
     request = fresh.run_requests[0]
     assert (
         request.tags[DLQ_TAG] == PROCESSED_DLQ.name
@@ -130,7 +130,8 @@ def test_dlq_sensor_requests_one_replay_per_new_letters(settings: Settings) -> N
         )
     )
     waiting = tick(baseline)
-    assert waiting.run_requests == [] and "in flight" in (waiting.skip_reason.skip_message or "")
+    assert waiting.run_requests == [] and waiting.skip_reason is not None
+    assert "in flight" in (waiting.skip_reason.skip_message or "")
     assert load_cursor(waiting.cursor).get(PROCESSED_DLQ.name, {}) == before
 
 
@@ -145,7 +146,9 @@ def test_lag_sensor_observes_and_alerts_once_per_episode(settings: Settings) -> 
 
     def alerts(result: SensorResult) -> list[str]:
         return [
-            r.run_key or "" for r in result.run_requests if r.tags.get("streamcrawl/lagging_group") == group
+            r.run_key or ""
+            for r in result.run_requests or []
+            if r.tags.get("streamcrawl/lagging_group") == group
         ]
 
     run_sync(_commit_at_end(settings, group, STORAGE_DLQ))
@@ -166,7 +169,7 @@ def test_lag_sensor_observes_and_alerts_once_per_episode(settings: Settings) -> 
     assert alerts(first) == []
     second = tick(first.cursor)
     assert len(alerts(second)) == 1
-    request = next(r for r in second.run_requests if r.tags.get("streamcrawl/lagging_group") == group)
+    request = next(r for r in second.run_requests or [] if r.tags.get("streamcrawl/lagging_group") == group)
     assert request.run_config["ops"]["raise_lag_alert"]["config"]["lag"] == 3
     third = tick(second.cursor)
     assert alerts(third) == []  # same episode: no second run

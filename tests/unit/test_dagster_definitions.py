@@ -57,9 +57,8 @@ def test_frontier_partitions_follow_the_settings() -> None:
     with pytest.raises(ConfigError):
         rank_range("latest")
     small_defs = build_definitions(DagsterSettings(frontier_max_rank=20, frontier_partition_size=10))
-    assert small_defs.resolve_asset_graph().get(
-        AssetKey("crawl_frontier")
-    ).partitions_def.get_partition_keys() == [
+    partitions = small_defs.resolve_asset_graph().get(AssetKey("crawl_frontier")).partitions_def
+    assert partitions is not None and partitions.get_partition_keys() == [
         "01-10",
         "11-20",
     ]
