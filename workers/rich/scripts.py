@@ -1,0 +1,140 @@
+"""What we run inside the page: the wait strategy and the DOM capture.
+
+**Wait strategy.** Navigation waits for ``DOMContentLoaded`` only (a hanging image or
+tracker never blocks us on ``load``); then we wait until all of these hold
+
+- ``document.readyState == "complete"`` (scripts, styles, images done),
+- no ``fetch``/``XMLHttpRequest`` in flight,
+- no DOM change (nodes or text) for ``quiet_s``: the framework has finished rendering,
+- at least ``min(quiet_s, 50 ms)`` since the load event, so that what load handlers
+  start (a timer, a fetch) is seen,
+
+or until the cap, ``min(settle_timeout_s, time left before the page deadline)``. Hitting
+the cap is not an error: we take the DOM as it is then. An init script, installed in
+every page before its own scripts run, counts the requests in flight and stamps the last
+DOM change, so a page that went quiet before we ask costs no extra wait.
+
+**Capture.** One round trip: the serialised DOM, with open shadow roots flattened into
+it (slots resolved) when the page created any. The init script forces shadow roots open
+so that web-component apps (Lit, plain custom elements) show their text.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+__all__ = ["CAPTURE_JS", "INIT_JS", "SETTLE_JS", "capture", "settle"]
+
+INIT_JS = """
+(() => {
+  const KEY = Symbol.for("streamcrawl.page");
+  if (window[KEY] !== undefined) return;
+  const box = {inflight: 0, lastMutation: performance.now(), shadowRoots: 0};
+  Object.defineProperty(window, KEY, {value: box, enumerable: false});
+  const done = () => { box.inflight = Math.max(0, box.inflight - 1); };
+  const origFetch = window.fetch;
+  if (typeof origFetch === "function") {
+    window.fetch = function (...args) {
+      box.inflight += 1;
+      let result;
+      try { result = origFetch.apply(this, args); } catch (e) { done(); throw e; }
+      Promise.resolve(result).then(done, done);
+      return result;
+    };
+  }
+  const XHR = window.XMLHttpRequest;
+  if (XHR && XHR.prototype) {
+    const origSend = XHR.prototype.send;
+    XHR.prototype.send = function (...args) {
+      box.inflight += 1;
+      this.addEventListener("loadend", done, {once: true});
+      try { return origSend.apply(this, args); } catch (e) { done(); throw e; }
+    };
+  }
+  const origAttach = Element.prototype.attachShadow;
+  Element.prototype.attachShadow = function (init) {
+    box.shadowRoots += 1;
+    return origAttach.call(this, Object.assign({}, init, {mode: "open"}));
+  };
+  new MutationObserver(() => { box.lastMutation = performance.now(); })
+    .observe(document, {subtree: true, childList: true, characterData: true});
+})();
+"""
+"""Installed in every page before its own scripts (``window[Symbol.for("streamcrawl.page")]``)."""
+
+SETTLE_JS = """
+async ({quietMs, capMs}) => {
+  const start = performance.now();
+  const box = window[Symbol.for("streamcrawl.page")] || {inflight: 0, lastMutation: 0};
+  const step = Math.max(10, Math.min(50, quietMs / 4));
+  const afterLoadMs = Math.min(quietMs, 50);  // let load handlers' timers and fetches start
+  for (;;) {
+    const now = performance.now();
+    if (document.readyState === "complete" && box.inflight === 0) {
+      const nav = performance.getEntriesByType("navigation")[0];
+      const loaded = nav && nav.loadEventEnd ? nav.loadEventEnd : now;
+      if (now - box.lastMutation >= quietMs && now - loaded >= afterLoadMs) {
+        return {settled: true, ms: now - start};
+      }
+    }
+    if (now - start >= capMs) return {settled: false, ms: now - start};
+    await new Promise((resolve) => setTimeout(resolve, step));
+  }
+}
+"""
+"""Resolves once the page is complete, idle on the network and its DOM quiet, or at the cap."""
+
+CAPTURE_JS = """
+() => {
+  const box = window[Symbol.for("streamcrawl.page")];
+  const doctype = document.doctype ? "<!DOCTYPE " + document.doctype.name + ">" : "";
+  if (!box || !box.shadowRoots) return doctype + document.documentElement.outerHTML;
+  const VOID = new Set(["area", "base", "br", "col", "embed", "hr", "img", "input", "link",
+                        "meta", "param", "source", "track", "wbr"]);
+  const text = (s) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+  const attr = (s) => s.replace(/&/g, "&amp;").replace(/"/g, "&quot;");
+  const out = [];
+  const walk = (node) => {
+    if (node.nodeType === Node.TEXT_NODE) { out.push(text(node.data)); return; }
+    if (node.nodeType !== Node.ELEMENT_NODE) return;
+    const tag = node.localName;
+    if (tag === "script" || tag === "style" || tag === "template") return;
+    if (tag === "slot") {
+      const assigned = node.assignedNodes({flatten: true});
+      for (const child of (assigned.length ? assigned : node.childNodes)) walk(child);
+      return;
+    }
+    out.push("<", tag);
+    for (const a of node.attributes) out.push(" ", a.name, '="', attr(a.value), '"');
+    out.push(">");
+    if (VOID.has(tag)) return;
+    const children = node.shadowRoot ? node.shadowRoot.childNodes : node.childNodes;
+    for (const child of children) walk(child);
+    out.push("</", tag, ">");
+  };
+  walk(document.documentElement);
+  return doctype + out.join("");
+}
+"""
+"""The DOM as HTML; with shadow roots, a composed-tree serialisation (scripts and styles left out)."""
+
+
+async def settle(page: Any, *, quiet_s: float, cap_s: float) -> bool:
+    """Wait for the page to settle (see module docstring); True if it did before the cap.
+
+    Errors are swallowed: a client-side navigation destroys the execution context
+    mid-wait, and a crashed tab fails the capture that follows anyway.
+    """
+    if cap_s <= 0:
+        return False
+    with contextlib.suppress(Exception):
+        result = await page.evaluate(SETTLE_JS, {"quietMs": quiet_s * 1000, "capMs": cap_s * 1000})
+        return bool(result.get("settled")) if isinstance(result, dict) else False
+    return False
+
+
+async def capture(page: Any) -> str:
+    """The rendered DOM as HTML (see :data:`CAPTURE_JS`)."""
+    html = await page.evaluate(CAPTURE_JS)
+    return html if isinstance(html, str) else ""

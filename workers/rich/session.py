@@ -1,0 +1,128 @@
+"""One browser session: the Chromium we start plus Crawl4AI's BrowserManager connected to it.
+
+Crawl4AI connects over CDP (``cdp_url``), creates an isolated context
+(``create_isolated_context=True``: without it 10-20% of concurrent pages fail) carrying
+our init script, and keeps one tab per session id, reused from page to page.
+``cdp_cleanup_on_close`` makes its ``close()`` also stop the Playwright driver.
+
+crawl4ai is imported lazily, after ``CRAWL4_AI_BASE_DIRECTORY`` points under our data dir
+(it creates its folders there at import) and ``CRAWL4AI_NO_CLOUD_NOTICE=1``; its logger
+writes no file and prints nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from workers.errors import StackError
+from workers.rich.browser import ChromiumProcess, ProfileSlot, TreeMemory
+from workers.rich.failures import short
+from workers.rich.scripts import INIT_JS
+
+__all__ = ["BrowserSession", "import_crawl4ai"]
+
+log = logging.getLogger(__name__)
+
+
+def import_crawl4ai(base_dir: Path) -> Any:
+    """Import crawl4ai with its base directory under ``base_dir`` and the cloud notice off."""
+    if "crawl4ai" not in sys.modules:
+        base_dir.mkdir(parents=True, exist_ok=True)
+        os.environ.setdefault("CRAWL4_AI_BASE_DIRECTORY", str(base_dir))
+        os.environ.setdefault("CRAWL4AI_NO_CLOUD_NOTICE", "1")
+    import crawl4ai
+
+    return crawl4ai
+
+
+class BrowserSession:
+    """A started Chromium and the Crawl4AI BrowserManager driving it; ``open`` once, ``close`` once."""
+
+    def __init__(
+        self,
+        *,
+        executable: Path,
+        profile: ProfileSlot,
+        host_resolver_rules: str | None,
+        crawl4ai_dir: Path,
+    ) -> None:
+        self.chromium = ChromiumProcess(
+            executable=executable, slot=profile, host_resolver_rules=host_resolver_rules
+        )
+        self.crawl4ai_dir = crawl4ai_dir
+        self.manager: Any = None
+
+    @property
+    def alive(self) -> bool:
+        return self.chromium.alive
+
+    async def open(self, *, timeout_s: float = 30.0) -> None:
+        c4a = import_crawl4ai(self.crawl4ai_dir)
+        from crawl4ai.async_logger import AsyncLogger
+        from crawl4ai.browser_manager import BrowserManager
+
+        cdp_url = await self.chromium.start(timeout_s=timeout_s)
+        config = c4a.BrowserConfig(
+            cdp_url=cdp_url,
+            create_isolated_context=True,
+            cdp_cleanup_on_close=True,
+            cdp_close_delay=0,
+            headless=True,
+            verbose=False,
+            init_scripts=[INIT_JS],
+        )
+        manager = BrowserManager(browser_config=config, logger=AsyncLogger(log_file=None, verbose=False))
+        try:
+            async with asyncio.timeout(timeout_s):
+                await manager.start()
+        except Exception as exc:
+            await self.chromium.stop()
+            raise StackError(f"could not connect to Chromium over CDP: {short(exc)}") from exc
+        self.manager = manager
+        log.info("Chromium started: pid=%s profile=%s", self.chromium.pid, self.chromium.slot.user_data_dir)
+
+    async def page(self, run_config: Any) -> Any:
+        """The tab of ``run_config.session_id`` (created on first use)."""
+        page, _context = await self.manager.get_page(run_config)
+        return page
+
+    async def drop(self, session_id: str, *, timeout_s: float = 5.0) -> bool:
+        """Close a session's tab; False when the browser did not answer (it needs a restart)."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self.manager.kill_session(session_id)
+        except Exception as exc:  # noqa: BLE001 - any failure here means the browser is unhealthy
+            log.warning("could not close tab %s: %s", session_id, short(exc))
+            self.manager.sessions.pop(session_id, None)
+            return False
+        return True
+
+    async def close(self) -> None:
+        """Stop Chromium first (Playwright calls then fail fast), then Crawl4AI and its driver."""
+        manager, self.manager = self.manager, None
+        await self.chromium.stop()
+        if manager is None:
+            return
+        try:
+            async with asyncio.timeout(10):
+                await manager.close()
+        except Exception as exc:  # noqa: BLE001 - best-effort cleanup of a dead browser's driver
+            log.warning("closing Crawl4AI after the browser: %s", short(exc))
+        playwright = getattr(manager, "playwright", None)
+        if playwright is not None:  # close() failed half-way: the driver must not outlive us
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(5):
+                    await playwright.stop()
+
+    def pids(self) -> list[int]:
+        return self.chromium.tree_pids()
+
+    def memory(self) -> TreeMemory:
+        """Memory of Chromium's process tree (blocking: call through ``asyncio.to_thread``)."""
+        return self.chromium.memory()
