@@ -61,7 +61,8 @@ async def _rows(settings: Settings, batch: str) -> list[asyncpg.Record]:
     conn = await asyncpg.connect(settings.postgres.dsn())
     try:
         rows: list[asyncpg.Record] = await conn.fetch(
-            "SELECT url_hash, url, html_key, markdown_key, skipped FROM pages WHERE batch = $1", batch
+            "SELECT url_hash, url, html_key, markdown_key, rendered_key, skipped FROM pages WHERE batch = $1",
+            batch,
         )
         return rows
     finally:
@@ -96,7 +97,7 @@ async def _check_accounted(
     rows = await _rows(settings, batch)
     hashes = [r["url_hash"] for r in rows]
     assert len(hashes) == len(set(hashes)) == len(stored), "one row per stored URL, no duplicates"
-    keys = [k for r in rows for k in (r["html_key"], r["markdown_key"]) if k]
+    keys = [k for r in rows for k in (r["html_key"], r["markdown_key"], r["rendered_key"]) if k]
     prefixes = {k.rsplit("/", 1)[0] + "/" for k in keys}
     objects = await asyncio.to_thread(_object_keys, settings, prefixes)
     assert sorted(objects) == sorted(keys), "exactly one object per stored part, nothing else"
