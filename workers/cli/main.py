@@ -29,7 +29,7 @@ from workers.settings import Settings
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
-COMMANDS: tuple[str, ...] = ("up", "down", "status")
+COMMANDS: tuple[str, ...] = ("up", "down", "status", "crawl", "demo", "export", "dlq", "provision")
 """Subcommand names; each lives in ``workers.cli.cmd_<name>``."""
 
 

@@ -20,6 +20,7 @@ from workers.settings import Settings
 from workers.stack.broker import TansuBroker
 from workers.stack.component import Component, ComponentStatus, Outcome
 from workers.stack.dagster import DagsterDaemon, DagsterWebserver
+from workers.stack.demoweb import DemoWebServer
 from workers.stack.paths import StackPaths
 from workers.stack.postgres import EmbeddedPostgres
 from workers.stack.seaweed import SeaweedFS
@@ -29,7 +30,7 @@ __all__ = ["STOP_ORDER", "Stack", "StartEvent", "stop_recorded"]
 
 # Stopped wave by wave; the components of one wave do not depend on each other.
 STOP_ORDER: tuple[tuple[type[Component], ...], ...] = (
-    (Supervisor, DagsterDaemon, DagsterWebserver),
+    (Supervisor, DagsterDaemon, DagsterWebserver, DemoWebServer),
     (EmbeddedPostgres, TansuBroker),
     (SeaweedFS,),
 )
@@ -55,6 +56,7 @@ class Stack:
         self.dagster_webserver = DagsterWebserver(settings=settings, paths=self.paths)
         self.dagster_daemon = DagsterDaemon(settings=settings, paths=self.paths)
         self.supervisor = Supervisor(settings=settings, paths=self.paths)
+        self.demoweb = DemoWebServer(stack=stack, paths=self.paths)
 
     def components(self) -> list[Component]:
         """Every component in start order (whether or not this configuration starts it)."""
@@ -65,6 +67,7 @@ class Stack:
             self.dagster_webserver,
             self.dagster_daemon,
             self.supervisor,
+            self.demoweb,
         ]
 
     def enabled(self, component: Component) -> bool:
@@ -72,6 +75,8 @@ class Stack:
             return self.settings.stack.start_dagster
         if component is self.supervisor:
             return self.settings.stack.start_workers
+        if component is self.demoweb:
+            return False  # started by `streamcrawl demo`, not by `up`
         return True
 
     def start_waves(self) -> list[list[Component]]:
