@@ -5,6 +5,7 @@ Shared by the fast extractor daemon and the rich renderer's fallback.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 from workers.errors import ExtractionError
@@ -20,34 +21,34 @@ def process_routed(routed: RoutedPage, *, route: str | None = None, fallback: bo
     Raises ExtractionError when the stored body cannot be read or parsed.
     """
     page = routed.page
-    common = {
-        "url": page.url,
-        "url_hash": page.url_hash,
-        "host": page.host,
-        "final_url": page.final_url,
-        "status": page.status,
-        "route": route or routed.route,
-        "score": routed.score,
-        "rules": list(routed.rules),
-        "fetched_at": page.fetched_at,
-        "processed_at": time.time(),
-        "content_hash": page.content_hash,
-        "html_zstd": page.html_zstd,
-        "truncated": page.truncated,
-        "skipped": page.skipped,
-        "batch": page.batch,
-        "rank": page.rank,
-        "fallback": fallback,
-    }
+    base = ProcessedPage(
+        url=page.url,
+        url_hash=page.url_hash,
+        host=page.host,
+        final_url=page.final_url,
+        status=page.status,
+        route=route or routed.route,
+        score=routed.score,
+        rules=list(routed.rules),
+        fetched_at=page.fetched_at,
+        processed_at=time.time(),
+        content_hash=page.content_hash,
+        html_zstd=page.html_zstd,
+        truncated=page.truncated,
+        skipped=page.skipped,
+        batch=page.batch,
+        rank=page.rank,
+        fallback=fallback,
+    )
     if page.skipped or not page.html_zstd:
-        return ProcessedPage(**common)
+        return base
     html = page.html_bytes()
     try:
         ex = extract(html, url=page.url, final_url=page.final_url, charset=page.charset)
-    except Exception as exc:
+    except Exception as exc:  # any parser failure is this page's problem, not the worker's
         raise ExtractionError(f"extraction failed: {type(exc).__name__}: {exc}") from exc
-    return ProcessedPage(
-        **common,
+    return dataclasses.replace(
+        base,
         markdown=ex.markdown,
         title=ex.title,
         description=ex.description,

@@ -24,11 +24,13 @@ from workers.rich import Rendered, Renderer
 from workers.settings import Settings
 from workers.topics import PROCESSED_FINAL, Stage
 
-__all__ = ["MIN_FALLBACK_WORDS", "RichRenderer"]
+__all__ = ["MIN_ARTICLE_WORDS", "MIN_FALLBACK_WORDS", "RichRenderer", "rendered_page"]
 
 FALLBACKS = Counter("renderer_fallbacks_total", "Pages extracted from raw HTML after a failed render")
 MIN_FALLBACK_WORDS = 50
 """A raw page with fewer words than this is not 'usable text' for the fallback."""
+MIN_ARTICLE_WORDS = 100
+"""Rendered pages whose main content has fewer words keep the whole body's Markdown."""
 
 
 class RichRenderer(Worker):
@@ -88,10 +90,10 @@ def rendered_page(routed: RoutedPage, rendered: Rendered) -> ProcessedPage:
     html = rendered.html.encode("utf-8")
     ex = extract(html, url=page.url, final_url=page.final_url, charset="utf-8")
     markdown, words = ex.markdown, ex.word_count
-    rendered_words = len(rendered.markdown.split())
-    if rendered_words > 2 * max(words, 1):
-        # Main-content extraction kept too little of an app-like page: keep the whole render.
-        markdown, words = rendered.markdown, rendered_words
+    if words < MIN_ARTICLE_WORDS:
+        # An app, not an article: main-content extraction would keep too little of it,
+        # so keep the Markdown of the whole rendered body (form placeholders included).
+        markdown, words = rendered.markdown, len(rendered.markdown.split())
     return ProcessedPage(
         url=page.url,
         url_hash=page.url_hash,
