@@ -91,3 +91,13 @@ def test_signals() -> None:
     assert not unlikely(a)
     density = link_density(e, len(e.text()))
     assert 0.3 < density < 0.5  # 9 link chars + 30% of 4 hash-link chars over 30
+
+
+def test_deeply_nested_wrappers_stay_fast_and_do_not_recurse_out() -> None:
+    from workers.extract import extract
+
+    depth = 3000  # unclosed-<div> soup: recursion and quadratic scans would fail here
+    html = "<div>" * depth + para() + "</div>" * depth
+    out = extract(html.encode(), url="https://example.com/")
+    assert out.word_count > 40
+    assert "river rose" in out.markdown

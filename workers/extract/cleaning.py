@@ -10,6 +10,7 @@ tag: each query has a fixed cost that dominated).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Final
 
 from selectolax.lexbor import LexborNode
@@ -40,64 +41,87 @@ def is_data_table(table: LexborNode) -> bool:
     return columns > 4 or len(rows) * columns > 10
 
 
-def _in_data_table(node: LexborNode) -> bool:
-    parent = node.parent
-    while parent is not None:
-        if parent.tag == "table":
-            return is_data_table(parent)
-        parent = parent.parent
-    return False
+@dataclass(slots=True)
+class _Stats:
+    """What _cleanConditionally counts below a node."""
+
+    text: str
+    p: int = 0
+    img: int = 0
+    li: int = 0
+    inputs: int = 0
+    embeds: int = 0
+    links: float = 0.0
+    headings: int = 0
+    lists: int = 0
 
 
-def _should_remove(node: LexborNode, *, code: bool, tables: bool, hash_links: bool) -> bool:
-    tag = node.tag
-    if tables and ((tag == "table" and is_data_table(node)) or _in_data_table(node)):
-        return False
-    if code and has_ancestor(node, "code", depth=1000):
-        return False
-    weight = class_weight(node)
-    if weight < 0:
-        return True
-    text = node.text()
-    if text.count(",") >= 10:
-        return False
-    text_len = len(text)
-    p = img = li = inputs = embeds = 0
-    links = headings = lists = 0
+def _count(node: LexborNode, *, hash_links: bool) -> _Stats:
+    stats = _Stats(text=node.text())
+    own = node.mem_id
     for el in node.css(_COUNTED):
         t = el.tag
         if t == "a":
-            links += len(el.text())
+            stats.links += len(el.text())
         elif t == "p":
-            p += 1
+            stats.p += 1
         elif t == "li":
-            li += 1
+            stats.li += 1
         elif t == "img":
-            img += 1
+            stats.img += 1
         elif t in _HEADINGS:
-            headings += len(el.text())
+            stats.headings += len(el.text())
         elif t in ("ul", "ol"):
-            if el.mem_id != node.mem_id:
-                lists += len(el.text())
+            if el.mem_id != own:
+                stats.lists += len(el.text())
         elif t == "input":
-            inputs += 1
+            stats.inputs += 1
         elif t in _EMBEDS:
-            embeds += 1
-    if links and hash_links:
-        links -= int(0.7 * sum(len(a.text()) for a in node.css('a[href^="#"]')))
-    density = links / text_len if text_len else 0.0
-    is_list = tag == "ul" or (text_len > 0 and lists / text_len > 0.9)
+            stats.embeds += 1
+    if stats.links and hash_links:
+        stats.links -= 0.7 * sum(len(a.text()) for a in node.css('a[href^="#"]'))
+    return stats
+
+
+def _only_child(node: LexborNode) -> LexborNode | None:
+    """The single element child of a node that has no text of its own, else None."""
+    only = None
+    child = node.child
+    while child is not None:
+        tag = child.tag or "-"
+        if tag == "-text":
+            if (child.text_content or "").strip():
+                return None
+        elif tag[0] != "-":
+            if only is not None:
+                return None
+            only = child
+        child = child.next
+    return only
+
+
+def _should_remove(node: LexborNode, stats: _Stats) -> bool:
+    tag = node.tag
+    weight = class_weight(node)
+    if weight < 0:
+        return True
+    text = stats.text
+    if text.count(",") >= 10:
+        return False
+    text_len = len(text)
+    density = stats.links / text_len if text_len else 0.0
+    is_list = tag == "ul" or (text_len > 0 and stats.lists / text_len > 0.9)
     length = len(text.strip())
-    li -= 100
+    p, img = stats.p, stats.img
     remove = (
-        (not is_list and li > p)
-        or inputs > p // 3
+        (not is_list and stats.li - 100 > p)
+        or stats.inputs > p // 3
         or (not is_list and weight < 25 and density > 0.2)
         or (weight >= 25 and density > 0.5)
-        or (embeds == 1 and length < 75)
-        or embeds > 1
+        or (stats.embeds == 1 and length < 75)
+        or stats.embeds > 1
     )
-    if not remove and img and img > 1 and p / img < 0.5:
+    if not remove and img > 1 and p / img < 0.5:
         remove = not has_ancestor(node, "figure")
     if (
         not remove
@@ -105,7 +129,7 @@ def _should_remove(node: LexborNode, *, code: bool, tables: bool, hash_links: bo
         and length < 25
         and density > 0
         and (img == 0 or img > 2)
-        and headings / max(text_len, 1) < 0.9
+        and stats.headings / max(text_len, 1) < 0.9
     ):
         remove = not has_ancestor(node, "figure")
     if remove and is_list:
@@ -116,19 +140,42 @@ def _should_remove(node: LexborNode, *, code: bool, tables: bool, hash_links: bo
     return remove
 
 
+def _protected(root: LexborNode) -> set[int]:
+    """Nodes inside ``<code>`` or inside a data table (kept whatever they look like)."""
+    out: set[int] = set()
+    if root.css_first("code") is not None:  # the descendant selector climbs every node
+        out.update(n.mem_id for n in root.css("code table, code ul, code div"))
+    for table in root.css("table"):
+        if is_data_table(table):
+            out.add(table.mem_id)
+            out.update(n.mem_id for n in table.css("table, ul, div"))
+    return out
+
+
 def clean_conditionally(roots: list[LexborNode]) -> list[LexborNode]:
     """Clean inside ``roots`` (which may go too); returns the surviving roots."""
     root_ids = {r.mem_id for r in roots}
     gone: set[int] = set()
     for root in roots:
-        code = root.css_first("code") is not None
-        tables = root.css_first("table") is not None
+        protected = _protected(root)
         hash_links = root.css_first('a[href^="#"]') is not None
+        kept: dict[int, _Stats] = {}
         # Bottom-up: descendants come after their ancestor in document order, so in
         # reverse they are handled (and possibly freed) before it, never after.
         for node in reversed(root.css(_CLEANED)):
-            if _should_remove(node, code=code, tables=tables, hash_links=hash_links):
-                if node.mem_id in root_ids:
-                    gone.add(node.mem_id)
+            key = node.mem_id
+            if key in protected:
+                continue
+            # A wrapper around one kept element and no text of its own counts the same
+            # as that element: reuse its numbers (nested wrappers would be quadratic).
+            only = _only_child(node)
+            stats = kept.get(only.mem_id) if only is not None else None
+            if stats is None:
+                stats = _count(node, hash_links=hash_links)
+            if _should_remove(node, stats):
+                if key in root_ids:
+                    gone.add(key)
                 node.decompose()
+            else:
+                kept[key] = stats
     return [r for r in roots if r.mem_id not in gone] if gone else roots

@@ -31,7 +31,10 @@ _DROP_TAGS: Final = [
     "script", "style", "noscript", "template", "iframe", "svg", "object", "embed", "link",
     "meta", "input", "textarea", "select", "button", "form", "nav", "aside", "footer",
 ]  # fmt: skip
-_BLOCKS: Final = "blockquote, dl, div, img, ol, p, pre, table, ul"
+# Readability's DIV_TO_P_ELEMS. Order matters: lexbor tries the selectors of :has() one
+# by one over all descendants, so the common "div" first keeps nested wrappers linear
+# (measured 1.8 s -> 1 ms on 8,000 nested divs).
+_BLOCKS: Final = "div, p, img, table, ul, ol, pre, blockquote, dl"
 _SCORE_SELECTOR: Final = f"p, td, pre, section, h2, h3, h4, h5, h6, div:not(:has({_BLOCKS}))"
 _TAG_BASE: Final = {
     "div": 5, "pre": 3, "td": 3, "blockquote": 3,

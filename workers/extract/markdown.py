@@ -73,12 +73,18 @@ def _finish(text: str) -> str:
     return text.strip(" " + _BR)
 
 
+_MAX_DEPTH: Final = 120
+"""Nesting depth past which a subtree is written as plain text (the writer recurses; broken
+pages with hundreds of unclosed <div>s would otherwise hit Python's recursion limit)."""
+
+
 class _Writer:
-    __slots__ = ("code", "resolver")
+    __slots__ = ("code", "depth", "resolver")
 
     def __init__(self, resolver: Resolver) -> None:
         self.resolver = resolver
         self.code: list[str] = []
+        self.depth = 0
 
     def render(self, node: LexborNode) -> str:
         out: list[str] = []
@@ -115,7 +121,16 @@ class _Writer:
             child = child.next
 
     def element(self, node: LexborNode, out: list[str], tag: str | None = None) -> None:
-        tag = tag or node.tag or ""
+        if self.depth >= _MAX_DEPTH:
+            out.append(f" {node.text(deep=True)} ")
+            return
+        self.depth += 1
+        try:
+            self._element(node, out, tag or node.tag or "")
+        finally:
+            self.depth -= 1
+
+    def _element(self, node: LexborNode, out: list[str], tag: str) -> None:
         if tag in _BLOCKS:
             out.append(_PARA)
             self.children(node, out)
