@@ -203,3 +203,23 @@ def test_giant_tag_does_not_inflate_text() -> None:
     data_uri = "data:image/png;base64," + "A" * 200_000
     html = f'<html><body><p>{words(300)}</p><img src="{data_uri}"><p>end</p></body></html>'
     assert scan_page(html.encode()).text_chars < 1000
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        b"<" * 200_000,
+        b"<div " * 50_000,
+        b"<div id=root " * 20_000,
+        b"<a-b " * 50_000,
+        b"<body><script>" * 50_000,
+    ],
+)
+def test_adversarial_markup_is_handled_in_linear_time(html: bytes) -> None:
+    # Regexes are bounded ([^<>]{0,512}): no quadratic backtracking on garbage (no timing
+    # assertion here; a quadratic scan would make this test take minutes).
+    assert score_page(html).route in ("fast", "rich")
+
+
+def test_unquoted_empty_root() -> None:
+    assert "empty_root" in fired(page("<div id=root></div>", chars=50))

@@ -58,19 +58,23 @@ _AC: Final = ahocorasick_rs.BytesAhoCorasick(
     [p for p, _ in _PATTERNS], matchkind=ahocorasick_rs.MATCHKIND_LEFTMOST_FIRST
 )
 
-_TAG: Final = re.compile(rb"<[^>]*>")
+_TAG: Final = re.compile(rb"<[^<>]*>")  # never spans a "<": linear on "<<<<" garbage
 # Whitespace and UTF-8 continuation bytes: deleting both leaves one byte per non-space character.
 _NOT_COUNTED: Final = b" \t\n\r\x0b\x0c" + bytes(range(0x80, 0xC0))
 _TAG_END_BYTES: Final = frozenset(b" \t\n\r\x0c/>")
 _ROOT_IDS = rb"root|app|__next|__nuxt|___gatsby|svelte|application|app-root|main-app|react-root|vue-app"
 _EMPTY_ID_ROOT: Final = re.compile(
-    rb"<(div|section|main|span)\b[^>]*?\bid\s*=\s*[\"']?(?:" + _ROOT_IDS + rb")[\"'\s>][^>]*>\s*</\1\s*>",
+    rb"<(div|section|main|span)\b[^<>]{0,512}?\bid\s*=\s*[\"']?(?:"
+    + _ROOT_IDS
+    + rb")(?:[\"'\s][^<>]{0,512})?>\s{0,512}</\1\s*>",
     re.IGNORECASE,
 )
 # An empty custom element (<app-root></app-root>, <todo-app></todo-app>). Server-rendered
 # pages use empty custom elements too (MathJax's <mjx-c>), so this one only counts when
 # there is almost no visible text.
-_EMPTY_CUSTOM: Final = re.compile(rb"<([a-z][a-z0-9]*-[a-z0-9-]*)\b[^>]*>\s*</\1\s*>", re.IGNORECASE)
+_EMPTY_CUSTOM: Final = re.compile(
+    rb"<([a-z][a-z0-9]{0,64}-[a-z0-9-]{0,64})\b[^<>]{0,512}>\s{0,512}</\1\s*>", re.IGNORECASE
+)
 
 
 @dataclass(slots=True)
