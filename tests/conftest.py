@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.services import start_kafka, start_postgres, start_s3, make_stack_settings
+from tests.helpers.services import make_stack_settings, start_kafka, start_postgres, start_s3
 from workers.settings import IngestorSettings, KafkaSettings, PostgresSettings, S3Settings, Settings
 
 

@@ -21,7 +21,7 @@ from workers.stack.paths import StackPaths
 from workers.stack.postgres import EmbeddedPostgres
 from workers.stack.seaweed import SeaweedFS
 
-__all__ = ["run_coro", "start_kafka", "start_postgres", "start_s3", "make_stack_settings"]
+__all__ = ["make_stack_settings", "run_coro", "start_kafka", "start_postgres", "start_s3"]
 
 T = TypeVar("T")
 
