@@ -40,7 +40,9 @@ _ALIASES: Final = {
     "tis-620": "cp874",
     "utf8": "utf-8",
 }
-_META: Final = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([a-zA-Z0-9_:.()-]+)""", re.IGNORECASE)
+_META: Final = re.compile(
+    rb"""<meta[^<>]{1,512}?charset\s*=\s*["']?\s*([a-zA-Z0-9_:.()-]{1,40})""", re.IGNORECASE
+)
 _CT_CHARSET: Final = re.compile(r"""charset\s*=\s*["']?\s*([a-zA-Z0-9_:.()-]+)""", re.IGNORECASE)
 _SNIFF_BYTES: Final = 4096
 

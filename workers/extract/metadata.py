@@ -133,8 +133,8 @@ def _json_ld(tree: LexborHTMLParser) -> dict[str, Any]:
 
 
 def _lang(value: str | None) -> str | None:
-    text = (value or "").strip().split(",")[0].strip()
-    if not text or not _LANG.match(text):
+    text = (value or "")[:64].strip().split(",")[0].strip()
+    if not text or len(text) > 35 or not _LANG.match(text):
         return None
     return text.replace("_", "-")
 
