@@ -210,7 +210,8 @@ async def test_crawl_delay_spaces_requests_and_is_capped(site: Site) -> None:
             await asyncio.gather(*(fetcher.fetch(req(site.url(host, f"/p{i}"))) for i in range(3)))
             gaps = [b - a for a, b in zip(site.starts, site.starts[1:], strict=False)]
             assert len(gaps) == 3  # robots.txt + 3 pages
-            assert min(gaps) >= expected - 0.02
+            # Seen by the server, so scheduling jitter on a loaded machine blurs the spacing a bit.
+            assert min(gaps) >= expected * 0.75
     assert max(gaps) < 1.0  # capped at 0.2 s, not 100 s
 
 

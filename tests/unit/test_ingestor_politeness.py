@@ -62,10 +62,13 @@ async def test_per_host_and_global_concurrency() -> None:
 
 
 async def test_idle_hosts_are_evicted() -> None:
-    scheduler = HostScheduler(concurrency=100, per_host_concurrency=2, per_host_delay_s=0.02)
-    await asyncio.gather(*(starts(scheduler, f"h{i}", 2) for i in range(200)))
+    scheduler = HostScheduler(concurrency=100, per_host_concurrency=2, per_host_delay_s=0.5)
+    await asyncio.gather(*(starts(scheduler, f"h{i}", 1) for i in range(200)))
     assert scheduler.hosts == 200  # still inside their delay
-    await asyncio.sleep(0.05)
+    for _ in range(100):  # gone once the delay has passed (a timer per idle host, no polling)
+        await asyncio.sleep(0.05)
+        if scheduler.hosts == 0:
+            break
     assert scheduler.hosts == 0
 
 

@@ -10,6 +10,7 @@ compression bomb stops at the cap too), and stops reading as soon as it holds mo
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import httpx
@@ -35,17 +36,20 @@ class Body:
     """Why the body was not kept, e.g. ``non-html content-type: image/png``."""
 
 
-def _announced(response: httpx.Response) -> int:
-    value = response.headers.get("content-length")
-    if value is None or not value.isdigit() or response.headers.get("content-encoding"):
-        return 0
-    return int(value)
+def _announced(content_length: str | None, content_encoding: str | None) -> int:
+    if content_length is None or not content_length.isdigit() or content_encoding:
+        return 0  # an encoded body's Content-Length is not the size of the body we keep
+    return int(content_length)
 
 
-async def read_page_body(response: httpx.Response, *, max_bytes: int) -> Body:
-    """Read ``response``'s body under the HTML-only and size policies (module docstring)."""
-    kind, charset = media_type(response.headers.get("content-type"))
-    body = Body(content_type=kind, header_charset=charset, size=_announced(response))
+async def read_page_body(response: httpx.Response, headers: Mapping[str, str], *, max_bytes: int) -> Body:
+    """Read ``response``'s body under the HTML-only and size policies (module docstring).
+
+    ``headers`` are the response headers with lower-case names (parsed once by the caller).
+    """
+    kind, charset = media_type(headers.get("content-type"))
+    size = _announced(headers.get("content-length"), headers.get("content-encoding"))
+    body = Body(content_type=kind, header_charset=charset, size=size)
     if not is_html_type(kind) and not is_generic_type(kind):
         body.skipped = f"non-html content-type: {kind}"
         return body

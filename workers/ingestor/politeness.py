@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 
 __all__ = ["HostScheduler"]
 
@@ -44,6 +43,28 @@ class _Host:
 
     def idle_at(self, linger: float) -> float:
         return self.ready_at(max(self.spacing, linger))
+
+
+class _Slot:
+    """The async context manager returned by :meth:`HostScheduler.slot` (a class, not a
+    generator: it runs once per request)."""
+
+    __slots__ = ("_host", "_scheduler", "_spacing", "_state")
+
+    def __init__(self, scheduler: HostScheduler, host: str, spacing: float) -> None:
+        self._scheduler = scheduler
+        self._host = host
+        self._spacing = spacing
+        self._state: _Host | None = None
+
+    async def __aenter__(self) -> float:
+        self._state, waited = await self._scheduler._acquire(self._host, self._spacing)
+        return waited
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._state is not None:
+            state, self._state = self._state, None
+            self._scheduler._release(self._host, state)
 
 
 class HostScheduler:
@@ -71,10 +92,14 @@ class HostScheduler:
         """Hosts with live state (in use, or still inside their delay)."""
         return len(self._hosts)
 
-    @asynccontextmanager
-    async def slot(self, host: str, *, delay: float | None = None) -> AsyncIterator[float]:
-        """Hold a place to send one request to ``host``; yields the seconds waited."""
-        spacing = self.default_delay if delay is None else delay
+    def slot(self, host: str, *, delay: float | None = None) -> _Slot:
+        """``async with scheduler.slot(host) as waited:`` holds a place to send one request.
+
+        ``waited`` is the seconds spent waiting for the turn.
+        """
+        return _Slot(self, host, self.default_delay if delay is None else delay)
+
+    async def _acquire(self, host: str, spacing: float) -> tuple[_Host, float]:
         state = self._hosts.get(host)
         if state is None:
             state = self._hosts[host] = _Host(self._per_host)
@@ -84,18 +109,28 @@ class HostScheduler:
         state.users += 1
         entered = self._clock()
         try:
-            async with state.places:
+            await state.places.acquire()
+            try:
                 await self._wait_turn(state, spacing)
-                try:
-                    state.last_start = now = self._clock()
-                    state.spacing = spacing
-                    yield now - entered
-                finally:
-                    self._global.release()
-        finally:
-            state.users -= 1
-            if state.users == 0:
-                self._retire(host, state)
+            except BaseException:
+                state.places.release()
+                raise
+        except BaseException:
+            self._leave(host, state)
+            raise
+        state.last_start = now = self._clock()
+        state.spacing = spacing
+        return state, now - entered
+
+    def _release(self, host: str, state: _Host) -> None:
+        self._global.release()
+        state.places.release()
+        self._leave(host, state)
+
+    def _leave(self, host: str, state: _Host) -> None:
+        state.users -= 1
+        if state.users == 0:
+            self._retire(host, state)
 
     def defer(self, host: str, seconds: float) -> None:
         """Hold back ``host``'s next start by at least ``seconds`` (a Retry-After).

@@ -106,24 +106,44 @@ class RobotsCache:
         self._clock = clock
         self._cache: OrderedDict[str, tuple[float, RobotsRules]] = OrderedDict()
         self._pending: dict[str, asyncio.Future[RobotsRules]] = {}
+        self._origins: dict[str, str] = {}
 
     def __len__(self) -> int:
         return len(self._cache)
 
     async def check(self, url: str) -> RobotsRules:
         """The rules for ``url``'s origin, after checking ``url`` against them."""
-        rules = await self.rules_for(url)
+        origin = self._origin(url)
+        rules = self._cached(origin) or await self._shared_load(origin)
         rules.check(url, token=self.token, now=self._clock())
         return rules
 
     async def rules_for(self, url: str) -> RobotsRules:
-        origin = origin_of(url)
+        origin = self._origin(url)
+        return self._cached(origin) or await self._shared_load(origin)
+
+    def _origin(self, url: str) -> str:
+        """origin_of(url), memoised by the URL's ``scheme://netloc`` prefix (hot path)."""
+        end = url.find("/", url.find("//") + 2)
+        prefix = url if end < 0 else url[:end]
+        origin = self._origins.get(prefix)
+        if origin is None:
+            if len(self._origins) >= self._max_entries:
+                self._origins.clear()
+            origin = self._origins[prefix] = origin_of(url)
+        return origin
+
+    def _cached(self, origin: str) -> RobotsRules | None:
         entry = self._cache.get(origin)
-        if entry is not None:
-            if entry[0] > self._clock():
-                self._cache.move_to_end(origin)
-                return entry[1]
-            del self._cache[origin]
+        if entry is None:
+            return None
+        if entry[0] > self._clock():
+            self._cache.move_to_end(origin)
+            return entry[1]
+        del self._cache[origin]
+        return None
+
+    async def _shared_load(self, origin: str) -> RobotsRules:
         task = self._pending.get(origin)
         if task is None:
             # A task of its own: a cancelled first requester must not cancel the others.

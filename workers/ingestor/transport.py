@@ -96,6 +96,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._ssl_context = ssl_context
         self._keepalive_s = keepalive_s
         self._session: aiohttp.ClientSession | None = None
+        self._timeouts: dict[tuple[float | None, ...], aiohttp.ClientTimeout] = {}
 
     def _open(self) -> aiohttp.ClientSession:
         # Created lazily: aiohttp binds the session to the running event loop.
@@ -118,25 +119,29 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         )
         return self._session
 
+    def _timeout(self, timeouts: dict[str, float | None]) -> aiohttp.ClientTimeout:
+        key = (timeouts.get("pool"), timeouts.get("connect"), timeouts.get("read"))
+        timeout = self._timeouts.get(key)
+        if timeout is None:  # one object per distinct setting, not one per request
+            timeout = self._timeouts[key] = aiohttp.ClientTimeout(
+                total=None, connect=key[0], sock_connect=key[1], sock_read=key[2]
+            )
+        return timeout
+
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         session = self._session or self._open()
         url = request.url
-        self._resolver.check_literal(url.host)  # aiohttp skips the resolver for IP literals
-        timeouts = request.extensions.get("timeout", {})
-        timeout = aiohttp.ClientTimeout(
-            total=None,
-            connect=timeouts.get("pool"),
-            sock_connect=timeouts.get("connect"),
-            sock_read=timeouts.get("read"),
-        )
+        host = url.host
+        if host[:1].isdigit() or ":" in host:  # aiohttp skips the resolver for IP literals
+            self._resolver.check_literal(host)
         try:
             response = await session.request(
                 request.method,
                 URL(str(url), encoded=True),
                 headers=request.headers.multi_items(),
-                data=request.content or None,
+                data=None if request.method in ("GET", "HEAD") else request.content,
                 allow_redirects=False,
-                timeout=timeout,
+                timeout=self._timeout(request.extensions.get("timeout", {})),
                 server_hostname=request.extensions.get("sni_hostname"),
             )
         except StreamCrawlError:
