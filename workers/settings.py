@@ -181,7 +181,7 @@ class WorkerSettings(BaseSettings):
     """First retry delay; doubles each attempt, with full jitter."""
     retry_max_delay_s: float = 30.0
     """Cap of a single retry delay."""
-    drain_timeout_s: float = 20.0
+    drain_timeout_s: float = 8.0
     """On SIGTERM, how long in-flight work may take before the worker gives up (keep under supervisord's stopwaitsecs)."""
     max_page_bytes: int = 5 * 1024 * 1024
     """Raw HTML size cap. Larger bodies are truncated to this size and flagged `truncated` (see ARCHITECTURE.md)."""

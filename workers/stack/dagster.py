@@ -28,7 +28,7 @@ __all__ = ["DagsterDaemon", "DagsterWebserver"]
 
 class _DagsterProcess(Component):
     stop_signal = signal.SIGTERM
-    stop_timeout_s = 20.0
+    stop_timeout_s = 12.0  # then SIGKILL: its state is in PostgreSQL, a kill loses nothing
 
     def __init__(self, *, settings: Settings, paths: StackPaths) -> None:
         super().__init__(run_dir=paths.run, log_dir=paths.logs)

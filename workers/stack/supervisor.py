@@ -33,9 +33,10 @@ from workers.stack.process import ProcessSpec
 __all__ = ["PROGRAMS", "Program", "ProgramState", "Supervisor", "render_config"]
 
 _RPC_USER = "streamcrawl"
-# Workers drain within STREAMCRAWL_WORKER_DRAIN_TIMEOUT_S (20 s); supervisord allows 25 s
-# before SIGKILL, and `streamcrawl down` gives supervisord 28 s, inside its 30 s budget.
-_STOPWAITSECS = 25
+# Workers drain within STREAMCRAWL_WORKER_DRAIN_TIMEOUT_S (8 s) and then close their clients;
+# supervisord allows 12 s before SIGKILL, and `streamcrawl down` gives supervisord 15 s, so
+# that with the later waves (broker/PostgreSQL, then S3) the whole stack stops within 30 s.
+_STOPWAITSECS = 12
 
 
 @dataclass(frozen=True, slots=True)
