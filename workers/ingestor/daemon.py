@@ -12,9 +12,9 @@ import time
 from collections.abc import Sequence
 
 from prometheus_client import Counter, Histogram
-from workers.ingestor.fetch import Fetcher
 
 from workers.errors import TransientFetchError
+from workers.ingestor.fetch import Fetcher
 from workers.lifecycle import Incoming, Worker
 from workers.messages import CrawlRequest
 from workers.settings import Settings

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from prometheus_client import Counter
-from workers.router.score import score_page
 
 from workers.lifecycle import Incoming, Worker
 from workers.messages import RawPage, RoutedPage
+from workers.router.score import score_page
 from workers.settings import Settings
 from workers.topics import PROCESS_FAST, PROCESS_RICH, Stage
 

@@ -75,9 +75,8 @@ class Stack:
             return self.settings.stack.start_dagster
         if component is self.supervisor:
             return self.settings.stack.start_workers
-        if component is self.demoweb:
-            return False  # started by `streamcrawl demo`, not by `up`
-        return True
+        # The demo web is started by `streamcrawl demo`, not by `up`.
+        return component is not self.demoweb
 
     def start_waves(self) -> list[list[Component]]:
         """Start order: a wave starts once the previous one is ready; a wave's members in parallel.
