@@ -1,16 +1,18 @@
 """Main-content extraction: a Readability-style scorer over a selectolax (lexbor) tree.
 
-The algorithm follows Mozilla Readability's ``grabArticle``: drop hidden and unlikely
-nodes, score paragraph-like elements (commas, length) into their ancestors, scale
-candidates by link density, pick the best, climb to a better ancestor when several
-strong candidates share it, append qualifying siblings, then clean the result
-conditionally (link-heavy lists, forms, image galleries). What Readability does with a
-JavaScript node walk is done here with CSS selectors that lexbor evaluates in C, so the
-Python work is proportional to the number of paragraphs and candidates, not the number
-of nodes (measured: bench/stage_fast_extractor.py).
+The algorithm follows Mozilla Readability's ``grabArticle``: drop hidden nodes, score
+paragraph-like elements (commas, length) into up to five ancestors, scale candidates by
+link density, pick the best, climb to a better ancestor when several strong candidates
+share it, append qualifying siblings, then clean the result conditionally (link-heavy
+blocks, forms, image strips). Readability deletes "unlikely" elements (class/id such as
+comment, sidebar, footer) before scoring; here paragraphs under such an element are not
+scored (each ancestor tested once, memoised) and the elements are removed from the
+result only: the same outcome without testing every node of the page. Element selection
+uses CSS queries that lexbor runs in C, so the Python work follows the number of
+paragraphs and candidates rather than the number of nodes (bench/stage_fast_extractor.py).
 
-Destructive: the tree is modified. ``main_content(tree)`` returns the chosen nodes
-(siblings in document order) and must be called after metadata and links are read.
+Destructive: the tree is modified, so metadata and links are read first. A result under
+500 characters is retried on a fresh parse with fewer filters, as Readability does.
 """
 
 from __future__ import annotations
