@@ -57,6 +57,7 @@ def test_json_ld_graph_and_name_vs_headline() -> None:
         ("Example News - How the committee decided", "Example News - How the committee decided"),
         ("Short | Site", "Short | Site"),  # too few words left: keep the original
         ("Site: A much longer title about the committee", "A much longer title about the committee"),
+        ("A title with five words \u2013 Site", "A title with five words"),
     ],
 )
 def test_clean_title(raw: str, expected: str) -> None:

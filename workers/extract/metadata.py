@@ -47,7 +47,7 @@ _DATE_KEYS: Final = (
     "sailthru.date",
     "parsely-pub-date",
 )
-_SEPARATORS: Final = re.compile(r" [|\-\\/>»] ")
+_SEPARATORS: Final = re.compile(r" [|\-–—\\/>»] ")
 _HIERARCHICAL: Final = re.compile(r" [\\/>»] ")
 _SPACES: Final = re.compile(r"\s+")
 _LANG: Final = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
@@ -88,7 +88,7 @@ def clean_title(title: str, headings: list[str]) -> str:
         hierarchical = bool(_HIERARCHICAL.search(original))
         current = original[: separators[-1].start()]
         if _words(current) < 3:
-            current = re.sub(r"^[^|\-\\/>»]*[|\-\\/>»]", "", original)
+            current = re.sub(r"^[^|\-–—\\/>»]*[|\-–—\\/>»]", "", original)
     elif ": " in current:
         if not any(h.strip() == current for h in headings):
             current = original[original.rfind(":") + 1 :]
@@ -100,7 +100,7 @@ def clean_title(title: str, headings: list[str]) -> str:
         current = headings[0]
     current = _SPACES.sub(" ", current).strip()
     count = _words(current)
-    if count <= 4 and (not hierarchical or count != _words(re.sub(r"[|\-\\/>»]+", "", original)) - 1):
+    if count <= 4 and (not hierarchical or count != _words(re.sub(r"[|\-–—\\/>»]+", "", original)) - 1):
         current = original
     return current
 
