@@ -11,6 +11,7 @@ from dagster import (
     AssetObservation,
     DefaultSensorStatus,
     JobDefinition,
+    MetadataValue,
     RunRequest,
     SensorDefinition,
     SensorEvaluationContext,
@@ -93,7 +94,14 @@ def build_kafka_lag_sensor(settings: DagsterSettings, alert_job: JobDefinition) 
             heartbeat_s=_HEARTBEAT_S,
         )
         events: list[AssetObservation | AssetCheckEvaluation] = [
-            AssetObservation(asset_key=r.asset.key, metadata=r.metadata) for r in decisions.observations
+            AssetObservation(
+                asset_key=r.asset.key,
+                metadata={
+                    **r.metadata,
+                    "last_advanced_at": MetadataValue.timestamp(r.metadata["last_advanced_at"]),
+                },
+            )
+            for r in decisions.observations
         ]
         events += [
             AssetCheckEvaluation(asset_key=a.key, check_name=FRESHNESS_CHECK, passed=fresh, metadata=meta)
