@@ -8,18 +8,15 @@ so a passing handshake also proves SNI and verification use the host name, not t
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from bench.stage_ingestor import make_certificates
 from workers.errors import PermanentFetchError
 from workers.ingestor import Fetcher
 from workers.messages import CrawlRequest, RawPage
@@ -35,65 +32,6 @@ from hypercorn.config import Config  # noqa: E402
 HTML = b"<!doctype html><html><body><p>over TLS</p></body></html>"
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
-
-
-def make_certificates(directory: Path) -> tuple[Path, Path, Path]:
-    """(CA bundle, server certificate, server key) for ``*.demo.test``, written as PEM."""
-    now = dt.datetime.now(dt.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "StreamCrawl test CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=2))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_cert_sign=True,
-                crl_sign=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    leaf = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "demo.test")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=2))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("*.demo.test")]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    ca_path, cert_path, key_path = directory / "ca.pem", directory / "cert.pem", directory / "key.pem"
-    ca_path.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    cert_path.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return ca_path, cert_path, key_path
 
 
 async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
@@ -175,3 +113,34 @@ async def test_https_over_aiohttp_when_http2_is_off(tls_site: TLSSite) -> None:
 async def test_untrusted_certificate_is_a_permanent_tls_failure(tls_site: TLSSite, http2: bool) -> None:
     with pytest.raises(PermanentFetchError, match=r"TLS certificate of untrusted.demo.test rejected"):
         await fetch(tls_site.url("untrusted"), http2=http2)
+
+
+async def test_one_small_pool_per_origin_and_idle_pools_closed(tls_site: TLSSite) -> None:
+    from workers.ingestor.client import _OriginPools, make_ssl_context
+    from workers.ingestor.resolver import Resolver
+
+    now = [0.0]
+    pools = _OriginPools(
+        resolver=Resolver(overrides={"*.demo.test": "127.0.0.1"}, allow_private_networks=True),
+        ssl_context=make_ssl_context(tls_site.ca_bundle, role="httpcore"),
+        http2=True,
+        per_origin=2,
+        idle_s=10.0,
+        clock=lambda: now[0],
+    )
+    try:
+        for host in ("p1", "p2", "p3", "p1"):
+            response = await pools.handle_async_request(
+                httpx.Request("GET", tls_site.url(host), extensions={"timeout": {"connect": 5, "read": 5}})
+            )
+            await response.aread()
+            await response.aclose()
+            assert response.http_version == "HTTP/2"
+        assert pools.pools == 3
+        now[0] = 11.0
+        pools._until_sweep = 1
+        response = await pools.handle_async_request(httpx.Request("GET", tls_site.url("p4")))
+        await response.aclose()
+        assert pools.pools == 1  # p1-p3 idle for more than 10 s: closed
+    finally:
+        await pools.aclose()

@@ -129,6 +129,8 @@ class Fetcher:
         self._client = HttpClient(
             resolver=self.resolver,
             max_connections=self.settings.concurrency + 50,  # robots fetches run beside pages
+            per_origin=self.settings.per_host_concurrency,
+            idle_s=15.0 + self.settings.total_timeout_s,
             http2=self.settings.http2,
             ca_bundle=self.settings.ca_bundle,
         )
