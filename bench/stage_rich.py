@@ -194,9 +194,9 @@ async def bench(*, quick: bool) -> list[dict[str, Any]]:
     try:
         assert server.stdout is not None
         port = int(server.stdout.readline())
-        urls = bench_urls(port, articles=5 if quick else 29)
-        warm = urls[: settings.concurrency * 2]
-        reps, runs = (1, 1) if quick else (2, 3)
+        urls = bench_urls(port, articles=3 if quick else 29)
+        warm = urls[: settings.concurrency * (1 if quick else 2)]
+        reps, runs = 1, (1 if quick else 3)
         ours_runs: list[tuple[float, float, int, TreeMemory]] = []
         base_runs: list[tuple[float, float, int, TreeMemory]] = []
         for _ in range(runs):  # alternate, so machine noise hits both sides alike

@@ -44,6 +44,7 @@ __all__ = [
     "ChromiumProcess",
     "ProfileSlot",
     "TreeMemory",
+    "check_executable",
     "kill_orphans",
     "orphan_processes",
     "resolver_rules",
@@ -70,6 +71,11 @@ BASE_FLAGS: tuple[str, ...] = (
     "--disable-background-timer-throttling",
     "--disable-renderer-backgrounding",
     "--disable-backgrounding-occluded-windows",
+    # Bounded process count (measured: 40 renderer processes after 80 article pages with
+    # both on, 7 with both off): no back/forward cache of pages we never go back to, and
+    # no process per cross-site iframe (the browser holds no user data to isolate).
+    "--disable-features=BackForwardCache",
+    "--disable-site-isolation-trials",
     # A page that allocates without bound crashes its own tab at 512 MB of JS heap
     # instead of growing the browser towards the RSS limit.
     "--js-flags=--max-old-space-size=512",
@@ -94,6 +100,12 @@ def resolver_rules(overrides: Mapping[str, str] | None) -> str | None:
             raise ConfigError(f"invalid resolver override {pattern!r} -> {target!r}")
         rules.append(f"MAP {pattern} {target}")
     return ", ".join(rules)
+
+
+def check_executable(path: Path) -> None:
+    """Raise ConfigError (saying how to install it) unless ``path`` is an executable file."""
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        raise ConfigError(f"Chromium not found at {path}: {MISSING_HINT}")
 
 
 # --- memory ------------------------------------------------------------------------------
@@ -300,8 +312,7 @@ class ChromiumProcess:
         Must run on the thread that stays alive as long as the browser should (the event
         loop's): the parent-death signal fires when the *thread* that forked exits.
         """
-        if not (self.executable.is_file() and os.access(self.executable, os.X_OK)):
-            raise ConfigError(f"Chromium not found at {self.executable}: {MISSING_HINT}")
+        check_executable(self.executable)
         profile = self.slot.user_data_dir
         profile.mkdir(parents=True, exist_ok=True)
         port_file = profile / "DevToolsActivePort"

@@ -43,7 +43,7 @@ from workers.errors import (
     TransientFetchError,
 )
 from workers.rich import metrics
-from workers.rich.browser import ProfileSlot, resolver_rules
+from workers.rich.browser import ProfileSlot, check_executable, resolver_rules
 from workers.rich.content import page_content
 from workers.rich.failures import classify, failure_reason, short, status_error, tagged
 from workers.rich.scripts import capture, settle
@@ -137,6 +137,7 @@ class Renderer:
         """Claim a profile slot (killing orphans of a crashed predecessor), start the browser."""
         if self._started:
             return
+        check_executable(self.settings.chromium_path)
         self._started = True
         self._profile = await asyncio.to_thread(ProfileSlot.acquire, self.data_dir)
         try:
@@ -199,10 +200,10 @@ class Renderer:
     def _request_restart(self, reason: str) -> None:
         if self._stopped or (self._restart_task is not None and not self._restart_task.done()):
             return
+        self._open.clear()  # from now on, renders wait for the new browser
         self._restart_task = asyncio.create_task(self._restart(reason), name=f"renderer-restart-{reason}")
 
     async def _restart(self, reason: str) -> None:
-        self._open.clear()
         held: list[_Slot] = []
         try:
             for _ in self._slots:  # wait for the renders in flight
