@@ -44,7 +44,14 @@ def process_routed(routed: RoutedPage, *, route: str | None = None, fallback: bo
         return base
     html = page.html_bytes()
     try:
-        ex = extract(html, url=page.url, final_url=page.final_url, charset=page.charset)
+        ex = extract(
+            html,
+            url=page.url,
+            final_url=page.final_url,
+            charset=page.charset,
+            content_type=page.content_type,
+            content_language=page.headers.get("content-language"),
+        )
     except Exception as exc:  # any parser failure is this page's problem, not the worker's
         raise ExtractionError(f"extraction failed: {type(exc).__name__}: {exc}") from exc
     return dataclasses.replace(

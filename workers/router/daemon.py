@@ -8,7 +8,7 @@ from prometheus_client import Counter
 
 from workers.lifecycle import Incoming, Worker
 from workers.messages import RawPage, RoutedPage
-from workers.router.score import score_page
+from workers.router.score import resolve_weights, score_page
 from workers.settings import Settings
 from workers.topics import PROCESS_FAST, PROCESS_RICH, Stage
 
@@ -26,7 +26,8 @@ class Router(Worker):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
-        self._weights = dict(settings.router.weights)
+        # Unknown rule names in STREAMCRAWL_ROUTER_WEIGHTS fail at start, not silently.
+        self._weights = resolve_weights(settings.router.weights)
         self._threshold = settings.router.threshold
 
     async def handle_batch(self, batch: Sequence[Incoming]) -> None:
