@@ -8,7 +8,7 @@ from prometheus_client import Counter
 
 from workers.lifecycle import Incoming, Worker
 from workers.messages import RawPage, RoutedPage
-from workers.router.score import resolve_weights, score_page
+from workers.router import resolve_weights, score_page
 from workers.settings import Settings
 from workers.topics import PROCESS_FAST, PROCESS_RICH, Stage
 
