@@ -282,7 +282,9 @@ async def test_429_waits_retry_after_seconds(site: Site) -> None:
 
 
 async def test_retry_after_above_cap_fails_at_once(site: Site) -> None:
-    with pytest.raises(TransientFetchError, match="longer than the 5s waited") as caught:
+    with pytest.raises(
+        TransientFetchError, match="longer than the 5s the ingestor waits in-process"
+    ) as caught:
         await fetch(site.url("e503", "/status?code=503&retry_after=120"), retry_after_cap_s=5.0)
     assert caught.value.retry_after == 120
     assert site.hits["e503/status"] == 1

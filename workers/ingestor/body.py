@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import httpx
 
 from workers.ingestor.charset import is_generic_type, is_html_type, media_type, sniff_html
+from workers.messages import truncate_body
 
 __all__ = ["Body", "read_page_body"]
 
@@ -65,13 +66,12 @@ async def read_page_body(response: httpx.Response, headers: Mapping[str, str], *
                 body.skipped = _sniff_reason(kind)
                 return body
         if received > max_bytes:
-            body.truncated = True
-            break
+            break  # the rest is never downloaded: aclose() drops the connection
     data = b"".join(chunks)
     if sniffing and not sniff_html(data):
         body.skipped = _sniff_reason(kind)
         return body
-    body.data = data[:max_bytes] if body.truncated else data
+    body.data, body.truncated = truncate_body(data, max_bytes)
     body.size = max(body.size, received)
     return body
 

@@ -164,8 +164,8 @@ class Fetcher:
                 after = exc.retry_after
                 if after is not None and after > s.retry_after_cap_s:
                     raise TransientFetchError(
-                        f"{exc}; Retry-After {after:.0f}s is longer than the "
-                        f"{s.retry_after_cap_s:g}s waited in-process",
+                        f"{exc}; retrying in {after:.0f}s is longer than the "
+                        f"{s.retry_after_cap_s:g}s the ingestor waits in-process",
                         retry_after=after,
                     ) from exc
                 if attempt == attempts:
