@@ -321,8 +321,8 @@ def bench(*, quick: bool) -> list[dict[str, Any]]:
 
 
 def _bench(port: int, tls_port: int, ca: Path, *, quick: bool) -> list[dict[str, Any]]:
-    http_plan = [(50, 200, 1)] if quick else [(100, 3000, 3), (500, 3000, 3)]
-    https_plan = (20, 60, 1) if quick else (100, 1500, 3)
+    http_plan = [(50, 200, 1)] if quick else [(100, 2000, 5), (500, 2000, 5)]
+    https_plan = (20, 60, 1) if quick else (100, 1000, 5)
     rows: list[dict[str, Any]] = []
     http_clients: dict[str, Client] = {
         "aiohttp": _run_aiohttp,
