@@ -15,6 +15,7 @@ import psutil
 import pytest
 
 from tests.integration.rich_site import HOST_RULES, serve_site
+from workers.errors import StackError, StreamCrawlError
 from workers.rich import Renderer
 from workers.rich.browser import orphan_processes
 from workers.settings import RendererSettings
@@ -25,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CHILD = """
 import asyncio, json, sys
 from pathlib import Path
+from workers.errors import StackError, StreamCrawlError
 from workers.rich import Renderer
 from workers.settings import RendererSettings
 
@@ -171,3 +173,20 @@ async def test_stop_leaves_no_browser_and_no_driver(tmp_path: Path) -> None:
     assert await _wait_dead(sorted(during)) == []
     assert orphan_processes(tmp_path / "browser-0" / "profile") == []
     assert not (tmp_path / "browser-0" / "chromium.pid").exists()
+
+
+async def test_stop_fails_queued_and_in_flight_renders_instead_of_hanging(tmp_path: Path, base: str) -> None:
+    settings = RendererSettings(page_timeout_s=30)
+    renderer = Renderer(settings, data_dir=tmp_path, host_resolver_rules=HOST_RULES)
+    await renderer.start()
+    tasks = [
+        asyncio.create_task(renderer.render(f"{base}/hang.html")) for _ in range(settings.concurrency * 2)
+    ]
+    await asyncio.sleep(1.0)
+    started = time.monotonic()
+    await renderer.stop(drain_timeout_s=0.5)
+    results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 15)
+    assert time.monotonic() - started < 15
+    assert all(isinstance(r, StreamCrawlError) for r in results), results
+    with pytest.raises(StackError):
+        await renderer.render(f"{base}/late.html")

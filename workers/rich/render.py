@@ -166,13 +166,17 @@ class Renderer:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        held: list[_Slot] = []
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(drain_timeout_s):
                 for _ in self._slots:
-                    await self._free.get()
+                    held.append(await self._free.get())
         await self._close_browser()
         if self._profile is not None:
             self._profile.release()
+        for slot in held:  # wake renders still waiting: they see the renderer stopped
+            self._free.put_nowait(slot)
+        self._open.set()
 
     async def _open_browser(self) -> None:
         assert self._profile is not None
@@ -249,11 +253,13 @@ class Renderer:
     @contextlib.asynccontextmanager
     async def _slot(self) -> AsyncIterator[_Slot]:
         while True:
+            if self._stopped:
+                raise StackError("the Renderer was stopped")
             await self._open.wait()
             slot = await self._free.get()
-            if self._open.is_set():
+            if self._open.is_set() and not self._stopped:
                 break
-            self._free.put_nowait(slot)  # a restart began meanwhile: it needs every slot
+            self._free.put_nowait(slot)  # a restart or stop began meanwhile: it needs every slot
         try:
             yield slot
         finally:

@@ -89,17 +89,22 @@ class BrowserSession:
 
     async def page(self, run_config: Any) -> Any:
         """The tab of ``run_config.session_id`` (created on first use)."""
+        if self.manager is None:
+            raise RuntimeError("Browser closed")
         page, _context = await self.manager.get_page(run_config)
         return page
 
     async def drop(self, session_id: str, *, timeout_s: float = 5.0) -> bool:
         """Close a session's tab; False when the browser did not answer (it needs a restart)."""
+        manager = self.manager
+        if manager is None:  # closed meanwhile: the tab went with the browser
+            return True
         try:
             async with asyncio.timeout(timeout_s):
-                await self.manager.kill_session(session_id)
+                await manager.kill_session(session_id)
         except Exception as exc:  # noqa: BLE001 - any failure here means the browser is unhealthy
             log.warning("could not close tab %s: %s", session_id, short(exc))
-            self.manager.sessions.pop(session_id, None)
+            manager.sessions.pop(session_id, None)
             return False
         return True
 
