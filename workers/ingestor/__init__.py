@@ -39,10 +39,15 @@ Raises (from :mod:`workers.errors`; messages are written for the dead-letter top
   TLS failure, too many redirects, invalid URL or redirect target;
 - ``BlockedError``: robots.txt disallow, SSRF guard refusal, open circuit breaker.
 
-Modules: ``fetch`` (the Fetcher), ``client``/``transport`` (httpx over aiohttp for HTTP/1.1,
-httpx's HTTP/2 transport for HTTPS), ``resolver`` (overrides, DNS cache, SSRF guard),
-``robots``, ``politeness``, ``breaker``, ``body``/``charset`` (what the body is),
-``failures`` (exceptions to reasons).
+How it fetches: httpx requests and responses throughout; ``http://`` over a small
+httpx transport on one aiohttp session (httpx's own pool is far slower), ``https://`` over
+httpx's HTTP/2-capable transport with one small pool per origin (``http2=false`` sends HTTPS
+through the aiohttp transport too). Both resolve through one guarded resolver. zstd and
+blake2b of bodies >= 16 KiB run on two worker threads (they release the GIL).
+
+Modules: ``fetch`` (the Fetcher), ``client``/``transport`` (transports), ``resolver``
+(overrides, DNS cache, SSRF guard), ``robots``, ``politeness``, ``breaker``,
+``body``/``charset`` (what the body is), ``failures`` (exceptions to reasons).
 """
 
 from __future__ import annotations
