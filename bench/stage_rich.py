@@ -36,7 +36,8 @@ import psutil
 
 from workers.errors import StreamCrawlError
 from workers.rich import Renderer
-from workers.rich.browser import BASE_FLAGS, TreeMemory, resolver_rules, tree_memory
+from workers.rich.browser import BASE_FLAGS, resolver_rules
+from workers.rich.memory import TreeMemory, tree_memory
 from workers.settings import RendererSettings
 
 __all__ = ["bench", "bench_urls"]

@@ -23,9 +23,10 @@ from workers.errors import (
     TransientFetchError,
 )
 from workers.rich import Renderer
-from workers.rich.browser import ProfileSlot, kill_orphans, resolver_rules, tree_memory
+from workers.rich.browser import ProfileSlot, kill_orphans, resolver_rules
 from workers.rich.content import page_content
 from workers.rich.failures import classify, failure_reason, short, status_error
+from workers.rich.memory import tree_memory
 from workers.settings import RendererSettings
 
 

@@ -1,9 +1,12 @@
-"""The rich path: render pages in Chromium (driven by Crawl4AI) with bounded memory and no leaked browsers.
+"""The rich path: render pages in Chromium, managed by Crawl4AI, with bounded memory and no leaked browsers.
 
-Modules: ``browser`` (Chromium process, profile slots, orphans, memory), ``settle`` (the
-wait strategy), ``content`` (rendered DOM to Markdown, metadata, outlinks), ``render``
-(the :class:`Renderer`), ``metrics``. crawl4ai is imported lazily by the Renderer, after
-its base directory is pointed under the data dir.
+Modules, one concern each: ``render`` (the :class:`Renderer`: slots, deadlines, restarts,
+metrics), ``session`` (Chromium + Crawl4AI's BrowserManager over CDP), ``browser``
+(the Chromium process, profile slots, PID file, orphans), ``memory`` (PSS of a process
+tree), ``scripts`` (the in-page wait strategy and DOM capture), ``content`` (rendered DOM
+to Markdown, metadata, outlinks), ``failures`` (browser errors to StreamCrawl errors),
+``metrics`` (Prometheus). crawl4ai is imported lazily, after its base directory is
+pointed under the data dir.
 """
 
 from __future__ import annotations

@@ -8,8 +8,10 @@ No leaked browsers, in three layers:
 
 1. Chromium runs in our process group (supervisord's ``stopasgroup``/``killasgroup`` reach
    it) with ``PR_SET_PDEATHSIG=SIGKILL`` (set by ``setpriv --pdeathsig``, so no Python
-   runs between fork and exec): if our process dies, even by SIGKILL, the kernel kills the
-   browser, and Chromium's zygote, renderers and utility processes exit with it.
+   runs between fork and exec; it survives the ``exec`` of Debian's /usr/bin/chromium
+   wrapper into the real binary, same PID): if our process dies, even by SIGKILL, the
+   kernel kills the browser, and its zygotes, renderers and utility processes exit with
+   it (measured: all 9 gone within 0.2 s of a SIGKILL of the browser process).
 2. Each running renderer holds an ``flock`` on its profile slot ``<data_dir>/browser-N``.
    The kernel releases the lock when the owner dies, so a slot whose lock we can take has
    no live owner, and any process still using its ``--user-data-dir`` is an orphan.
@@ -31,24 +33,22 @@ import signal
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 import psutil
 
 from workers.errors import ConfigError, StackError
+from workers.rich.memory import TreeMemory, tree_memory
 
 __all__ = [
     "BASE_FLAGS",
     "ChromiumProcess",
     "ProfileSlot",
-    "TreeMemory",
     "check_executable",
     "kill_orphans",
     "orphan_processes",
     "resolver_rules",
-    "tree_memory",
 ]
 
 log = logging.getLogger(__name__)
@@ -106,51 +106,6 @@ def check_executable(path: Path) -> None:
     """Raise ConfigError (saying how to install it) unless ``path`` is an executable file."""
     if not (path.is_file() and os.access(path, os.X_OK)):
         raise ConfigError(f"Chromium not found at {path}: {MISSING_HINT}")
-
-
-# --- memory ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class TreeMemory:
-    """Memory of a process and all its descendants."""
-
-    rss_bytes: int
-    """Sum of RSS: counts pages shared between Chromium's processes once per process."""
-    pss_bytes: int
-    """Sum of PSS: each shared page split among its sharers, i.e. the tree's real footprint."""
-    processes: int
-
-
-def _tree(pid: int) -> list[psutil.Process]:
-    root = psutil.Process(pid)
-    return [root, *root.children(recursive=True)]
-
-
-def tree_memory(pid: int) -> TreeMemory:
-    """RSS and PSS of ``pid`` and its descendants (reads /proc/<pid>/smaps_rollup; ~10 ms a process).
-
-    Blocking: call it through ``asyncio.to_thread``. A vanished process counts as zero.
-    """
-    rss = pss = count = 0
-    try:
-        procs = _tree(pid)
-    except psutil.Error:
-        return TreeMemory(0, 0, 0)
-    for proc in procs:
-        try:
-            full = proc.memory_full_info()
-        except psutil.AccessDenied:
-            with contextlib.suppress(psutil.Error):
-                value = proc.memory_info().rss
-                rss, pss, count = rss + value, pss + value, count + 1
-            continue
-        except psutil.Error:
-            continue
-        rss += full.rss
-        pss += getattr(full, "pss", full.rss)
-        count += 1
-    return TreeMemory(rss, pss, count)
 
 
 # --- profile slots, PID file, orphans ----------------------------------------------------
@@ -370,7 +325,8 @@ class ChromiumProcess:
         if not self.alive or self.pid is None:
             return []
         with contextlib.suppress(psutil.Error):
-            return [p.pid for p in _tree(self.pid)]
+            root = psutil.Process(self.pid)
+            return [root.pid, *(child.pid for child in root.children(recursive=True))]
         return []
 
     def memory(self) -> TreeMemory:

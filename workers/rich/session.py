@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from workers.errors import StackError
-from workers.rich.browser import ChromiumProcess, ProfileSlot, TreeMemory
+from workers.rich.browser import ChromiumProcess, ProfileSlot
 from workers.rich.failures import short
+from workers.rich.memory import TreeMemory
 from workers.rich.scripts import INIT_JS
 
 __all__ = ["BrowserSession", "import_crawl4ai"]
