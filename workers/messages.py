@@ -151,7 +151,7 @@ class RawPage(Message):
     html_zstd: bytes
     """The body (HTML), zstd-compressed; empty when the page was skipped."""
     content_hash: str
-    """blake2b-128 of the body as received (before truncation to max_page_bytes)."""
+    """blake2b-128 of the body as kept (a truncated body is never downloaded past the cap)."""
     fetched_at: float
     body_bytes: int = 0
     truncated: bool = False

@@ -36,7 +36,10 @@ class Ingestor(Worker):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
-        self.max_in_flight = settings.ingestor.concurrency
+        # More records in flight than requests: a record waiting for its host's politeness
+        # turn holds no request slot (the fetcher's global semaphore bounds requests), so a
+        # run of one host's URLs must not fill the window and starve the other hosts.
+        self.max_in_flight = settings.ingestor.concurrency * 4
         self.fetcher = Fetcher(settings.ingestor, max_page_bytes=settings.worker.max_page_bytes)
 
     async def on_start(self) -> None:
