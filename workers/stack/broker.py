@@ -90,9 +90,8 @@ class TansuBroker(Component):
                 AWS_DEFAULT_REGION=self.s3.region,
                 AWS_ALLOW_HTTP="false" if self.s3.secure else "true",
             )
-        return ProcessSpec(
-            name=self.name,
-            argv=[
+        return self.process_spec(
+            [
                 str(tansu_binary()),
                 "broker",
                 "--listener-url",
@@ -102,12 +101,8 @@ class TansuBroker(Component):
                 "--storage-engine",
                 self.storage_url,
             ],
-            log_path=self.log_path,
-            pid_path=self.pid_path,
             env=env,
             cwd=self.paths.root,
-            stop_signal=self.stop_signal,
-            stop_timeout_s=self.stop_timeout_s,
         )
 
     def probe(self) -> bool:

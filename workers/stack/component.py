@@ -16,6 +16,7 @@ from __future__ import annotations
 import abc
 import enum
 import signal
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,6 +77,27 @@ class Component(abc.ABC):
     @abc.abstractmethod
     def spec(self) -> ProcessSpec:
         """How to run it (argv, env, stop signal)."""
+
+    def process_spec(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        user: str | None = None,
+    ) -> ProcessSpec:
+        """``argv`` run as this component: its name, log, PID file and stop behaviour."""
+        return ProcessSpec(
+            name=self.name,
+            argv=argv,
+            log_path=self.log_path,
+            pid_path=self.pid_path,
+            env=env,
+            cwd=cwd,
+            user=user,
+            stop_signal=self.stop_signal,
+            stop_timeout_s=self.stop_timeout_s,
+        )
 
     @abc.abstractmethod
     def probe(self) -> bool:

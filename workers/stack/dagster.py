@@ -51,16 +51,7 @@ class _DagsterProcess(Component):
         shutil.copyfile(project_root() / "dagster.yaml", self.paths.dagster_home / "dagster.yaml")
 
     def _spec(self, argv: list[str]) -> ProcessSpec:
-        return ProcessSpec(
-            name=self.name,
-            argv=argv,
-            log_path=self.log_path,
-            pid_path=self.pid_path,
-            env=self._env(),
-            cwd=project_root(),
-            stop_signal=self.stop_signal,
-            stop_timeout_s=self.stop_timeout_s,
-        )
+        return self.process_spec(argv, env=self._env(), cwd=project_root())
 
     @property
     def workspace(self) -> Path:

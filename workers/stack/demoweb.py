@@ -32,14 +32,7 @@ class DemoWebServer(Component):
         return [PortClaim(self.port, env_name(StackSettings, "demo_port"))]
 
     def spec(self) -> ProcessSpec:
-        return ProcessSpec(
-            name=self.name,
-            argv=[sys.executable, "-m", "workers.demoweb", "serve", "--port", str(self.port)],
-            log_path=self.log_path,
-            pid_path=self.pid_path,
-            stop_signal=self.stop_signal,
-            stop_timeout_s=self.stop_timeout_s,
-        )
+        return self.process_spec([sys.executable, "-m", "workers.demoweb", "serve", "--port", str(self.port)])
 
     def probe(self) -> bool:
         return tcp_open(self.port)

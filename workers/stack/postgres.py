@@ -199,17 +199,7 @@ class EmbeddedPostgres(Component):
             argv += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
         env["TMPDIR"] = str(self.paths.tmp)
-        return ProcessSpec(
-            name=self.name,
-            argv=argv,
-            log_path=self.log_path,
-            pid_path=self.pid_path,
-            env=env,
-            cwd=self.paths.postgres,
-            user=self.run_as,
-            stop_signal=self.stop_signal,
-            stop_timeout_s=self.stop_timeout_s,
-        )
+        return self.process_spec(argv, env=env, cwd=self.paths.postgres, user=self.run_as)
 
     def _connect(self, database: str, *, timeout_s: int) -> Any:
         return psycopg2.connect(

@@ -177,16 +177,7 @@ class SeaweedFS(Component):
         for component, (port, _setting) in ports.items():
             argv += [f"-{component}.port={port}", f"-{component}.port.grpc={port + GRPC_OFFSET}"]
         env = {**os.environ, "TMPDIR": str(self.paths.tmp)}
-        return ProcessSpec(
-            name=self.name,
-            argv=argv,
-            log_path=self.log_path,
-            pid_path=self.pid_path,
-            env=env,
-            cwd=self.paths.seaweedfs,
-            stop_signal=self.stop_signal,
-            stop_timeout_s=self.stop_timeout_s,
-        )
+        return self.process_spec(argv, env=env, cwd=self.paths.seaweedfs)
 
     def _volume_server_registered(self) -> bool:
         """The master knows a volume server (before that, reads of existing objects fail)."""

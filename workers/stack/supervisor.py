@@ -203,15 +203,8 @@ class Supervisor(Component):
             "PYTHONUNBUFFERED": "1",
             "TMPDIR": str(self.paths.tmp),
         }
-        return ProcessSpec(
-            name=self.name,
-            argv=[str(venv_binary("supervisord")), "-c", str(self.config_path)],
-            log_path=self.log_path,
-            pid_path=self.pid_path,
-            env=env,
-            cwd=project_root(),
-            stop_signal=self.stop_signal,
-            stop_timeout_s=self.stop_timeout_s,
+        return self.process_spec(
+            [str(venv_binary("supervisord")), "-c", str(self.config_path)], env=env, cwd=project_root()
         )
 
     def _rpc(self, timeout_s: float = 3.0) -> Any:
