@@ -24,11 +24,12 @@ from tests.integration.test_pipeline_e2e import TIMEOUT_ENV
 from workers.cli.cmd_crawl import crawl
 from workers.demoweb import DemoWeb, data_urls
 from workers.demoweb.data import locate_data_dir
+from workers.dlq import read_dead_letters
 from workers.frontier import parse_list_lines
-from workers.messages import RawPage, RoutedPage, compress_html, encode
+from workers.messages import DeadLetter, RawPage, RoutedPage, compress_html, encode
 from workers.settings import Settings
 from workers.storage import PageStore
-from workers.topics import PROCESS_RICH
+from workers.topics import PROCESS_RICH, PROCESSED_DLQ
 from workers.urls import normalize_url, url_hash
 
 pytestmark = [
@@ -71,7 +72,7 @@ def _f1(a: str, b: str) -> float:
 
 @pytest.fixture
 async def pipeline(settings: Settings, tmp_path: Path) -> AsyncIterator[Pipeline]:
-    env = {**TIMEOUT_ENV, "STREAMCRAWL_RENDERER_PAGE_TIMEOUT_S": "20"}
+    env = {**TIMEOUT_ENV, "STREAMCRAWL_RENDERER_PAGE_TIMEOUT_S": "10"}
     running = Pipeline(settings, log_dir=tmp_path / "logs", extra_env=env)
     running.start(*STAGES)
     try:
@@ -155,5 +156,54 @@ async def test_static_page_through_the_renderer_matches_the_fast_path(
             fast = await store.get_markdown(url_hash(normalize_url(url))) or ""
             rich = await store.get_markdown(url_hash(forced)) or ""
         assert _f1(fast, rich) >= 0.9, (len(fast), len(rich))
+    finally:
+        await web.stop()
+
+
+async def test_page_that_never_loads_is_dead_lettered_and_the_renderer_keeps_serving(
+    settings: Settings, pipeline: Pipeline
+) -> None:
+    web = DemoWeb(port=0, processes=1)
+    await web.start()
+    try:
+        stall = normalize_url(f"http://site-003.demo.test:{web.port}/stall/7")
+        ok = normalize_url(f"http://site-003.demo.test:{web.port}/app/2")
+        batch = f"stall-{time.time_ns()}"
+        messages = []
+        for url in (stall, ok):
+            raw = RawPage(
+                url=url,
+                url_hash=url_hash(url),
+                host="site-003.demo.test",
+                final_url=url,
+                status=200,
+                content_type="text/html",
+                # An empty shell: nothing usable for the raw-HTML fallback.
+                html_zstd=compress_html(b'<html><body><div id="root"></div></body></html>'),
+                content_hash="0" * 32,
+                fetched_at=time.time(),
+                batch=batch,
+            )
+            messages.append(encode(RoutedPage(page=raw, route="rich", score=0, rules=["empty_root"])))
+        started = time.monotonic()
+        await produce(settings.kafka, PROCESS_RICH, messages, key=b"site-003.demo.test")
+        letters: list[DeadLetter] = []
+        async with PageStore(settings.postgres, settings.s3, settings.storage) as store:
+            row = None
+            while time.monotonic() - started < 90 and (row is None or not letters):
+                row = row or await store.get_page(url_hash(ok))
+                letters = [
+                    letter
+                    for _record, letter in await read_dead_letters(settings.kafka, PROCESSED_DLQ, limit=1000)
+                    if letter.url_hash == url_hash(stall)
+                ]
+                await asyncio.sleep(0.5)
+        logs = pipeline.logs("rich_renderer")
+        assert letters, ("the stalled page is dead-lettered", logs)
+        # The render timed out and the raw HTML had no usable text for the fallback.
+        assert letters[0].error_class == "ExtractionError", letters[0]
+        assert "RenderTimeout" in letters[0].error_message, letters[0].error_message
+        assert row is not None and row.route == "rich", ("the renderer kept serving", logs)
+        assert pipeline.alive("rich_renderer")
     finally:
         await web.stop()
