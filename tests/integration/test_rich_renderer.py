@@ -141,7 +141,9 @@ async def test_dead_browser_is_restarted(renderer: Renderer, base: str) -> None:
     assert "Late content" in rendered.markdown
     assert renderer.stats.browser_restarts == restarts + 1
     assert renderer.browser_pids()[0] != old[0]
-    survivors = [p for p in old if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+    survivors = [
+        p for p in old if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+    ]
     assert survivors == []
 
 
