@@ -74,7 +74,7 @@ unit: install
 	$(BIN)/pytest -q tests/unit
 
 test: install lint typecheck
-	$(BIN)/pytest -q -p no:cacheprovider --durations=15
+	$(BIN)/pytest -q -rs -p no:cacheprovider --durations=15
 
 bench: install
 	$(BIN)/python -m bench.run
