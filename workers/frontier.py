@@ -112,9 +112,9 @@ def _chunks(items: Iterable[CrawlRequest], size: int) -> Iterator[list[CrawlRequ
 async def publish_requests(settings: KafkaSettings, requests: Iterable[CrawlRequest]) -> int:
     """Publish to ``crawl.request`` keyed by host; returns once every record is acknowledged."""
     producer = make_producer(settings, client_id="streamcrawl-frontier")
-    await producer.start()
     sent = 0
     try:
+        await producer.start()  # inside the try: a failed start must still close the client
         for chunk in _chunks(requests, 1000):
             futures = [
                 await producer.send(

@@ -62,8 +62,8 @@ async def high_watermarks(
 ) -> dict[str, dict[int, int]]:
     """Log end offset per topic and partition, from fetch responses. Missing topics are omitted."""
     consumer = make_consumer(settings, group_id=None, client_id="streamcrawl-lag", max_poll_records=1)
-    await consumer.start()
     try:
+        await consumer.start()  # inside the try: a failed start must still close the client
         tps: list[TopicPartition] = []
         for topic in topics:
             parts = consumer.partitions_for_topic(topic.name)

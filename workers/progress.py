@@ -132,8 +132,8 @@ class ProgressTracker:
     async def follow(self, *, timeout_s: float, on_tick: Any = None, tick_s: float = 0.5) -> BatchProgress:
         """Read until every URL is accounted for or ``timeout_s`` passes."""
         consumer = make_consumer(self.settings, group_id=None, client_id="streamcrawl-progress")
-        await consumer.start()
         try:
+            await consumer.start()  # inside the try: a failed start must still close the client
             tps: list[TopicPartition] = []
             for topic in _WATCHED:
                 for part in sorted(consumer.partitions_for_topic(topic.name) or ()):

@@ -20,6 +20,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
@@ -73,6 +74,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StreamCrawlError as exc:
         message = " ".join(str(exc).split())
         sys.stderr.write(f"streamcrawl {args.command}: error: {message}\n")
+        return 1
+    except KafkaError as exc:
+        servers = settings_module.KafkaSettings().bootstrap_servers
+        sys.stderr.write(
+            f"streamcrawl {args.command}: error: Kafka at {servers} did not answer ({exc}); "
+            "start the stack with `streamcrawl up`, or set STREAMCRAWL_KAFKA_BOOTSTRAP_SERVERS\n"
+        )
         return 1
     except KeyboardInterrupt:
         sys.stderr.write(f"streamcrawl {args.command}: interrupted\n")
