@@ -251,56 +251,70 @@ class Worker(abc.ABC):
             self._slot_free.set()
 
     async def _handle_with_policy(self, batch: list[Incoming]) -> None:
-        attempt = 0
+        if len(batch) == 1:
+            await self._handle_single(batch[0])
+            return
+        outages = 0
         while True:
-            attempt += 1
             try:
                 await self._handle_and_ack(batch)
                 return
             except DependencyUnavailable as exc:
-                if self._stopping.is_set():
-                    raise asyncio.CancelledError from exc
-                RETRIES.labels(self.stage.value).inc()
-                delay = backoff_delay(
-                    min(attempt, 8),
-                    base=self.settings.worker.retry_base_delay_s,
-                    cap=self.settings.worker.retry_max_delay_s,
-                )
-                log.warning("dependency unavailable (%s); retrying batch in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-            except RetryableError as exc:
-                if attempt >= self.settings.worker.max_attempts or len(batch) > 1:
-                    break
-                RETRIES.labels(self.stage.value).inc()
-                await asyncio.sleep(self._delay(attempt, exc))
-            except Exception:  # noqa: BLE001 - permanent or poison: isolate the record
+                outages += 1
+                await self._wait_out_outage(outages, exc)
+            except Exception:  # noqa: BLE001 - retryable, permanent or poison: isolate the records
                 break
-        if len(batch) == 1:
-            await self._handle_single(batch[0])
-            return
-        for item in batch:  # isolate the record(s) that fail
+        for item in batch:
             await self._handle_single(item)
 
     async def _handle_single(self, item: Incoming) -> None:
         first_failure: float | None = None
-        for attempt in range(1, self.settings.worker.max_attempts + 1):
+        attempt = outages = 0
+        while True:
             try:
                 await self._handle_and_ack([item])
                 return
-            except DependencyUnavailable:
-                raise
+            except DependencyUnavailable as exc:
+                outages += 1  # an outage is not the record's fault: no attempt is spent
+                await self._wait_out_outage(outages, exc)
             except RetryableError as exc:
+                attempt += 1
                 first_failure = first_failure or time.time()
-                if attempt == self.settings.worker.max_attempts:
-                    await self.dead_letter(item, exc, first_failure_at=first_failure)
+                if attempt >= self.settings.worker.max_attempts:
+                    await self._dead_letter_until_acked(item, exc, first_failure)
                     return
                 RETRIES.labels(self.stage.value).inc()
                 await asyncio.sleep(self._delay(attempt, exc))
             except Exception as exc:
                 if not isinstance(exc, PermanentError):
                     log.exception("unexpected error handling a record; dead-lettering it")
-                await self.dead_letter(item, exc, first_failure_at=first_failure or time.time())
+                await self._dead_letter_until_acked(item, exc, first_failure or time.time())
                 return
+
+    async def _dead_letter_until_acked(
+        self, item: Incoming, exc: BaseException, first_failure: float
+    ) -> None:
+        outages = 0
+        while True:
+            try:
+                await self.dead_letter(item, exc, first_failure_at=first_failure)
+                return
+            except DependencyUnavailable as outage:
+                outages += 1
+                await self._wait_out_outage(outages, outage)
+
+    async def _wait_out_outage(self, outages: int, exc: DependencyUnavailable) -> None:
+        """Back off while Kafka/PostgreSQL/S3 is down; on shutdown give the record up uncommitted."""
+        if self._stopping.is_set():
+            raise asyncio.CancelledError from exc
+        RETRIES.labels(self.stage.value).inc()
+        delay = backoff_delay(
+            min(outages, 8),
+            base=self.settings.worker.retry_base_delay_s,
+            cap=self.settings.worker.retry_max_delay_s,
+        )
+        log.warning("dependency unavailable (%s); retrying in %.1fs", exc, delay)
+        await asyncio.sleep(delay)
 
     def _delay(self, attempt: int, exc: RetryableError) -> float:
         return backoff_delay(
