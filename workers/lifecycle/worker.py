@@ -7,13 +7,13 @@ Sinks are idempotent, so a redelivery after a crash is harmless.
 
 Failure rules (see workers/errors.py):
 
-* ``DependencyUnavailable`` (Kafka, PostgreSQL or S3 down): the batch is retried with
-  capped backoff for as long as the worker runs; nothing is dead-lettered for an outage.
-* any other ``RetryableError``: the batch is retried up to ``max_attempts``; then each
-  record is retried alone, and a record that still fails is dead-lettered.
-* ``PermanentError`` or an unexpected exception (a poison message): the batch is split
-  into single records; the failing record is dead-lettered with its error class and
-  message, the others go on.
+* ``DependencyUnavailable`` (Kafka, PostgreSQL or S3 down): retried with capped backoff
+  for as long as the worker runs; an outage spends no attempt and dead-letters nothing.
+* any other failure of a multi-record batch: the batch is split and each record handled
+  alone, so one bad record cannot hold back the others.
+* a record alone: a ``RetryableError`` is retried up to ``max_attempts`` times, then
+  dead-lettered; a ``PermanentError`` or an unexpected exception (a poison message) is
+  dead-lettered at once, with its error class and message.
 
 ``stop()`` (also on SIGTERM) stops fetching, lets in-flight batches finish within
 ``drain_timeout_s``, commits what is done, flushes the producer and closes the clients.
