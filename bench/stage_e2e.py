@@ -12,6 +12,7 @@ aiohttp, extracts with BeautifulSoup ``get_text``, INSERTs each row and PUTs eac
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
 import shutil
@@ -126,20 +127,33 @@ async def _baseline(settings: Settings, urls: list[str], concurrency: int) -> fl
 
 
 async def bench(*, quick: bool) -> list[dict[str, Any]]:
-    base = Path(tempfile.mkdtemp(prefix="streamcrawl-bench-e2e-"))
-    os.chmod(base, 0o711)  # PostgreSQL runs as the `postgres` user when we are root
-    s3_c, s3 = start_s3(base / "s3")
-    pg_c, pg = start_postgres(base / "pg")
-    kafka_c, kafka, _ = start_kafka(base / "kafka", s3=s3)
+    with contextlib.ExitStack() as services:  # every service started is stopped, even on failure
+        base = Path(tempfile.mkdtemp(prefix="streamcrawl-bench-e2e-"))
+        services.callback(shutil.rmtree, base, ignore_errors=True)
+        os.chmod(base, 0o711)  # PostgreSQL runs as the `postgres` user when we are root
+        s3_c, s3 = start_s3(base / "s3")
+        services.callback(s3_c.stop)
+        pg_c, pg = start_postgres(base / "pg")
+        services.callback(pg_c.stop)
+        kafka_c, kafka, _ = start_kafka(base / "kafka", s3=s3)
+        services.callback(kafka_c.stop)
+        return await _measure(
+            base,
+            settings=Settings(
+                stack=StackSettings(data_dir=base / "data"),
+                kafka=kafka,
+                postgres=pg,
+                s3=s3,
+                ingestor=IngestorSettings(allow_private_networks=True),
+            ),
+            quick=quick,
+        )
+    raise AssertionError("unreachable")
+
+
+async def _measure(base: Path, *, settings: Settings, quick: bool) -> list[dict[str, Any]]:
     web = DemoWeb(port=0, processes=1)
     await web.start()
-    settings = Settings(
-        stack=StackSettings(data_dir=base / "data"),
-        kafka=kafka,
-        postgres=pg,
-        s3=s3,
-        ingestor=IngestorSettings(allow_private_networks=True),
-    )
     pipeline = Pipeline(settings, log_dir=base / "logs", extra_env=BENCH_ENV)
     try:
         pipeline.start(*WORKERS)
@@ -167,9 +181,6 @@ async def bench(*, quick: bool) -> list[dict[str, Any]]:
     finally:
         pipeline.stop()
         await web.stop()
-        for component in (kafka_c, pg_c, s3_c):
-            component.stop()
-        shutil.rmtree(base, ignore_errors=True)
     ours, theirs = statistics.median(rates), statistics.median(base_rates)
     return [
         {
