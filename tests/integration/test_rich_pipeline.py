@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import shutil
 import time
-from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from bench.quality import text_f1
 from tests.helpers.kafka import produce
 from tests.helpers.pipeline import Pipeline
 from tests.integration.test_pipeline_e2e import TIMEOUT_ENV
@@ -55,19 +54,6 @@ def _csr_apps() -> dict[str, list[str]]:
             if path.startswith("examples/") and isinstance(info, dict) and info.get("label") == "csr":
                 apps[path.split("/")[1]] = list(info["expect_after_js"])
     return apps
-
-
-def _tokens(text: str) -> Counter[str]:
-    return Counter(re.findall(r"\w+", text.lower()))
-
-
-def _f1(a: str, b: str) -> float:
-    ta, tb = _tokens(a), _tokens(b)
-    common = sum((ta & tb).values())
-    if not common:
-        return 0.0
-    p, r = common / sum(ta.values()), common / sum(tb.values())
-    return 2 * p * r / (p + r)
 
 
 @pytest.fixture
@@ -155,7 +141,7 @@ async def test_static_page_through_the_renderer_matches_the_fast_path(
             assert row.route == "rich" and not row.fallback
             fast = await store.get_markdown(url_hash(normalize_url(url))) or ""
             rich = await store.get_markdown(url_hash(forced)) or ""
-        assert _f1(fast, rich) >= 0.9, (len(fast), len(rich))
+        assert text_f1(fast, rich) >= 0.9, (len(fast), len(rich))
     finally:
         await web.stop()
 

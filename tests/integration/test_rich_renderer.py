@@ -7,10 +7,8 @@ One Renderer serves the whole module (a browser start costs seconds on 2 shared 
 from __future__ import annotations
 
 import os
-import re
 import signal
 import time
-from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,6 +16,7 @@ import psutil
 import pytest
 from prometheus_client import REGISTRY
 
+from bench.quality import text_f1
 from tests.integration.rich_site import DATA, HOST_RULES, csr_apps, serve_site
 from workers.errors import PermanentFetchError, RenderTimeout, TransientFetchError
 from workers.rich import Renderer
@@ -41,19 +40,6 @@ async def renderer(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Re
     data_dir = tmp_path_factory.mktemp("rich")
     async with Renderer(SETTINGS, data_dir=data_dir, host_resolver_rules=HOST_RULES) as r:
         yield r
-
-
-def _words(text: str) -> Counter[str]:
-    return Counter(re.findall(r"\w+", text.lower()))
-
-
-def _f1(ours: str, expected: str) -> float:
-    a, b = _words(ours), _words(expected)
-    overlap = sum((a & b).values())
-    if not overlap:
-        return 0.0
-    precision, recall = overlap / sum(a.values()), overlap / sum(b.values())
-    return 2 * precision * recall / (precision + recall)
 
 
 @pytest.mark.parametrize(("path", "expected"), csr_apps(), ids=[p.split("/")[0] for p, _ in csr_apps()])
@@ -92,7 +78,7 @@ async def test_static_page_renders_to_its_static_text(renderer: Renderer, base: 
     url = f"{base}/static/{name}/source.html"
     rendered = await renderer.render(url)
     static = page_content(source.read_text(), url=url)
-    assert _f1(rendered.markdown, static.markdown) >= 0.95
+    assert text_f1(rendered.markdown, static.markdown) >= 0.95
     assert rendered.title == static.title
     assert set(static.links) - set(rendered.links) == set()
 
