@@ -29,7 +29,7 @@ from workers.messages import DeadLetter, RawPage, RoutedPage, compress_html, enc
 from workers.settings import Settings
 from workers.storage import PageStore
 from workers.topics import PROCESS_RICH, PROCESSED_DLQ
-from workers.urls import normalize_url, url_hash
+from workers.urls import host_of, normalize_url, url_hash
 
 pytestmark = [
     pytest.mark.integration,
@@ -54,6 +54,23 @@ def _csr_apps() -> dict[str, list[str]]:
             if path.startswith("examples/") and isinstance(info, dict) and info.get("label") == "csr":
                 apps[path.split("/")[1]] = list(info["expect_after_js"])
     return apps
+
+
+def _routed_rich(url: str, html: bytes, *, batch: str, rule: str) -> RoutedPage:
+    """A page the router sent to the renderer, as it travels on process.rich."""
+    raw = RawPage(
+        url=url,
+        url_hash=url_hash(url),
+        host=host_of(url),
+        final_url=url,
+        status=200,
+        content_type="text/html",
+        html_zstd=compress_html(html),
+        content_hash="0" * 32,
+        fetched_at=time.time(),
+        batch=batch,
+    )
+    return RoutedPage(page=raw, route="rich", score=0, rules=[rule])
 
 
 @pytest.fixture
@@ -116,19 +133,7 @@ async def test_static_page_through_the_renderer_matches_the_fast_path(
         assert progress is not None and progress.summary()["stored"] == 1
         # The same page forced onto the rich path, under its own URL (the query is ignored by the server).
         forced = normalize_url(url + "?via=rich")
-        raw = RawPage(
-            url=forced,
-            url_hash=url_hash(forced),
-            host="readability.demo.test",
-            final_url=forced,
-            status=200,
-            content_type="text/html",
-            html_zstd=compress_html(b"<html><body>static copy</body></html>"),
-            content_hash="0" * 32,
-            fetched_at=time.time(),
-            batch=batch,
-        )
-        routed = RoutedPage(page=raw, route="rich", score=0, rules=["forced"])
+        routed = _routed_rich(forced, b"<html><body>static copy</body></html>", batch=batch, rule="forced")
         await produce(settings.kafka, PROCESS_RICH, [encode(routed)], key=b"readability.demo.test")
         async with PageStore(settings.postgres, settings.s3, settings.storage) as store:
             deadline = time.monotonic() + 90
@@ -155,22 +160,9 @@ async def test_page_that_never_loads_is_dead_lettered_and_the_renderer_keeps_ser
         stall = normalize_url(f"http://site-003.demo.test:{web.port}/stall/7")
         ok = normalize_url(f"http://site-003.demo.test:{web.port}/app/2")
         batch = f"stall-{time.time_ns()}"
-        messages = []
-        for url in (stall, ok):
-            raw = RawPage(
-                url=url,
-                url_hash=url_hash(url),
-                host="site-003.demo.test",
-                final_url=url,
-                status=200,
-                content_type="text/html",
-                # An empty shell: nothing usable for the raw-HTML fallback.
-                html_zstd=compress_html(b'<html><body><div id="root"></div></body></html>'),
-                content_hash="0" * 32,
-                fetched_at=time.time(),
-                batch=batch,
-            )
-            messages.append(encode(RoutedPage(page=raw, route="rich", score=0, rules=["empty_root"])))
+        # An empty shell: nothing usable for the raw-HTML fallback.
+        shell = b'<html><body><div id="root"></div></body></html>'
+        messages = [encode(_routed_rich(url, shell, batch=batch, rule="empty_root")) for url in (stall, ok)]
         started = time.monotonic()
         await produce(settings.kafka, PROCESS_RICH, messages, key=b"site-003.demo.test")
         letters: list[DeadLetter] = []
