@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import shutil
 import socket
@@ -21,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +34,7 @@ from workers.settings import (
     Settings,
     StackSettings,
 )
+from workers.stack.dagster import graphql as dagster_graphql
 from workers.stack.demoweb import DemoWebServer
 from workers.stack.stack import Stack, stop_recorded
 from workers.topics import CRAWL_REQUEST
@@ -95,17 +94,7 @@ def make_settings(base: Path) -> Settings:
 
 
 def graphql(settings: Settings, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{settings.stack.dagster_port}/graphql",
-        data=json.dumps({"query": query, "variables": variables or {}}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=120) as response:
-        body: dict[str, Any] = json.load(response)
-    if "errors" in body:
-        raise RuntimeError(body["errors"])
-    data: dict[str, Any] = body["data"]
-    return data
+    return dagster_graphql(settings.stack, query, variables, timeout_s=120)
 
 
 BACKFILL = """mutation($p: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $p) {

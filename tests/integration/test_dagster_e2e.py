@@ -9,12 +9,10 @@ Dagster run is a subprocess and sensors tick every 15-30 s.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,6 +35,7 @@ from workers.settings import (
     S3Settings,
     Settings,
 )
+from workers.stack.dagster import graphql as dagster_graphql
 from workers.stack.demoweb import DemoWebServer
 from workers.stack.stack import Stack, stop_recorded
 from workers.topics import CRAWL_REQUEST
@@ -87,16 +86,7 @@ def _log_tails(settings: Settings) -> str:
 
 
 def graphql(settings: Settings, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{settings.stack.dagster_port}/graphql",
-        data=json.dumps({"query": query, "variables": variables or {}}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=60) as response:
-        body: dict[str, Any] = json.load(response)
-    assert "errors" not in body, body
-    data: dict[str, Any] = body["data"]
-    return data
+    return dagster_graphql(settings.stack, query, variables, timeout_s=60)
 
 
 LAUNCH = """

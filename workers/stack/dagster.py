@@ -9,13 +9,16 @@ signal handling, so SIGTERM stops them and their code servers are stopped with t
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
+from workers.errors import StackError
 from workers.settings import Settings, StackSettings
 from workers.stack.component import Component
 from workers.stack.environment import settings_env
@@ -23,7 +26,7 @@ from workers.stack.paths import StackPaths, project_root, venv_binary
 from workers.stack.ports import LOCALHOST, PortClaim, env_name
 from workers.stack.process import ProcessSpec
 
-__all__ = ["DagsterDaemon", "DagsterWebserver"]
+__all__ = ["DagsterDaemon", "DagsterWebserver", "graphql"]
 
 
 class _DagsterProcess(Component):
@@ -109,3 +112,20 @@ class DagsterDaemon(_DagsterProcess):
     def probe(self) -> bool:
         # No port: it is up while its process lives (its heartbeats show in the Dagster UI).
         return self.process.running() is not None
+
+
+def graphql(
+    stack: StackSettings, query: str, variables: dict[str, Any] | None = None, *, timeout_s: float = 60.0
+) -> dict[str, Any]:
+    """Run one query against the stack's Dagster webserver; GraphQL errors raise StackError."""
+    request = urllib.request.Request(
+        f"http://{LOCALHOST}:{stack.dagster_port}/graphql",
+        data=json.dumps({"query": query, "variables": variables or {}}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=timeout_s) as response:
+        body: dict[str, Any] = json.load(response)
+    if "errors" in body:
+        raise StackError(f"Dagster GraphQL errors: {body['errors']}")
+    data: dict[str, Any] = body["data"]
+    return data
