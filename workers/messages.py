@@ -12,6 +12,20 @@ default) are **truncated and flagged**: the first ``max_page_bytes`` bytes are k
 See ARCHITECTURE.md for why this beats a claim check here.
 
 Kafka headers (not the payload) carry the trace id and the attempt number.
+
+**Versions.** ``encode`` writes ``SCHEMA_VERSION`` (2); ``decode`` reads every version in
+``READABLE_VERSIONS``. Version 2 only *adds* fields, each with a default, so a version-1
+record decodes into the same dataclass with the new fields at their defaults:
+
+* ``CrawlContext`` (``ctx`` on every page message): depth, seed host, where the URL came from
+  and the batch's ``Scope`` — fixed when the batch is published, carried hop to hop.
+* ``CrawlRequest``: ``kind`` (page, sitemap, robots), ``not_before`` (re-queued work),
+  ``etag``/``last_modified`` (conditional recrawl), ``request_id``.
+* ``RawPage``/``ProcessedPage``: the response as received (status reason, every header in
+  order, the request headers sent, the peer IP) for WARC; ``ProcessedPage`` also plain
+  ``text``, detected language, quality signals, robots directives and nofollow links.
+* ``StoredPage``: the page's ``outcome`` (stored, unchanged, skipped + reason) and its
+  outlinks, for the discovery stage.
 """
 
 from __future__ import annotations
@@ -31,13 +45,16 @@ import zstandard
 from workers.errors import MessageDecodeError
 
 __all__ = [
+    "READABLE_VERSIONS",
     "SCHEMA_VERSION",
+    "CrawlContext",
     "CrawlRequest",
     "DeadLetter",
     "Message",
     "ProcessedPage",
     "RawPage",
     "RoutedPage",
+    "Scope",
     "StoredPage",
     "compress_html",
     "decode",
@@ -51,7 +68,8 @@ __all__ = [
     "truncate_body",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = frozenset({1, 2})
 TRACE_HEADER = "trace_id"
 ATTEMPT_HEADER = "attempt"
 # Hard ceiling on a decompressed body, whatever the settings say: a zstd bomb must not OOM a worker.
@@ -123,6 +141,40 @@ class Message:
 
 
 @dataclass(slots=True, kw_only=True)
+class Scope(Message):
+    """What a batch may crawl beyond its listed URLs; fixed when the batch is published."""
+
+    TYPE: ClassVar[str] = "scope"
+    mode: str = "host"
+    """``host`` (the seed's host), ``domain`` (the seed's registered domain) or ``any``."""
+    max_depth: int = 0
+    """Link hops from a listed URL; 0 = only the listed URLs."""
+    max_pages_per_host: int | None = None
+    max_pages: int | None = None
+    """URLs the batch may request in all (listed + discovered)."""
+    include: list[str] = field(default_factory=list)
+    """Regular expressions; when given, a discovered URL must match one."""
+    exclude: list[str] = field(default_factory=list)
+    """Regular expressions; a discovered URL matching one is dropped."""
+    follow_nofollow: bool = False
+
+
+@dataclass(slots=True, kw_only=True)
+class CrawlContext(Message):
+    """Where a URL sits in its batch's crawl: carried from request to stored page."""
+
+    TYPE: ClassVar[str] = "crawl_context"
+    depth: int = 0
+    seed: str = ""
+    """Host the scope is measured from (the listed URL's host, or where it redirected)."""
+    source: str = "list"
+    """``list``, ``link`` or ``sitemap``."""
+    parent: str | None = None
+    """url_hash of the page (or sitemap) the URL was found on."""
+    scope: Scope | None = None
+
+
+@dataclass(slots=True, kw_only=True)
 class CrawlRequest(Message):
     """One URL to fetch; keyed by host on ``crawl.request``."""
 
@@ -135,6 +187,20 @@ class CrawlRequest(Message):
     """The crawl batch (frontier partition key or CLI run id) this URL belongs to."""
     rank: int | None = None
     recrawl: bool = False
+    kind: str = "page"
+    """``page``; ``sitemap`` (a sitemap or sitemap index to read for URLs); ``robots`` (read
+    robots.txt only for its ``Sitemap:`` lines)."""
+    ctx: CrawlContext | None = None
+    not_before: float = 0.0
+    """Epoch seconds before which the request must not be fetched (a re-queued retry, a
+    paused host)."""
+    requeues: int = 0
+    """How many times the ingestor put this request back with a delay."""
+    etag: str | None = None
+    """Validators of the stored copy: a recrawl sends If-None-Match / If-Modified-Since."""
+    last_modified: str | None = None
+    request_id: str = ""
+    """Identity of this admission of the URL to the batch (redeliveries keep it)."""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -161,9 +227,19 @@ class RawPage(Message):
     redirects: list[str] = field(default_factory=list)
     http_version: str = ""
     skipped: str | None = None
-    """Why the body was not kept (e.g. a non-HTML content type); the page is still recorded."""
+    """Why the body was not kept (e.g. a non-HTML content type, robots); no page is stored."""
     batch: str | None = None
     rank: int | None = None
+    kind: str = "page"
+    ctx: CrawlContext | None = None
+    status_reason: str = ""
+    response_headers: list[list[str]] = field(default_factory=list)
+    """Every response header as received, in order, as [name, value] pairs."""
+    request_headers: list[list[str]] = field(default_factory=list)
+    """The request headers sent for the final hop, as [name, value] pairs."""
+    peer_ip: str | None = None
+    """The IP address the final hop connected to."""
+    request_id: str = ""
 
     def html_bytes(self) -> bytes:
         return decompress_html(self.html_zstd) if self.html_zstd else b""
@@ -215,6 +291,34 @@ class ProcessedPage(Message):
     skipped: str | None = None
     batch: str | None = None
     rank: int | None = None
+    ctx: CrawlContext | None = None
+    request_id: str = ""
+    text: str = ""
+    """The main content as plain text (what a WET record holds)."""
+    language: str | None = None
+    """Detected language code of the main text (``lang`` is what the page declares)."""
+    language_score: float | None = None
+    quality: dict[str, Any] = field(default_factory=dict)
+    """Extraction signals (text length vs visible text, link density, chosen block, method)."""
+    quality_flags: list[str] = field(default_factory=list)
+    """Why the extraction looks implausible; empty when it looks fine."""
+    robots: list[str] = field(default_factory=list)
+    """Robots directives that apply to us (meta robots + X-Robots-Tag): noindex, nofollow, …"""
+    outlinks_nofollow: list[str] = field(default_factory=list)
+    """The subset of ``outlinks`` marked rel=nofollow."""
+    outlinks_total: int = 0
+    """Links on the page before the per-page cap."""
+    truncated_parts: list[str] = field(default_factory=list)
+    """Which parts were cut to their size cap: raw, rendered, markdown, text."""
+    content_type: str = ""
+    charset: str | None = None
+    body_bytes: int = 0
+    http_version: str = ""
+    status_reason: str = ""
+    response_headers: list[list[str]] = field(default_factory=list)
+    request_headers: list[list[str]] = field(default_factory=list)
+    peer_ip: str | None = None
+    redirects: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -233,6 +337,16 @@ class StoredPage(Message):
     rendered_key: str | None = None
     batch: str | None = None
     rank: int | None = None
+    outcome: str = "stored"
+    """``stored``; ``unchanged`` (a 304 to a conditional recrawl); ``skipped`` (see ``reason``)."""
+    reason: str | None = None
+    """Why a page was skipped: non_html, robots, noindex, binary, …"""
+    ctx: CrawlContext | None = None
+    request_id: str = ""
+    host: str = ""
+    outlinks: list[str] = field(default_factory=list)
+    outlinks_nofollow: list[str] = field(default_factory=list)
+    robots: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -259,7 +373,8 @@ class DeadLetter(Message):
 
 
 _TYPES: dict[str, type[Message]] = {
-    cls.TYPE: cls for cls in (CrawlRequest, RawPage, RoutedPage, ProcessedPage, StoredPage, DeadLetter)
+    cls.TYPE: cls
+    for cls in (CrawlRequest, RawPage, RoutedPage, ProcessedPage, StoredPage, DeadLetter, Scope, CrawlContext)
 }
 M = TypeVar("M", bound=Message)
 
@@ -351,9 +466,10 @@ def decode(data: bytes | None, cls: type[M]) -> M:
     if not isinstance(body, dict):
         raise MessageDecodeError(f"{cls.TYPE}: expected a msgpack map, got {type(body).__name__}")
     version = body.get("v")
-    if version != SCHEMA_VERSION:
+    if version not in READABLE_VERSIONS or isinstance(version, bool):
+        readable = ", ".join(map(str, sorted(READABLE_VERSIONS)))
         raise MessageDecodeError(
-            f"{cls.TYPE}: unknown schema version {version!r} (this build reads {SCHEMA_VERSION})"
+            f"{cls.TYPE}: unknown schema version {version!r} (this build reads {readable})"
         )
     kind = body.get("t")
     if kind != cls.TYPE:

@@ -224,6 +224,8 @@ class IngestorSettings(BaseSettings):
     """How long an open breaker pauses a host; its requests are dead-lettered meanwhile."""
     allow_private_networks: bool = False
     """Allow fetching private, loopback and link-local addresses (SSRF guard off). Tests and the demo turn it on."""
+    allowed_networks: list[str] = Field(default_factory=list)
+    """JSON list of CIDRs fetched even though the SSRF guard refuses private networks, e.g. ["127.0.0.1/32"]; every other private, loopback and link-local address stays refused."""
     resolve_overrides: dict[str, str] = Field(default_factory=dict)
     """Static DNS: JSON map of host or `*.suffix` to IP, e.g. {"*.demo.test": "127.0.0.1"}."""
     http2: bool = True

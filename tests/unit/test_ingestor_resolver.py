@@ -84,7 +84,7 @@ async def test_guard_applies_to_overrides_and_literals() -> None:
     ):
         await r.resolve("meta.test")
     with pytest.raises(
-        BlockedError, match=r"lan.test resolves to 192.168.0.10, which is a private address; set"
+        BlockedError, match=r"lan.test resolves to 192.168.0.10, which is a private address; add its network"
     ):
         await r.resolve("lan.test")
     with pytest.raises(BlockedError, match=r"SSRF guard: 10.1.1.1 is a private address"):
@@ -154,3 +154,19 @@ async def test_aiohttp_adapter() -> None:
     assert (result["host"], result["port"], result["hostname"]) == ("127.0.0.1", 8080, "a.demo.test")
     with pytest.raises(BlockedError):
         await AiohttpResolver(Resolver()).resolve("127.0.0.1", 80)
+
+
+async def test_allowed_networks_admit_exactly_their_addresses() -> None:
+    from workers.errors import BlockedError, ConfigError
+    from workers.ingestor.resolver import Resolver
+
+    resolver = Resolver(
+        overrides={"demo.test": "127.0.0.1", "canary.test": "127.0.0.2", "meta.test": "169.254.169.254"},
+        allowed_networks=["127.0.0.1/32"],
+    )
+    assert await resolver.resolve("demo.test") == ["127.0.0.1"]
+    for host in ("canary.test", "meta.test", "10.0.0.1", "[::1]"):
+        with pytest.raises(BlockedError):
+            await resolver.resolve(host)
+    with pytest.raises(ConfigError, match="ALLOWED_NETWORKS"):
+        Resolver(allowed_networks=["127.0.0.1/33"])

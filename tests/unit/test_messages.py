@@ -136,3 +136,51 @@ def test_peek_never_raises() -> None:
     assert peek(None) == {}
     routed = encode(RoutedPage(page=raw_page(), route="fast", score=1))
     assert peek(routed)["url"] == "https://example.com/"
+
+
+def test_version_1_records_still_decode_with_new_fields_at_defaults() -> None:
+    v1 = msgpack.packb(
+        {
+            "v": 1,
+            "t": "crawl_request",
+            "url": "https://example.com/",
+            "url_hash": "ab" * 16,
+            "host": "example.com",
+            "requested_at": 1.0,
+            "batch": "b",
+            "rank": 3,
+            "recrawl": False,
+        },
+        use_bin_type=True,
+    )
+    req = decode(v1, CrawlRequest)
+    assert (req.url, req.rank, req.kind, req.ctx, req.not_before) == (
+        "https://example.com/",
+        3,
+        "page",
+        None,
+        0.0,
+    )
+
+
+def test_crawl_context_and_scope_round_trip_nested() -> None:
+    from workers.messages import SCHEMA_VERSION, CrawlContext, Scope
+
+    req = CrawlRequest(
+        url="https://example.com/a",
+        url_hash="ab" * 16,
+        host="example.com",
+        requested_at=1.0,
+        ctx=CrawlContext(
+            depth=2,
+            seed="example.com",
+            source="link",
+            parent="cd" * 16,
+            scope=Scope(mode="domain", max_depth=3, max_pages_per_host=200, include=[r"/news/"]),
+        ),
+    )
+    data = encode(req)
+    assert msgpack.unpackb(data)["v"] == SCHEMA_VERSION
+    back = decode(data, CrawlRequest)
+    assert back == req
+    assert back.ctx is not None and back.ctx.scope is not None and back.ctx.scope.include == [r"/news/"]

@@ -92,6 +92,7 @@ class Fetcher:
         self.resolver = resolver or Resolver(
             overrides=settings.resolve_overrides,
             allow_private_networks=settings.allow_private_networks,
+            allowed_networks=settings.allowed_networks,
         )
         self.user_agent = f"{settings.user_agent} (+{settings.contact_url})"
         self.scheduler = HostScheduler(

@@ -12,7 +12,8 @@ host resolves the same way whichever transport fetches it:
 
 Every address is then checked by :func:`refusal_reason`: private, loopback, link-local,
 multicast, reserved, unspecified, shared (CGNAT) and other non-global addresses are refused
-unless ``allow_private_networks`` is set. Cloud metadata endpoints are refused always:
+unless ``allow_private_networks`` is set or the address lies in one of ``allowed_networks``
+(CIDRs: tests allow exactly the demo web's addresses). Cloud metadata endpoints are refused always:
 no crawl has a reason to fetch them. IP literals in URLs go through the same check.
 Refusals raise :class:`~workers.errors.BlockedError`; lookups that fail for good raise
 :class:`~workers.errors.PermanentFetchError`, temporary resolver failures
@@ -26,16 +27,18 @@ import ipaddress
 import socket
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from workers.errors import BlockedError, PermanentFetchError, TransientFetchError
+from workers.errors import BlockedError, ConfigError, PermanentFetchError, TransientFetchError
 
 __all__ = [
     "METADATA_ADDRESSES",
     "AiohttpResolver",
+    "Network",
     "Resolver",
+    "parse_networks",
     "refusal_reason",
 ]
 
@@ -50,16 +53,37 @@ METADATA_ADDRESSES: frozenset[IPAddress] = frozenset(
         "fd00:ec2::254",  # AWS IMDS over IPv6
     )
 )
-_ALLOW_HINT = "set STREAMCRAWL_INGESTOR_ALLOW_PRIVATE_NETWORKS=true to allow it"
+_ALLOW_HINT = (
+    "add its network to STREAMCRAWL_INGESTOR_ALLOWED_NETWORKS (or set "
+    "STREAMCRAWL_INGESTOR_ALLOW_PRIVATE_NETWORKS=true) to allow it"
+)
 
 
-def refusal_reason(ip: IPAddress, *, allow_private: bool) -> str | None:
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_networks(cidrs: Sequence[str]) -> tuple[Network, ...]:
+    """``["127.0.0.1/32", "10.0.0.0/8"]`` -> networks; a typo raises ConfigError naming the setting."""
+    out: list[Network] = []
+    for cidr in cidrs:
+        try:
+            out.append(ipaddress.ip_network(cidr.strip(), strict=False))
+        except ValueError as exc:
+            raise ConfigError(
+                f"STREAMCRAWL_INGESTOR_ALLOWED_NETWORKS: {cidr!r} is not a CIDR ({exc})"
+            ) from exc
+    return tuple(out)
+
+
+def refusal_reason(
+    ip: IPAddress, *, allow_private: bool, allowed_networks: Sequence[Network] = ()
+) -> str | None:
     """Why the SSRF guard refuses ``ip``, or None when it may be fetched."""
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     if ip in METADATA_ADDRESSES:
         return "a cloud metadata address (always refused)"
-    if allow_private:
+    if allow_private or any(ip.version == net.version and ip in net for net in allowed_networks):
         return None
     for attribute, what in (
         ("is_loopback", "a loopback"),
@@ -84,6 +108,7 @@ class Resolver:
         *,
         overrides: Mapping[str, str] | None = None,
         allow_private_networks: bool = False,
+        allowed_networks: Sequence[str] = (),
         ttl_s: float = 60.0,
         negative_ttl_s: float = 10.0,
         max_entries: int = 10_000,
@@ -100,6 +125,7 @@ class Resolver:
                 self._exact[key] = ip
         self._suffixes.sort(key=lambda item: len(item[0]), reverse=True)
         self._allow_private = allow_private_networks
+        self._allowed_networks = parse_networks(allowed_networks)
         self._ttl = ttl_s
         self._negative_ttl = negative_ttl_s
         self._max_entries = max_entries
@@ -120,7 +146,11 @@ class Resolver:
 
     def check(self, host: str, ip: str) -> None:
         """Raise BlockedError if the SSRF guard refuses ``ip`` (an address of ``host``)."""
-        reason = refusal_reason(ipaddress.ip_address(ip), allow_private=self._allow_private)
+        reason = refusal_reason(
+            ipaddress.ip_address(ip),
+            allow_private=self._allow_private,
+            allowed_networks=self._allowed_networks,
+        )
         if reason is not None:
             shown = f"{host} is" if host == ip else f"{host} resolves to {ip}, which is"
             hint = "" if "always" in reason else f"; {_ALLOW_HINT}"
