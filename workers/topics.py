@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "CRAWL_REQUEST",
+    "DISCOVERY_DLQ",
     "DLQ_TOPICS",
     "PROCESSED_DLQ",
     "PROCESSED_FINAL",
@@ -24,6 +25,7 @@ __all__ = [
     "PROCESS_RICH",
     "RAW_PAGE",
     "RAW_PAGE_DLQ",
+    "RAW_SITEMAP",
     "REGISTRY",
     "STAGES",
     "STORAGE_DLQ",
@@ -76,6 +78,13 @@ PROCESSED_FINAL = Topic("processed.final", 12, 4, "Extracted pages (ProcessedPag
 PROCESSED_DLQ = Topic("processed.dlq", 3, 24, "Dead letters of the fast extractor and the rich renderer.")
 STORAGE_SAVED = Topic("storage.saved", 6, 1, "One StoredPage per page written to PostgreSQL and S3.")
 STORAGE_DLQ = Topic("storage.dlq", 3, 24, "Dead letters of the storage writer.")
+RAW_SITEMAP = Topic(
+    "raw.sitemap",
+    6,
+    24,
+    "Fetched robots.txt and sitemap bodies (RawPage of kind robots/sitemap) for discovery.",
+)
+DISCOVERY_DLQ = Topic("discovery.dlq", 3, 24, "Dead letters of the discovery stage.")
 
 REGISTRY: tuple[Topic, ...] = (
     CRAWL_REQUEST,
@@ -87,6 +96,8 @@ REGISTRY: tuple[Topic, ...] = (
     PROCESSED_DLQ,
     STORAGE_SAVED,
     STORAGE_DLQ,
+    RAW_SITEMAP,
+    DISCOVERY_DLQ,
 )
 DLQ_TOPICS: tuple[Topic, ...] = tuple(t for t in REGISTRY if t.is_dlq)
 

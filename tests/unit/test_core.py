@@ -25,8 +25,10 @@ def test_registry_matches_the_design() -> None:
         "processed.dlq": (3, 24),
         "storage.saved": (6, 1),
         "storage.dlq": (3, 24),
+        "raw.sitemap": (6, 24),
+        "discovery.dlq": (3, 24),
     }
-    assert {t.name for t in DLQ_TOPICS} == {"raw.page.dlq", "processed.dlq", "storage.dlq"}
+    assert {t.name for t in DLQ_TOPICS} == {"raw.page.dlq", "processed.dlq", "storage.dlq", "discovery.dlq"}
     assert all(s.dlq.is_dlq for s in STAGES.values())
     with pytest.raises(KeyError, match="known topics"):
         topic_by_name("nope")
