@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
     "DagsterSettings",
+    "DiscoverySettings",
     "IngestorSettings",
     "KafkaSettings",
     "MetricsSettings",
@@ -159,7 +160,7 @@ class MetricsSettings(BaseSettings):
     model_config = _config("METRICS_")
 
     base_port: int = 19100
-    """Each worker process serves /metrics on base_port + its offset (ingestor 0, router 10, fast 20, rich 30, storage 40) + process number."""
+    """Each worker process serves /metrics on base_port + its offset (ingestor 0, router 10, fast 20, rich 30, storage 40, discovery 50) + process number."""
     enabled: bool = True
     """Serve Prometheus metrics from every worker."""
     process_index: int = 0
@@ -264,6 +265,23 @@ class StorageSettings(BaseSettings):
     """S3 layout: `page` = one object per page part at keys derived from the URL hash; `segment` = a batch's parts packed into objects of <= 4 MB, each part a byte range (see workers/storage/plan.py)."""
 
 
+class DiscoverySettings(BaseSettings):
+    """The discovery stage: following links within a batch's scope, reading sitemaps."""
+
+    model_config = _config("DISCOVERY_")
+
+    extra_suffixes: list[str] = Field(default_factory=list)
+    """JSON list of domain suffixes treated as public beside the bundled Public Suffix List, e.g. ["corp.internal"] (the demo web uses ["demo.test"])."""
+    batch_size: int = 200
+    """Records (stored pages, dead letters, sitemaps) handled per ledger transaction."""
+    max_sitemap_bytes: int = 50 * 1024 * 1024
+    """Largest sitemap file read, after gzip decompression (the protocol's limit is 50 MB)."""
+    max_sitemap_urls: int = 50_000
+    """URLs read from one sitemap file (the protocol's limit is 50,000)."""
+    max_sitemaps_per_host: int = 1_000
+    """robots.txt and sitemap files read per host and batch (sitemap indexes can nest and repeat)."""
+
+
 class RendererSettings(BaseSettings):
     """The rich renderer (Crawl4AI + Chromium)."""
 
@@ -319,6 +337,7 @@ class Settings(BaseModel):
     router: RouterSettings = Field(default_factory=RouterSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     renderer: RendererSettings = Field(default_factory=RendererSettings)
+    discovery: DiscoverySettings = Field(default_factory=DiscoverySettings)
     dagster: DagsterSettings = Field(default_factory=DagsterSettings)
 
     @classmethod

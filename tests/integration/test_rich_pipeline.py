@@ -18,13 +18,12 @@ import pytest
 
 from bench.quality import text_f1
 from tests.helpers.kafka import produce
+from tests.helpers.ledger import crawl_batch
 from tests.helpers.pipeline import Pipeline
 from tests.integration.test_pipeline_e2e import TIMEOUT_ENV
-from workers.cli.cmd_crawl import crawl
 from workers.demoweb import DemoWeb, data_urls
 from workers.demoweb.data import locate_data_dir
 from workers.dlq import read_dead_letters
-from workers.frontier import parse_list_lines
 from workers.messages import DeadLetter, RawPage, RoutedPage, compress_html, encode
 from workers.settings import Settings
 from workers.storage import PageStore
@@ -38,7 +37,7 @@ pytestmark = [
         not shutil.which("chromium"), reason="Debian chromium not installed (make test installs it)"
     ),
 ]
-STAGES = ("ingestor", "router", "fast_extractor", "rich_renderer", "storage_writer")
+STAGES = ("ingestor", "router", "fast_extractor", "rich_renderer", "storage_writer", "discovery")
 
 
 def _csr_apps() -> dict[str, list[str]]:
@@ -96,13 +95,10 @@ async def test_client_rendered_apps_reach_storage_with_their_text(
         urls = [u for u in urls if "spa.demo.test" in u]
         assert len(urls) == len(apps)
         batch = f"rich-{time.time_ns()}"
-        progress = await crawl(
-            settings, parse_list_lines(urls, scheme="http"), batch=batch, wait=True, timeout_s=240
-        )
-        assert progress is not None
+        progress = await crawl_batch(settings, urls, batch, timeout_s=240)
         summary = progress.summary()
         logs = {s: pipeline.logs(s) for s in STAGES}
-        assert summary["stored"] == len(urls), (summary, progress.reasons, logs["rich_renderer"])
+        assert summary["stored"] == len(urls), (summary, progress.examples, logs["rich_renderer"])
         assert summary["rich"] == len(urls), "every csr app is routed to the renderer"
         async with PageStore(settings.postgres, settings.s3, settings.storage) as store:
             for url in urls:
@@ -127,10 +123,8 @@ async def test_static_page_through_the_renderer_matches_the_fast_path(
     try:
         url = next(u.url for u in data_urls(port=web.port) if "readability.demo.test" in u.url)
         batch = f"static-{time.time_ns()}"
-        progress = await crawl(
-            settings, parse_list_lines([url], scheme="http"), batch=batch, wait=True, timeout_s=120
-        )
-        assert progress is not None and progress.summary()["stored"] == 1
+        progress = await crawl_batch(settings, [url], batch, timeout_s=120)
+        assert progress.summary()["stored"] == 1
         # The same page forced onto the rich path, under its own URL (the query is ignored by the server).
         forced = normalize_url(url + "?via=rich")
         routed = _routed_rich(forced, b"<html><body>static copy</body></html>", batch=batch, rule="forced")

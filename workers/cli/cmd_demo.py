@@ -14,14 +14,16 @@ import argparse
 import asyncio
 import json
 import sys
-import time
 from collections import Counter
 
 from workers.cli.base import Subparsers
+from workers.cli.cmd_crawl import add_scope_arguments
 from workers.cli.progress_view import ProgressView
 from workers.demoweb import DEMO_SUFFIX, demo_urls
 from workers.errors import ConfigError
 from workers.frontier import parse_list_lines
+from workers.ledger import BatchSpec
+from workers.ledger.follow import run_batch
 from workers.settings import Settings
 from workers.stack.demoweb import DemoWebServer
 from workers.stack.paths import StackPaths
@@ -40,6 +42,7 @@ def register(subparsers: Subparsers) -> None:
     parser.add_argument("--per-host", type=int, default=10, help="URLs per site (default 10)")
     parser.add_argument("--json", action="store_true", help="end with the summary as one JSON line")
     parser.add_argument("--timeout", type=float, default=900.0, help="give up after this many seconds")
+    add_scope_arguments(parser)
     parser.set_defaults(handler=run)
 
 
@@ -57,7 +60,7 @@ def _check_overrides(settings: Settings) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from workers.cli.cmd_crawl import crawl
+    from workers.cli.cmd_crawl import new_batch_id, scope_from_args
 
     if args.hosts < 1 or args.per_host < 1:
         raise ConfigError("--hosts and --per-host must be at least 1")
@@ -75,19 +78,19 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         f"(expected: {dict(expected)})\n"
     )
     parsed = parse_list_lines([u.url for u in urls], scheme="http")
-    batch = f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
+    batch = new_batch_id("demo")
+    spec = BatchSpec(batch=batch, origin="demo", scope=scope_from_args(args), sitemaps=args.sitemaps)
     view = ProgressView(total=len(parsed.entries))
     try:
-        progress = asyncio.run(
-            crawl(settings, parsed, batch=batch, wait=True, timeout_s=args.timeout, view=view)
+        _result, progress = asyncio.run(
+            run_batch(settings, spec, parsed.entries, wait=True, timeout_s=args.timeout, on_tick=view.update)
         )
     finally:
         view.close()
     assert progress is not None
-    summary = {"batch": batch, **progress.summary()}
-    reasons = Counter(r.split(":", 2)[1].strip() for r in progress.reasons.values())
-    if reasons:
-        sys.stderr.write("dead letters by error class: " + json.dumps(dict(reasons)) + "\n")
+    summary = {**progress.summary(), "lost": progress.in_flight}
+    if progress.dead_by_reason:
+        sys.stderr.write("dead letters by error class: " + json.dumps(progress.dead_by_reason) + "\n")
     sys.stderr.write(
         "see them with `streamcrawl dlq`, export pages with `streamcrawl export -o pages.jsonl`\n"
     )

@@ -38,6 +38,8 @@ def process_routed(routed: RoutedPage, *, route: str | None = None, fallback: bo
         skipped=page.skipped,
         batch=page.batch,
         rank=page.rank,
+        ctx=page.ctx,
+        request_id=page.request_id,
         fallback=fallback,
     )
     if page.skipped or not page.html_zstd:

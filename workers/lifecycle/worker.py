@@ -143,9 +143,13 @@ class Worker(abc.ABC):
             client_id=self._client_id,
             max_poll_records=max(self.batch_size, 50),
         )
-        self._consumer.subscribe([self.topics.input.name], listener=_Rebalance(self))
+        self._consumer.subscribe([t.name for t in self.topics.inputs], listener=_Rebalance(self))
         await self._consumer.start()
-        log.info("started: %s -> %s", self.topics.input, ", ".join(map(str, self.topics.outputs)))
+        log.info(
+            "started: %s -> %s",
+            ", ".join(map(str, self.topics.inputs)),
+            ", ".join(map(str, self.topics.outputs)),
+        )
 
     async def stop(self) -> None:
         """Ask the worker to finish; safe to call any number of times, from a signal handler too."""
@@ -366,6 +370,26 @@ class Worker(abc.ABC):
             await future
         else:
             acks.append(future)
+
+    async def emit_and_wait(
+        self, topic: Topic, messages: Sequence[tuple[Message, bytes | None]], *, source: Incoming
+    ) -> None:
+        """Produce ``(message, key)`` pairs and wait until the broker acknowledged every one.
+
+        For a stage that must record durably *that* its outputs were produced (discovery marks
+        admitted URLs published) before its input is committed.
+        """
+        producer = self._producer
+        assert producer is not None
+        headers = make_headers(source.trace_id, 1)
+        try:
+            futures = [
+                await producer.send(topic.name, encode(message), key=key, headers=headers)
+                for message, key in messages
+            ]
+            await asyncio.gather(*futures)
+        except KafkaError as exc:
+            raise DependencyUnavailable(f"produce to {topic} not acknowledged: {exc}") from exc
 
     async def dead_letter(self, item: Incoming, exc: BaseException, *, first_failure_at: float) -> None:
         """Send the record to the stage's DLQ with the reason, and wait for the ack."""

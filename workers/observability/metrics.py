@@ -30,6 +30,7 @@ STAGE_PORT_OFFSET: dict[Stage, int] = {
     Stage.FAST_EXTRACTOR: 20,
     Stage.RICH_RENDERER: 30,
     Stage.STORAGE_WRITER: 40,
+    Stage.DISCOVERY: 50,
 }
 
 MESSAGES_CONSUMED = Counter(

@@ -121,4 +121,6 @@ def rendered_page(routed: RoutedPage, rendered: Rendered) -> ProcessedPage:
         truncated=page.truncated,
         batch=page.batch,
         rank=page.rank,
+        ctx=page.ctx,
+        request_id=page.request_id,
     )

@@ -54,6 +54,7 @@ PROGRAMS: tuple[Program, ...] = (
     Program("fast_extractor", "workers.fast_extractor", numprocs=2),
     Program("rich_renderer", "workers.rich_renderer", kill_as_group=True),
     Program("storage_writer", "workers.storage_writer"),
+    Program("discovery", "workers.discovery"),
 )
 
 

@@ -165,6 +165,14 @@ class PageStore:
                 rendered_key=refs[p.url_hash].key("rendered"),
                 batch=p.batch,
                 rank=p.rank,
+                outcome="skipped" if p.skipped else "stored",
+                reason=p.skipped,
+                ctx=p.ctx,
+                request_id=p.request_id,
+                host=p.host,
+                outlinks=p.outlinks,
+                outlinks_nofollow=p.outlinks_nofollow,
+                robots=p.robots,
             )
             for p in pages
         ]
