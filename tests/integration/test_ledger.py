@@ -119,3 +119,51 @@ async def test_outcomes_move_counters_once_and_never_backwards(pool: asyncpg.Poo
     assert (p.stored, p.dead_lettered, p.skipped, p.rich, p.fetched) == (2, 0, 2, 1, 3)
     assert p.dead_by_reason == {} and p.skipped_by_reason == {"robots": 1, "noindex": 1}
     assert p.complete and p.completed_at is not None
+
+
+async def test_migration_rehashes_pages_stored_under_an_older_normalisation(
+    postgres_service: PostgresSettings,
+) -> None:
+    """Rows hashed by an earlier normaliser (no IDNA, query order kept) move to the one canonical hash."""
+    import hashlib
+
+    from workers.storage.migrate import load_migrations
+
+    name = f"rehash_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(postgres_service.dsn())
+    await admin.execute(f"CREATE DATABASE {name}")
+    await admin.close()
+    conn = await asyncpg.connect(postgres_service.dsn(name))
+    try:
+        everything = load_migrations()
+        await apply_migrations(conn, migrations=[m for m in everything if m.version == 1])
+
+        def old_hash(u: str) -> str:
+            return hashlib.blake2b(u.encode(), digest_size=16).hexdigest()
+
+        rows = [
+            ("https://bücher.de/", "2024-01-01"),  # IDNA was applied in one path only
+            ("https://xn--bcher-kva.de/", "2024-02-01"),  # same page, newer: this one survives
+            ("https://example.com/a?b=2&a=1", "2024-01-01"),  # query order
+            ("https://example.com/plain", "2024-01-01"),  # already canonical: untouched
+        ]
+        for url, fetched in rows:
+            await conn.execute(
+                "INSERT INTO pages (url_hash, url, host, final_url, status, route, score, content_hash,"
+                " fetched_at, processed_at) VALUES ($1, $2, 'h', $2, 200, 'fast', 100, 'c', $3::text::date, now())",
+                old_hash(url),
+                url,
+                fetched,
+            )
+        await apply_migrations(conn)
+        got = {
+            r["url"]: (r["url_hash"], r["fetched_at"].year * 100 + r["fetched_at"].month)
+            for r in await conn.fetch("SELECT url, url_hash, fetched_at FROM pages")
+        }
+        assert got == {
+            "https://xn--bcher-kva.de/": (url_hash("https://xn--bcher-kva.de/"), 202402),
+            "https://example.com/a?a=1&b=2": (url_hash("https://example.com/a?a=1&b=2"), 202401),
+            "https://example.com/plain": (url_hash("https://example.com/plain"), 202401),
+        }
+    finally:
+        await conn.close()
