@@ -320,6 +320,12 @@ class DagsterSettings(BaseSettings):
     """Largest share of a stored frontier partition's URLs that may be dead-lettered before its check fails."""
     stale_after_s: float = 300.0
     """A stage asset whose offsets have not advanced for this long while work is pending upstream is stale."""
+    recrawl_after_days: float = 30.0
+    """The frontier_recrawl schedule (off by default) re-crawls partitions whose latest batch completed longer ago than this."""
+    recrawl_cron: str = "0 3 * * *"
+    """When the frontier_recrawl schedule runs (cron, UTC)."""
+    recrawl_max_partitions: int = 10
+    """Partitions the frontier_recrawl schedule launches per tick (each is one run)."""
 
 
 class Settings(BaseModel):
