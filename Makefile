@@ -18,12 +18,13 @@ DEMO_ENV := STREAMCRAWL_INGESTOR_ALLOW_PRIVATE_NETWORKS=true \
 	STREAMCRAWL_INGESTOR_RESOLVE_OVERRIDES='{"*.demo.test": "127.0.0.1"}' \
 	STREAMCRAWL_INGESTOR_TOTAL_TIMEOUT_S=8 STREAMCRAWL_INGESTOR_READ_TIMEOUT_S=4
 
-.PHONY: help install apt venv run demo up down status test unit lint typecheck bench clean
+.PHONY: help install apt venv run demo up down status test unit lint typecheck bench bench-scale clean
 
 help:
 	@echo "make run    - install what is missing, start the embedded stack, crawl the offline demo web"
 	@echo "make test   - install what is missing, run lint, type checks and the test suite"
 	@echo "make bench  - run the benchmarks and write BENCHMARKS.md"
+	@echo "make bench-scale - the end-to-end crawl at 4k, 20k and 100k URLs beside Scrapy (long)"
 	@echo "make down   - stop the embedded stack"
 
 install: apt venv
@@ -78,6 +79,10 @@ test: install lint typecheck
 
 bench: install
 	$(BIN)/python -m bench.run
+
+# The end-to-end scale benchmark at 4k, 20k and 100k URLs (about an hour); refreshes its rows in BENCHMARKS.md.
+bench-scale: install
+	STREAMCRAWL_BENCH_SIZES=4000,20000,100000 $(BIN)/python -m bench.run --only scale
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
