@@ -175,7 +175,7 @@ def _dragnet_gold(raw: bytes) -> str:
 
 def _cleaneval_gold(raw: bytes) -> str:
     """A CleanEval gold file without its ``URL:`` line and its ``<p>``/``<h>``/``<l>`` block marks."""
-    text = raw.decode("utf-8", "replace")
+    text = raw.decode("utf-8-sig", "replace")
     if text.startswith("URL:"):
         text = text.split("\n", 1)[1] if "\n" in text else ""
     return _GOLD_MARK.sub(" ", text)
