@@ -64,7 +64,12 @@ _NOTHING: Final = 25
 ARTICLE_MIN: Final = 2000
 ARTICLE_SHARE: Final = 0.1
 _ARTICLE_SELECTOR: Final = "article, main, [role=main]"
-_METHODS: Final = ("readability", "readability-keep-unlikely", "readability-no-classes", "readability-no-cleaning")
+_METHODS: Final = (
+    "readability",
+    "readability-keep-unlikely",
+    "readability-no-classes",
+    "readability-no-cleaning",
+)
 
 
 @dataclass(slots=True)

@@ -238,7 +238,9 @@ class _Writer:
             if code.strip():
                 self.chars += len(code)
                 self.code.append(code)
-                out.append(f"{_PARA}{_md('```')}{_BR}{_CODE}{len(self.code) - 1}{_CODE}{_BR}{_md('```')}{_PARA}")
+                out.append(
+                    f"{_PARA}{_md('```')}{_BR}{_CODE}{len(self.code) - 1}{_CODE}{_BR}{_md('```')}{_PARA}"
+                )
         elif tag in ("ul", "ol"):
             self.items(node, out, ordered=tag == "ol")
         elif tag == "blockquote":

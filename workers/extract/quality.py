@@ -71,7 +71,9 @@ def assess(
             f"article_ignored: main text has {text_chars:,} characters, the page's <article>/<main> {article_chars:,}"
         )
     if content.unlikely_block and words:
-        flags.append(f"boilerplate_block: the chosen element {content.block} looks like navigation or a footer")
+        flags.append(
+            f"boilerplate_block: the chosen element {content.block} looks like navigation or a footer"
+        )
     if density > _LINK_HEAVY and words:
         flags.append(f"link_heavy: {density:.0%} of the main text is link text")
     if content.method in ("article", "body"):
@@ -79,5 +81,7 @@ def assess(
     if shape.tags > max_nodes:
         flags.append(f"node_cap: {shape.tags:,} tags > {max_nodes:,}; main-content scoring skipped")
     if shape.depth > max_depth:
-        flags.append(f"deep_nesting: block elements nested ~{shape.depth:,} deep > {max_depth:,}; parsed flattened")
+        flags.append(
+            f"deep_nesting: block elements nested ~{shape.depth:,} deep > {max_depth:,}; parsed flattened"
+        )
     return signals, flags
