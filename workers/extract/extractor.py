@@ -15,7 +15,7 @@ from workers.extract.charset import decode_html, sniff_encoding
 from workers.extract.content import longest_article, main_content
 from workers.extract.language import detect_language
 from workers.extract.links import Resolver, base_url, outlinks
-from workers.extract.markdown import render
+from workers.extract.markdown import plain, render
 from workers.extract.metadata import read_metadata
 from workers.extract.quality import assess
 from workers.extract.robots import directives, meta_values
@@ -101,7 +101,7 @@ def extract(
     ``<base href>``, else ``final_url``, else ``url``). ``charset``, ``content_type``,
     ``content_language`` and ``x_robots_tags`` are the transport's hints. Bounds: at most
     ``max_outlinks`` outlinks; a page with more than ``max_nodes`` tags skips main-content
-    scoring; one with block elements nested deeper than ``max_depth`` is parsed without
+    scoring and Markdown (its text comes straight from the parser); one with block elements nested deeper than ``max_depth`` is parsed without
     them (workers/extract/bounds.py). Never raises on malformed HTML or an unknown charset;
     an empty page gives an empty result.
     """
@@ -120,13 +120,11 @@ def extract(
     article_chars = longest_article(tree)
     body = tree.body
     visible_chars = len(body.text(strip=True)) if body is not None else 0
+    bounded = shape.tags <= max_nodes
     content = main_content(
-        tree,
-        reparse=lambda: LexborHTMLParser(source),
-        article_chars=article_chars,
-        score=shape.tags <= max_nodes,
+        tree, reparse=lambda: LexborHTMLParser(source), article_chars=article_chars, score=bounded
     )
-    written = render(content.nodes, resolver)
+    written = render(content.nodes, resolver) if bounded else plain(content.nodes)
     text = written.text
     norm = normalise(text)
     words = tokens(norm)

@@ -115,7 +115,7 @@ def outlinks(tree: LexborHTMLParser, resolver: Resolver, *, max_links: int | Non
     resolve = resolver.resolve
     cap = max_links if max_links is not None else -1
     extra: set[str] = set()
-    full = False
+    full = cap == 0
     for node in tree.css("a[href], area[href]"):
         attrs = node.attrs
         href = attrs.get("href")

@@ -32,7 +32,7 @@ from selectolax.lexbor import LexborNode
 
 from workers.extract.links import Resolver
 
-__all__ = ["LINK_BLOCK_DENSITY", "Written", "render"]
+__all__ = ["LINK_BLOCK_DENSITY", "Written", "plain", "render"]
 
 _BLOCKS: Final = frozenset(
     [
@@ -350,3 +350,11 @@ def render(nodes: list[LexborNode], resolver: Resolver, *, drop_link_blocks: boo
         link_chars=writer.link_chars,
         dropped_blocks=writer.dropped,
     )
+
+
+def plain(nodes: list[LexborNode]) -> Written:
+    """Text of ``nodes`` straight from the parser (one line per text node), as both outputs:
+    for pages over the node cap, where even a linear walk in Python is too slow."""
+    lines = (line.strip() for n in nodes for line in n.text(separator="\n").split("\n"))
+    text = "\n".join(line for line in lines if line)
+    return Written(markdown=text, text=text, chars=len(text))

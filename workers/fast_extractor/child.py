@@ -5,10 +5,15 @@ workers/fast_extractor/pool.py for the framing). A request is a ``process.fast``
 value (a msgpack RoutedPage) exactly as consumed; the reply carries the encoded
 ProcessedPage and its Kafka key, or the error class and message. Settings come from the
 environment, parsed once at start.
+
+SIGTERM and SIGINT are ignored: supervisord and the tests signal the whole process group,
+and the daemon must be able to finish its in-flight pages while it drains. The process
+exits when its stdin closes (the daemon closed it, or died).
 """
 
 from __future__ import annotations
 
+import signal
 import sys
 from typing import BinaryIO
 
@@ -31,9 +36,13 @@ def handle(value: bytes, settings: Settings) -> tuple[int, bytes, bytes]:
         processed = process_routed(
             routed, route="fast", settings=settings.extractor, user_agent=settings.ingestor.user_agent
         )
+        return OK, processed.host.encode(), encode(processed)
+    except MessageDecodeError as exc:  # the body's zstd is invalid
+        return ERROR_DECODE, b"", str(exc).encode()
     except ExtractionError as exc:
         return ERROR_EXTRACT, b"", str(exc).encode()
-    return OK, processed.host.encode(), encode(processed)
+    except Exception as exc:  # noqa: BLE001 - a poison page must not take the process down
+        return ERROR_EXTRACT, b"", f"unexpected {type(exc).__name__}: {exc}".encode()
 
 
 def serve(stdin: BinaryIO, stdout: BinaryIO, settings: Settings) -> None:
@@ -48,4 +57,9 @@ def serve(stdin: BinaryIO, stdout: BinaryIO, settings: Settings) -> None:
 
 
 if __name__ == "__main__":
-    serve(sys.stdin.buffer, sys.stdout.buffer, Settings.load())
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        serve(sys.stdin.buffer, sys.stdout.buffer, Settings.load())
+    except BrokenPipeError:  # the daemon went away mid-reply
+        sys.exit(0)

@@ -111,6 +111,7 @@ class ExtractionPool:
         self._all: set[_Process] = set()
         self.replaced = 0
         """Processes killed or lost and replaced (deadline overruns and crashes)."""
+        self._closing = False
 
     async def start(self) -> None:
         await asyncio.gather(*(self._spawn() for _ in range(self.size)))
@@ -129,6 +130,7 @@ class ExtractionPool:
         self._idle.put_nowait(process)
 
     async def close(self) -> None:
+        self._closing = True
         processes, self._all = self._all, set()
         await asyncio.gather(*(p.stop(kill=False) for p in processes))
 
@@ -155,7 +157,10 @@ class ExtractionPool:
                 f"the extraction process died on this page (exit code {code}); it was replaced"
             ) from exc
         except BaseException:  # cancelled mid-request: its reply would confuse the next page
-            await self._replace(process, kill=True)
+            self._all.discard(process)
+            await asyncio.shield(process.stop(kill=True))
+            if not self._closing:
+                await self._spawn()
             raise
         self._idle.put_nowait(process)
         if status == OK:
