@@ -11,11 +11,15 @@ base alone ("passes untouched").
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from typing import Any
 
+from workers.extract import Extracted
 from workers.messages import ProcessedPage, RoutedPage
+from workers.settings import ExtractorSettings
 
-__all__ = ["cap_utf8", "processed_base", "x_robots_tags"]
+__all__ = ["cap_utf8", "processed_base", "with_extraction", "x_robots_tags"]
 
 
 def processed_base(routed: RoutedPage, *, route: str | None = None, fallback: bool = False) -> ProcessedPage:
@@ -71,3 +75,47 @@ def cap_utf8(text: str, max_bytes: int) -> tuple[str, bool]:
     if len(data) <= max_bytes:
         return text, False
     return data[:max_bytes].decode("utf-8", "ignore"), True
+
+
+def with_extraction(
+    base: ProcessedPage,
+    ex: Extracted,
+    limits: ExtractorSettings,
+    *,
+    markdown: str | None = None,
+    text: str | None = None,
+    **overrides: Any,
+) -> ProcessedPage:
+    """``base`` with the extraction's fields, Markdown and text capped (cuts listed in
+    ``truncated_parts``, as is an outlink list cut to its cap). ``markdown``/``text`` replace
+    the extraction's own (the rich path's whole-body text); ``overrides`` set other fields."""
+    markdown, markdown_cut = cap_utf8(
+        ex.markdown if markdown is None else markdown, limits.max_markdown_bytes
+    )
+    text, text_cut = cap_utf8(ex.text if text is None else text, limits.max_text_bytes)
+    parts = list(base.truncated_parts) + ["markdown"] * markdown_cut + ["text"] * text_cut
+    if ex.outlinks_total > len(ex.outlinks):
+        parts.append("outlinks")
+    fields: dict[str, Any] = {
+        "markdown": markdown,
+        "text": text,
+        "title": ex.title,
+        "description": ex.description,
+        "lang": ex.lang,
+        "canonical_url": ex.canonical_url,
+        "published_time": ex.published_time,
+        "outlinks": ex.outlinks,
+        "outlinks_nofollow": ex.outlinks_nofollow,
+        "outlinks_total": ex.outlinks_total,
+        "robots": ex.robots,
+        "word_count": ex.word_count,
+        "text_hash": ex.text_hash,
+        "simhash": ex.simhash,
+        "language": ex.language,
+        "language_score": ex.language_score,
+        "quality": ex.quality,
+        "quality_flags": ex.quality_flags,
+        "truncated_parts": parts,
+    }
+    fields.update(overrides)
+    return dataclasses.replace(base, **fields)

@@ -168,3 +168,27 @@ async def test_a_process_that_dies_fails_its_page_and_is_replaced(pool: Extracti
         await pool.extract(encode(_routed(SLOW)))
     assert pool.pids() and pool.pids()[0] != victim
     assert (await pool.extract(encode(_routed()))).key == b"a.test"
+
+
+def test_the_rich_path_builds_the_same_shape() -> None:
+    from workers.rich import Rendered
+    from workers.rich_renderer.daemon import rendered_page
+
+    routed = _routed()
+    rendered = Rendered(
+        html=ARTICLE.decode(), markdown="", title=None, description=None, lang="en",
+        links=[], status=200, elapsed_s=0.1,
+    )  # fmt: skip
+    out = rendered_page(routed, rendered)
+    fast = process_routed(routed)
+    assert out.route == "rich" and out.rendered_html_zstd
+    for name in ("text", "markdown", "language", "robots", "outlinks", "outlinks_nofollow", "ctx",
+                 "request_id", "response_headers", "peer_ip", "redirects", "quality_flags"):  # fmt: skip
+        assert getattr(out, name) == getattr(fast, name), name
+    app = rendered_page(
+        routed,
+        dataclasses.replace(
+            rendered, html="<html><body><nav><a href='/a'>Home</a></nav><p>Hi</p></body></html>"
+        ),
+    )
+    assert app.quality["method"] == "rendered-body" and "Home" in app.text and app.word_count == 2

@@ -5,13 +5,11 @@ Shared by the fast extractor's extraction processes and the rich renderer's fall
 
 from __future__ import annotations
 
-import dataclasses
-
 from workers.errors import ExtractionError
 from workers.extract import extract
 from workers.extract.robots import product_token
 from workers.messages import ProcessedPage, RoutedPage
-from workers.processed import cap_utf8, processed_base, x_robots_tags
+from workers.processed import processed_base, with_extraction, x_robots_tags
 from workers.settings import ExtractorSettings
 
 __all__ = ["process_routed"]
@@ -55,31 +53,4 @@ def process_routed(
         )
     except Exception as exc:  # any parser failure is this page's problem, not the worker's
         raise ExtractionError(f"extraction failed: {type(exc).__name__}: {exc}") from exc
-    markdown, markdown_cut = cap_utf8(ex.markdown, limits.max_markdown_bytes)
-    text, text_cut = cap_utf8(ex.text, limits.max_text_bytes)
-    parts = list(base.truncated_parts)
-    parts += ["markdown"] * markdown_cut + ["text"] * text_cut
-    if ex.outlinks_total > len(ex.outlinks):
-        parts.append("outlinks")
-    return dataclasses.replace(
-        base,
-        markdown=markdown,
-        text=text,
-        title=ex.title,
-        description=ex.description,
-        lang=ex.lang,
-        canonical_url=ex.canonical_url,
-        published_time=ex.published_time,
-        outlinks=ex.outlinks,
-        outlinks_nofollow=ex.outlinks_nofollow,
-        outlinks_total=ex.outlinks_total,
-        robots=ex.robots,
-        word_count=ex.word_count,
-        text_hash=ex.text_hash,
-        simhash=ex.simhash,
-        language=ex.language,
-        language_score=ex.language_score,
-        quality=ex.quality,
-        quality_flags=ex.quality_flags,
-        truncated_parts=parts,
-    )
+    return with_extraction(base, ex, limits)

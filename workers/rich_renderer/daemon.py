@@ -9,7 +9,6 @@ has usable text (``fallback=True``); otherwise the page is dead-lettered with th
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 
 from prometheus_client import Counter
@@ -24,7 +23,7 @@ from workers.fast_extractor.daemon import PAGES_PROCESSED, PROCESS_SECONDS
 from workers.fast_extractor.processing import process_routed
 from workers.lifecycle import Incoming, Worker
 from workers.messages import ProcessedPage, RoutedPage, compress_html
-from workers.processed import cap_utf8, processed_base, x_robots_tags
+from workers.processed import processed_base, with_extraction, x_robots_tags
 from workers.rich import Rendered, Renderer
 from workers.rich.content import page_content
 from workers.settings import ExtractorSettings, Settings
@@ -133,32 +132,22 @@ def rendered_page(
         tokens_ = tokens(norm)
         words, hashed, sim, language = len(tokens_), text_hash(norm), simhash(tokens_), detect_language(text)
         quality.update(method="rendered-body", text_chars=len(text), language_reliable=language.reliable)
-    markdown, markdown_cut = cap_utf8(markdown, limits.max_markdown_bytes)
-    text, text_cut = cap_utf8(text, limits.max_text_bytes)
-    base = processed_base(routed, route="rich")
-    parts = list(base.truncated_parts) + ["markdown"] * markdown_cut + ["text"] * text_cut
-    if ex.outlinks_total > len(ex.outlinks):
-        parts.append("outlinks")
-    return dataclasses.replace(
-        base,
-        rendered_html_zstd=compress_html(html),
+    return with_extraction(
+        processed_base(routed, route="rich"),
+        ex,
+        limits,
         markdown=markdown,
         text=text,
+        rendered_html_zstd=compress_html(html),
         title=ex.title or rendered.title,
         description=ex.description or rendered.description,
         lang=ex.lang or rendered.lang,
-        canonical_url=ex.canonical_url,
-        published_time=ex.published_time,
         outlinks=list(ex.outlinks) or list(rendered.links),
-        outlinks_nofollow=ex.outlinks_nofollow,
-        outlinks_total=max(ex.outlinks_total, len(ex.outlinks) or len(rendered.links)),
-        robots=ex.robots,
+        outlinks_total=max(ex.outlinks_total, len(rendered.links)),
         word_count=words,
         text_hash=hashed,
         simhash=sim,
         language=language.language,
         language_score=language.score,
         quality=quality,
-        quality_flags=ex.quality_flags,
-        truncated_parts=parts,
     )
