@@ -87,6 +87,8 @@ class MainContent:
     """The chosen element, as ``tag#id.class``."""
     unlikely_block: bool = False
     """The chosen element's class/id/role says navigation, footer, sidebar, comments …"""
+    article_chars: int | None = None
+    """Characters of the page's longest <article>/<main>; measured only for short results."""
 
     @classmethod
     def of(cls, nodes: list[LexborNode], *, method: str, top: LexborNode | None = None) -> MainContent:
@@ -296,20 +298,17 @@ def _with_siblings(top: LexborNode, top_score: float, final: dict[int, float]) -
     return out
 
 
-def _drop_small_forms(tree: LexborHTMLParser) -> None:
+def _drop_small_forms(tree: LexborHTMLParser, page_chars: int) -> None:
     forms = tree.css("form")
-    if not forms:
-        return
-    sized = [(len(f.text(deep=True, strip=True)), f) for f in forms]
-    body = tree.body
-    page = len(body.text(deep=True, strip=True)) if body is not None else 0
-    remove_all([f for size, f in sized if size < _FORM_TEXT and size * 2 < page])
+    if forms:
+        sized = [(len(f.text(deep=True, strip=True)), f) for f in forms]
+        remove_all([f for size, f in sized if size < _FORM_TEXT and size * 2 < page_chars])
 
 
-def _prepare(tree: LexborHTMLParser) -> LexborNode | None:
-    """Drop what is never main content; the body, or None."""
+def _prepare(tree: LexborHTMLParser, page_chars: int) -> LexborNode | None:
+    """Drop what is never main content; the body, or None. ``page_chars``: the page's visible text."""
     tree.strip_tags(_DROP_TAGS)
-    _drop_small_forms(tree)
+    _drop_small_forms(tree, page_chars)
     body = tree.body
     if body is not None:
         remove_all(body.css(HIDDEN_SELECTOR))
@@ -317,9 +316,15 @@ def _prepare(tree: LexborHTMLParser) -> LexborNode | None:
 
 
 def _attempt(
-    tree: LexborHTMLParser, *, method: str, strip_unlikely: bool, weight_classes: bool, clean: bool
+    tree: LexborHTMLParser,
+    *,
+    page_chars: int,
+    method: str,
+    strip_unlikely: bool,
+    weight_classes: bool,
+    clean: bool,
 ) -> MainContent:
-    body = _prepare(tree)
+    body = _prepare(tree, page_chars)
     if body is None:
         return MainContent(nodes=[], method="none")
     grabbed = _grab(body, strip_unlikely=strip_unlikely, weight_classes=weight_classes)
@@ -334,9 +339,9 @@ def _attempt(
     return MainContent.of(nodes, method=method, top=top)
 
 
-def _fallback(tree: LexborHTMLParser) -> MainContent:
+def _fallback(tree: LexborHTMLParser, page_chars: int) -> MainContent:
     """The longest <article>/<main> whole, else the body without navigation and footers."""
-    body = _prepare(tree)
+    body = _prepare(tree, page_chars)
     if body is None:
         return MainContent(nodes=[], method="none")
     articles = [(len(n.text(strip=True)), n) for n in body.css(_ARTICLE_SELECTOR)]
@@ -351,27 +356,28 @@ def main_content(
     tree: LexborHTMLParser,
     *,
     reparse: Callable[[], LexborHTMLParser],
-    article_chars: int = 0,
+    page_chars: int = 0,
     score: bool = True,
 ) -> MainContent:
     """Pick the main-content nodes of ``tree`` (destructive: read metadata and links first).
 
     Like Readability, a result under 500 characters is retried on a fresh tree from
     ``reparse()`` with fewer filters (keep unlikely nodes, then ignore class names, then
-    skip conditional cleaning), and the longest result wins. ``article_chars`` is
-    :func:`longest_article` of the untouched tree: when the result yields nothing or is
-    implausibly small beside it, the fallbacks run (see the module doc). ``score=False``
-    skips the Readability attempts (pages over the node cap).
+    skip conditional cleaning), and the longest result wins. When the result is under 500
+    characters, :func:`longest_article` is measured on a fresh tree (``article_chars``);
+    when the result yields nothing or is implausibly small beside it, the fallbacks run
+    (see the module doc). ``page_chars`` is the page's visible text (for the form rule);
+    ``score=False`` skips the Readability attempts (pages over the node cap).
     """
     if not score:
-        return _fallback(tree)
+        return _fallback(tree, page_chars)
     flags = {"strip_unlikely": True, "weight_classes": True, "clean": True}
     best: tuple[int, MainContent] | None = None
     for retry in range(4):
         if retry:
             tree = reparse()
             flags[("strip_unlikely", "weight_classes", "clean")[retry - 1]] = False
-        result = _attempt(tree, method=_METHODS[retry], **flags)
+        result = _attempt(tree, page_chars=page_chars, method=_METHODS[retry], **flags)
         length = len(result.text.strip())
         if length >= _MIN_TEXT:
             best = (length, result)
@@ -380,8 +386,13 @@ def main_content(
             best = (length, result)
     assert best is not None
     length, result = best
-    if length < _NOTHING or implausible(length, article_chars):
-        fallback = _fallback(reparse())
-        if len(fallback.text.strip()) > length:
-            return fallback
+    if length < _MIN_TEXT:
+        fresh = reparse()
+        fresh.strip_tags(["script", "style", "noscript", "template"])
+        result.article_chars = longest_article(fresh)
+        if length < _NOTHING or implausible(length, result.article_chars):
+            fallback = _fallback(fresh, page_chars)
+            fallback.article_chars = result.article_chars
+            if len(fallback.text.strip()) > length:
+                return fallback
     return result

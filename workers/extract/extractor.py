@@ -12,7 +12,7 @@ from selectolax.lexbor import LexborHTMLParser
 
 from workers.extract.bounds import flattened, scan
 from workers.extract.charset import decode_html, sniff_encoding
-from workers.extract.content import longest_article, main_content
+from workers.extract.content import main_content
 from workers.extract.language import detect_language
 from workers.extract.links import Resolver, base_url, outlinks
 from workers.extract.markdown import plain, render
@@ -117,12 +117,11 @@ def extract(
     links = outlinks(tree, resolver, max_links=max_outlinks)
     robots = directives(meta=meta_values(tree, robots_token), headers=x_robots_tags, token=robots_token)
     tree.strip_tags(_INVISIBLE)
-    article_chars = longest_article(tree)
     body = tree.body
     visible_chars = len(body.text(strip=True)) if body is not None else 0
     bounded = shape.tags <= max_nodes
     content = main_content(
-        tree, reparse=lambda: LexborHTMLParser(source), article_chars=article_chars, score=bounded
+        tree, reparse=lambda: LexborHTMLParser(source), page_chars=visible_chars, score=bounded
     )
     written = render(content.nodes, resolver) if bounded else plain(content.nodes)
     text = written.text
@@ -134,7 +133,6 @@ def extract(
         written=written,
         shape=shape,
         visible_chars=visible_chars,
-        article_chars=article_chars,
         words=len(words),
         language_reliable=detected.reliable,
         max_nodes=max_nodes,

@@ -4,7 +4,8 @@ extractions).
 Signals (``ProcessedPage.quality``, all JSON-able): ``method`` and ``block`` (how the main
 content was chosen and which element), ``text_chars``, ``visible_chars`` (the body's text
 without scripts and styles) and their ratio ``coverage``, ``article_chars`` (the longest
-``<article>``/``<main>``), ``link_density`` (link text / text of the chosen content before
+``<article>``/``<main>``; measured only when the main text is under 500 characters, else
+None), ``link_density`` (link text / text of the chosen content before
 link blocks were dropped), ``link_blocks_dropped``, ``tags`` and ``depth`` (from the byte
 scan), ``language_reliable``.
 
@@ -41,7 +42,6 @@ def assess(
     written: Written,
     shape: Shape,
     visible_chars: int,
-    article_chars: int,
     words: int,
     language_reliable: bool,
     max_nodes: int,
@@ -49,6 +49,7 @@ def assess(
 ) -> tuple[dict[str, Any], list[str]]:
     """(signals, flags) of one extraction."""
     text_chars = len(written.text)
+    article_chars = content.article_chars
     density = written.link_chars / written.chars if written.chars else 0.0
     signals: dict[str, Any] = {
         "method": content.method,
@@ -66,7 +67,7 @@ def assess(
     flags = []
     if words == 0 and visible_chars >= _VISIBLE_MIN:
         flags.append(f"empty_main_text: no main text although the page shows {visible_chars:,} characters")
-    if implausible(text_chars, article_chars):
+    if article_chars is not None and implausible(text_chars, article_chars):
         flags.append(
             f"article_ignored: main text has {text_chars:,} characters, the page's <article>/<main> {article_chars:,}"
         )
