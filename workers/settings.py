@@ -23,6 +23,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 __all__ = [
     "DagsterSettings",
     "DiscoverySettings",
+    "ExtractorSettings",
     "IngestorSettings",
     "KafkaSettings",
     "MetricsSettings",
@@ -250,6 +251,27 @@ class RouterSettings(BaseSettings):
     """JSON map overriding rule weights by rule name (see workers/router/rules.py for the names)."""
 
 
+class ExtractorSettings(BaseSettings):
+    """Extraction (the fast extractor; its bounds and caps apply to the rich path's extraction too)."""
+
+    model_config = _config("EXTRACTOR_")
+
+    processes: int = 1
+    """Extraction processes per fast-extractor daemon (pages are extracted off the daemon's event loop)."""
+    page_deadline_s: float = 10.0
+    """Longest one page's extraction may take; past it the extraction process is replaced and the page dead-lettered (ExtractionError)."""
+    max_outlinks: int = 10_000
+    """Outlinks kept per page (first ones in document order); `outlinks_total` keeps the real count."""
+    max_nodes: int = 200_000
+    """Pages with more tags than this skip main-content scoring (a linear fallback extracts them) and are flagged `node_cap`."""
+    max_depth: int = 2_000
+    """Pages whose block elements nest deeper than this are parsed without them (the HTML tree builder is quadratic in that depth) and flagged `deep_nesting`."""
+    max_text_bytes: int = 1_048_576
+    """Plain main text cap (UTF-8 bytes); longer text is cut and `text` is listed in `truncated_parts`."""
+    max_markdown_bytes: int = 2_097_152
+    """Markdown cap (UTF-8 bytes); longer Markdown is cut and `markdown` is listed in `truncated_parts`."""
+
+
 class StorageSettings(BaseSettings):
     """The storage writer."""
 
@@ -341,6 +363,7 @@ class Settings(BaseModel):
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     ingestor: IngestorSettings = Field(default_factory=IngestorSettings)
     router: RouterSettings = Field(default_factory=RouterSettings)
+    extractor: ExtractorSettings = Field(default_factory=ExtractorSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     renderer: RendererSettings = Field(default_factory=RendererSettings)
     discovery: DiscoverySettings = Field(default_factory=DiscoverySettings)

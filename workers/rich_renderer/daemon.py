@@ -9,19 +9,24 @@ has usable text (``fallback=True``); otherwise the page is dead-lettered with th
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 from prometheus_client import Counter
 
 from workers.errors import ExtractionError, PermanentError, RetryableError
 from workers.extract import extract
+from workers.extract.language import Detected, detect_language
+from workers.extract.robots import product_token
+from workers.extract.simhash import simhash
+from workers.extract.text import normalise, text_hash, tokens
 from workers.fast_extractor.daemon import PAGES_PROCESSED, PROCESS_SECONDS
 from workers.fast_extractor.processing import process_routed
 from workers.lifecycle import Incoming, Worker
 from workers.messages import ProcessedPage, RoutedPage, compress_html
+from workers.processed import processed_base, with_extraction, x_robots_tags
 from workers.rich import Rendered, Renderer
-from workers.settings import Settings
+from workers.rich.content import page_content
+from workers.settings import ExtractorSettings, Settings
 from workers.topics import PROCESSED_FINAL, Stage
 
 __all__ = ["MIN_ARTICLE_WORDS", "MIN_FALLBACK_WORDS", "RichRenderer", "rendered_page"]
@@ -68,12 +73,20 @@ class RichRenderer(Worker):
             rendered = await self.renderer.render(page.final_url)
         except (RetryableError, PermanentError) as exc:
             return self.fallback(routed, exc)
-        return rendered_page(routed, rendered)
+        return rendered_page(
+            routed, rendered, settings=self.settings.extractor, user_agent=self.settings.ingestor.user_agent
+        )
 
     def fallback(self, routed: RoutedPage, exc: Exception) -> ProcessedPage:
         reason = f"render failed: {type(exc).__name__}: {exc}"
         try:
-            processed = process_routed(routed, route="rich", fallback=True)
+            processed = process_routed(
+                routed,
+                route="rich",
+                fallback=True,
+                settings=self.settings.extractor,
+                user_agent=self.settings.ingestor.user_agent,
+            )
         except ExtractionError as exc2:
             raise ExtractionError(f"{reason}; raw HTML unreadable: {exc2}") from exc
         if processed.word_count < MIN_FALLBACK_WORDS:
@@ -84,43 +97,57 @@ class RichRenderer(Worker):
         return processed
 
 
-def rendered_page(routed: RoutedPage, rendered: Rendered) -> ProcessedPage:
-    """A ProcessedPage from the rendered DOM, extracted like the fast path does."""
+def rendered_page(
+    routed: RoutedPage,
+    rendered: Rendered,
+    *,
+    settings: ExtractorSettings | None = None,
+    user_agent: str = "StreamCrawl",
+) -> ProcessedPage:
+    """A ProcessedPage from the rendered DOM, extracted like the fast path does (same bounds,
+    caps, language, robots and quality signals); the base fields come from the routed page."""
+    limits = settings or ExtractorSettings.model_construct()
     page = routed.page
     html = rendered.html.encode("utf-8")
-    ex = extract(html, url=page.url, final_url=page.final_url, charset="utf-8")
-    markdown, words = ex.markdown, ex.word_count
+    ex = extract(
+        html,
+        url=page.url,
+        final_url=page.final_url,
+        charset="utf-8",
+        x_robots_tags=x_robots_tags(routed),
+        robots_token=product_token(user_agent),
+        max_outlinks=limits.max_outlinks,
+        max_nodes=limits.max_nodes,
+        max_depth=limits.max_depth,
+    )
+    markdown, text, words = ex.markdown, ex.text, ex.word_count
+    hashed, sim, language = ex.text_hash, ex.simhash, Detected(ex.language, ex.language_score)
+    quality = dict(ex.quality)
     if words < MIN_ARTICLE_WORDS:
         # An app, not an article: main-content extraction would keep too little of it,
-        # so keep the Markdown of the whole rendered body (form placeholders included).
-        markdown, words = rendered.markdown, len(rendered.markdown.split())
-    return ProcessedPage(
-        url=page.url,
-        url_hash=page.url_hash,
-        host=page.host,
-        final_url=page.final_url,
-        status=page.status,
-        route="rich",
-        score=routed.score,
-        rules=list(routed.rules),
-        fetched_at=page.fetched_at,
-        processed_at=time.time(),
-        content_hash=page.content_hash,
-        html_zstd=page.html_zstd,
-        rendered_html_zstd=compress_html(html),
+        # so keep the whole rendered body (form placeholders included).
+        body = page_content(rendered.html, url=page.final_url)
+        markdown, text = body.markdown, body.text
+        norm = normalise(text)
+        tokens_ = tokens(norm)
+        words, hashed, sim, language = len(tokens_), text_hash(norm), simhash(tokens_), detect_language(text)
+        quality.update(method="rendered-body", text_chars=len(text), language_reliable=language.reliable)
+    return with_extraction(
+        processed_base(routed, route="rich"),
+        ex,
+        limits,
         markdown=markdown,
+        text=text,
+        rendered_html_zstd=compress_html(html),
         title=ex.title or rendered.title,
         description=ex.description or rendered.description,
         lang=ex.lang or rendered.lang,
-        canonical_url=ex.canonical_url,
-        published_time=ex.published_time,
         outlinks=list(ex.outlinks) or list(rendered.links),
+        outlinks_total=max(ex.outlinks_total, len(rendered.links)),
         word_count=words,
-        text_hash=ex.text_hash,
-        simhash=ex.simhash,
-        truncated=page.truncated,
-        batch=page.batch,
-        rank=page.rank,
-        ctx=page.ctx,
-        request_id=page.request_id,
+        text_hash=hashed,
+        simhash=sim,
+        language=language.language,
+        language_score=language.score,
+        quality=quality,
     )
