@@ -67,6 +67,7 @@ def _stack_env(data_dir: Path, **extra: str) -> dict[str, str]:
         STREAMCRAWL_SUPERVISOR_PORT=str(free_port()),
         STREAMCRAWL_START_RICH_RENDERER="false",
         STREAMCRAWL_METRICS_BASE_PORT=str(free_port()),
+        STREAMCRAWL_PROMETHEUS_PORT=str(free_port()),
     )
     env.update(extra)
     _ENV[str(data_dir)] = env
@@ -126,7 +127,15 @@ async def test_up_status_down_cycle(stack_dir: Path) -> None:
     all_up_s = time.monotonic() - started
     print(f"\nup (cold) {cold_s:.1f} s, status all up after {all_up_s:.1f} s\n{up.stdout}")
     names = [c["name"] for c in status["components"]]
-    assert names == ["s3", "broker", "postgres", "dagster-webserver", "dagster-daemon", "supervisord"]
+    assert names == [
+        "s3",
+        "broker",
+        "postgres",
+        "dagster-webserver",
+        "dagster-daemon",
+        "supervisord",
+        "prometheus",
+    ]
     assert status["up"], status["components"]
     assert all(c["up"] and c["pid"] for c in status["components"])
     # The target is 60 s (measured 36-55 s here, most of it Dagster importing itself twice);
@@ -137,7 +146,9 @@ async def test_up_status_down_cycle(stack_dir: Path) -> None:
         "router",
         "fast_extractor",
         "storage_writer",
+        "lag_exporter",
     }
+    assert status["prometheus"]["error"] is None and status["prometheus"]["total"] >= 6
     assert status["kafka"]["error"] is None
     assert status["kafka"]["topics"]["raw.page"]["partitions"] == 12
     assert set(status["kafka"]["dlq"]) == {"raw.page.dlq", "processed.dlq", "storage.dlq"}
