@@ -149,14 +149,30 @@ def test_probes_mean_something() -> None:
         assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}, name
         assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}, name
         assert container["startupProbe"]["httpGet"]["path"] == "/healthz", name
-        annotations = deployment["spec"]["template"]["metadata"]["annotations"]
-        assert annotations["prometheus.io/scrape"] == "true"
-        assert annotations["prometheus.io/port"] == str(port)
-        assert annotations["streamcrawl.io/metrics-job"] == stage, "same job names as compose and `up`"
-    exporter = objects(BASE, "Deployment")["lag-exporter"]
-    annotations = exporter["spec"]["template"]["metadata"]["annotations"]
-    assert annotations["prometheus.io/port"] == str(base + LAG_EXPORTER_PORT_OFFSET)
-    assert annotations["streamcrawl.io/metrics-job"] == "lag_exporter"
+    assert "lag-exporter" in objects(BASE, "Deployment")
+
+
+def test_prometheus_finds_every_stage_through_a_headless_service() -> None:
+    """Prometheus' DNS discovery (jobs named like compose's and `up`'s) reaches every replica."""
+    base = MetricsSettings().base_port
+    config = yaml.safe_load((MONITORING / "prometheus" / "kubernetes.yml").read_text())
+    jobs = {
+        job["job_name"]: (job["dns_sd_configs"][0]["names"][0], job["dns_sd_configs"][0]["port"])
+        for job in config["scrape_configs"]
+        if "dns_sd_configs" in job
+    }
+    services = objects(BASE, "Service")
+    wanted = {stage: (name, base + PORT_OFFSETS[stage]) for name, stage in DEPLOYMENTS.items()}
+    wanted["lag_exporter"] = ("lag-exporter", base + LAG_EXPORTER_PORT_OFFSET)
+    assert set(jobs) == set(wanted)
+    for job, (deployment_name, port) in wanted.items():
+        service_name, scrape_port = jobs[job]
+        assert scrape_port == port, job
+        service = services[service_name]["spec"]
+        assert service["clusterIP"] == "None" and service["publishNotReadyAddresses"] is True, service_name
+        assert service["ports"] == [{"name": "metrics", "port": port, "targetPort": "metrics"}]
+        pod_labels = objects(BASE, "Deployment")[deployment_name]["spec"]["template"]["metadata"]["labels"]
+        assert service["selector"].items() <= pod_labels.items(), service_name
 
 
 def test_every_container_has_requests_and_limits() -> None:
