@@ -27,13 +27,11 @@ from minio import Minio
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.helpers.netns import Forwarder, NetLab
+from tests.helpers.outcomes import assert_accounted, crawl_and_wait, stored_hashes
 from tests.helpers.ports import free_port
 from tests.helpers.services import start_postgres, start_s3
-from workers.cli.cmd_crawl import crawl
 from workers.demoweb import DemoURL, DemoWeb, demo_urls
-from workers.frontier import parse_list_lines
 from workers.observability.metrics import STAGE_PORT_OFFSET
-from workers.progress import BatchProgress
 from workers.provision import provision
 from workers.settings import IngestorSettings, KafkaSettings, Settings
 from workers.stack.environment import settings_env
@@ -216,8 +214,7 @@ async def _crawl_and_cut(drill: Drill, settings: Settings, web: DemoWeb) -> None
             assert ok, f"{stage} on {host} did not start:\n{drill.logs(host, stage)}"
 
     batch = f"drill-{time.time_ns()}"
-    parsed = parse_list_lines([u.url for u in urls], scheme="http")
-    task = asyncio.create_task(crawl(settings, parsed, batch=batch, wait=True, timeout_s=240))
+    task = asyncio.create_task(crawl_and_wait(settings, [u.url for u in urls], batch, timeout_s=240))
 
     # Cut w2 off once both hosts are doing work in every hot-path stage.
     deadline = time.monotonic() + 120
@@ -237,19 +234,16 @@ async def _crawl_and_cut(drill: Drill, settings: Settings, web: DemoWeb) -> None
     before = {s: await asyncio.to_thread(_consumed, w1, s) for s in HOT}
     assert await asyncio.to_thread(_consumed, w2, "ingestor") == 0.0, "w2 is still reachable"
 
-    progress: BatchProgress | None = await task
-    assert progress is not None
-    summary = progress.summary()
+    progress = await task
     after = {s: await asyncio.to_thread(_consumed, w1, s) for s in HOT}
     print(
         f"\ndrill: cut w2 after {busy}; w1 took over {after} (was {before}); {time.monotonic() - cut_at:.1f} s to finish"
     )
-    print("drill summary", summary)
-    assert summary["lost"] == 0, (summary, {s: drill.logs("w1", s) for s in HOT})
-    assert summary["requested"] == len(urls)
+    print("drill summary", progress.summary())
+    assert_accounted(progress, requested=len(urls), context={s: drill.logs("w1", s) for s in HOT})
     assert after["ingestor"] > before["ingestor"], "w1 took over w2's share of crawl.request"
 
-    stored = progress.seen.get("storage.saved", set())
+    stored = await stored_hashes(settings, progress, batch)
     expected_stored = {url_hash(normalize_url(u.url)) for u in urls if u.expected in ("stored", "skipped")}
     assert expected_stored <= stored, f"{len(expected_stored - stored)} URLs expected stored are not"
     rows = await _rows(settings, batch)

@@ -27,10 +27,9 @@ from typing import Any
 
 import pytest
 
-from tests.helpers.ports import free_port, free_port_block, free_port_with_grpc
-from workers.cli.cmd_crawl import crawl
+from tests.helpers.outcomes import assert_accounted, crawl_and_wait
+from tests.helpers.services import stack_env
 from workers.demoweb import DemoWeb, demo_urls
-from workers.frontier import parse_list_lines
 from workers.settings import Settings
 from workers.topics import Stage
 
@@ -44,21 +43,8 @@ GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__interval": "5s", "$__range": 
 
 
 def _env(data_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMCRAWL_")}
-    env.update(
-        STREAMCRAWL_DATA_DIR=str(data_dir),
-        STREAMCRAWL_SEAWEED_MASTER_PORT=str(free_port_with_grpc()),
-        STREAMCRAWL_SEAWEED_VOLUME_PORT=str(free_port_with_grpc()),
-        STREAMCRAWL_SEAWEED_FILER_PORT=str(free_port_with_grpc()),
-        STREAMCRAWL_S3_ENDPOINT=f"127.0.0.1:{free_port_with_grpc()}",
-        STREAMCRAWL_KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{free_port()}",
-        STREAMCRAWL_PG_PORT=str(free_port()),
-        STREAMCRAWL_PG_PASSWORD="prometheus-test-password",
-        STREAMCRAWL_S3_SECRET_KEY="prometheus-test-secret",
-        STREAMCRAWL_SUPERVISOR_PORT=str(free_port()),
-        STREAMCRAWL_DAGSTER_PORT=str(free_port()),
-        STREAMCRAWL_PROMETHEUS_PORT=str(free_port()),
-        STREAMCRAWL_METRICS_BASE_PORT=str(free_port_block()),
+    return stack_env(
+        data_dir,
         STREAMCRAWL_BROKER_STORAGE="memory",
         STREAMCRAWL_START_DAGSTER="false",
         STREAMCRAWL_START_RICH_RENDERER="true",
@@ -74,7 +60,6 @@ def _env(data_dir: Path) -> dict[str, str]:
         STREAMCRAWL_INGESTOR_RETRY_AFTER_CAP_S="2",
         STREAMCRAWL_RENDERER_CONCURRENCY="2",
     )
-    return env
 
 
 def _cli(env: dict[str, str], *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
@@ -145,9 +130,8 @@ async def test_prometheus_sees_every_stage_and_every_dashboard_panel_during_a_cr
     env, settings = stack
     urls = demo_urls(port=demo_web.port, hosts=6, per_host=8, seed=11, spa_share=0.2, timeout_delay_s=5)
     assert any(u.kind == "spa" for u in urls), "the rich renderer needs pages"
-    parsed = parse_list_lines([u.url for u in urls], scheme="http")
     batch = f"prom-{time.time_ns()}"
-    task = asyncio.create_task(crawl(settings, parsed, batch=batch, wait=True, timeout_s=240))
+    task = asyncio.create_task(crawl_and_wait(settings, [u.url for u in urls], batch, timeout_s=240))
 
     stages = {s.value for s in Stage}
     queries = {
@@ -171,7 +155,7 @@ async def test_prometheus_sees_every_stage_and_every_dashboard_panel_during_a_cr
             break
         await asyncio.sleep(0.5)
     progress = await task
-    assert progress is not None and progress.summary()["lost"] == 0, progress and progress.summary()
+    assert_accounted(progress, requested=len(urls))
     targets = _query(settings, "up")
     assert seen >= stages, f"no consumption series during the crawl for {sorted(stages - seen)}; {targets}"
     assert exporter, "the lag exporter was never scraped"

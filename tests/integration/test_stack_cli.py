@@ -26,7 +26,7 @@ import psycopg2  # type: ignore[import-untyped]
 import pytest
 
 from tests.helpers.kafka import consume, produce
-from tests.helpers.ports import free_port, free_port_with_grpc
+from tests.helpers.services import stack_env
 from workers.settings import KafkaSettings, PostgresSettings, S3Settings
 from workers.stack.process import PidRecord, wait_until
 from workers.stack.procfs import descendants, pid_alive, proc_info, session_members
@@ -52,24 +52,7 @@ _ENV: dict[str, dict[str, str]] = {}
 
 
 def _stack_env(data_dir: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMCRAWL_")}
-    env.update(
-        STREAMCRAWL_DATA_DIR=str(data_dir),
-        STREAMCRAWL_SEAWEED_MASTER_PORT=str(free_port_with_grpc()),
-        STREAMCRAWL_SEAWEED_VOLUME_PORT=str(free_port_with_grpc()),
-        STREAMCRAWL_SEAWEED_FILER_PORT=str(free_port_with_grpc()),
-        STREAMCRAWL_S3_ENDPOINT=f"127.0.0.1:{free_port_with_grpc()}",
-        STREAMCRAWL_KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{free_port()}",
-        STREAMCRAWL_PG_PORT=str(free_port()),
-        STREAMCRAWL_PG_PASSWORD="stack-test-password",
-        STREAMCRAWL_S3_SECRET_KEY="stack-test-secret",
-        STREAMCRAWL_DAGSTER_PORT=str(free_port()),
-        STREAMCRAWL_SUPERVISOR_PORT=str(free_port()),
-        STREAMCRAWL_START_RICH_RENDERER="false",
-        STREAMCRAWL_METRICS_BASE_PORT=str(free_port()),
-        STREAMCRAWL_PROMETHEUS_PORT=str(free_port()),
-    )
-    env.update(extra)
+    env = stack_env(data_dir, **extra)
     _ENV[str(data_dir)] = env
     return env
 
