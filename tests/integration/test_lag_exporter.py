@@ -64,6 +64,7 @@ async def _commit(kafka: KafkaSettings, group: str, partition: int, offset: int)
 async def test_lag_and_backlog_age_per_group_and_partition(broker: KafkaSettings) -> None:
     group = STAGES[Stage.INGESTOR].group
     await _produce_aged(broker, 3, [300, 200, 100, 50, 10])
+    await _produce_aged(broker, 5, [40, 20])  # never committed: the whole log lags
     await _commit(broker, group, 3, 2)  # offsets 0, 1 done; 2 (100 s old) is the oldest unconsumed
 
     snapshot = await read_snapshot(broker, timeout_s=5)
@@ -72,8 +73,11 @@ async def test_lag_and_backlog_age_per_group_and_partition(broker: KafkaSettings
     reading = readings[group, CRAWL_REQUEST.name, 3]
     assert (reading.committed, reading.high_watermark, reading.lag) == (2, 5, 3)
     assert 95 <= snapshot.lag_seconds(reading) <= 130
-    # A partition nothing was written to does not lag.
+    # A partition nothing was written to does not lag; one never committed lags by its whole log.
     assert readings[group, CRAWL_REQUEST.name, 0].lag == 0
+    uncommitted = readings[group, CRAWL_REQUEST.name, 5]
+    assert (uncommitted.committed, uncommitted.lag) == (None, 2)
+    assert 35 <= snapshot.lag_seconds(uncommitted) <= 70
     # Every stage's group is read, on its input topic.
     assert {r.group for r in snapshot.groups} == {spec.group for spec in STAGES.values()}
 

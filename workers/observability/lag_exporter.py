@@ -126,10 +126,12 @@ async def read_snapshot(
     for stage, spec in STAGES.items():
         committed = await _committed(kafka, spec.group, all_tps) if all_tps else {}
         own = {tp for tp in all_tps if tp.topic == spec.input.name} | set(committed)
+        # Where the group never committed, its next record is the log's first one (offset 0 is
+        # reset to the log start by auto_offset_reset="earliest" once retention deleted it).
         lagging = {
-            tp: committed[tp]
+            tp: committed.get(tp, 0)
             for tp in own
-            if tp in committed and watermarks[tp.topic][tp.partition] > committed[tp]
+            if watermarks[tp.topic][tp.partition] > committed.get(tp, 0)
         }
         stamps = await _timestamps_at(kafka, lagging, timeout_s=timeout_s / 2)
         for tp in sorted(own, key=lambda t: (t.topic, t.partition)):
