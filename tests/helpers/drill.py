@@ -47,6 +47,9 @@ STAGES = [s.value for s in Stage]
 # Must have consumed on both hosts before the cut: the stages every page goes through.
 HOT = ["ingestor", "router", "fast_extractor", "storage_writer"]
 METRICS_BASE = 19100
+STARTUP_S = 150.0
+CRAWL_S = 150.0
+"""Deadlines of the two phases; the test allows their sum plus the services' start-up."""
 DRILL_ENV = {
     "STREAMCRAWL_INGESTOR_ALLOW_PRIVATE_NETWORKS": "true",
     "STREAMCRAWL_INGESTOR_TOTAL_TIMEOUT_S": "3",
@@ -205,19 +208,31 @@ async def _crawl_and_cut(drill: Drill, settings: Settings, web: DemoWeb) -> None
     )
     drill.start_stages(settings)
     w1, w2 = (drill.lab.address(h) for h in WORKER_HOSTS)
-    # Every daemon on both hosts answers before the crawl starts.
-    for host in WORKER_HOSTS:
-        for stage in STAGES:
-            port = METRICS_BASE + STAGE_PORT_OFFSET[Stage(stage)]
-            address = drill.lab.address(host)
-            ok = await asyncio.to_thread(wait_until, lambda a=address, p=port: tcp_open(p, a), timeout_s=90)
-            assert ok, f"{stage} on {host} did not start:\n{drill.logs(host, stage)}"
+    # Every daemon on both hosts answers before the crawl starts (one deadline for all of them:
+    # ten interpreters and two Chromiums start at once on a small machine).
+    started = time.monotonic()
+    waiting = {(h, st) for h in WORKER_HOSTS for st in STAGES}
+
+    def answering() -> bool:
+        for host, stage in list(waiting):
+            if tcp_open(METRICS_BASE + STAGE_PORT_OFFSET[Stage(stage)], drill.lab.address(host)):
+                waiting.discard((host, stage))
+            elif drill.procs[host, stage].poll() is not None:
+                raise AssertionError(f"{stage} on {host} exited:\n{drill.logs(host, stage)}")
+        return not waiting
+
+    ok = await asyncio.to_thread(wait_until, answering, timeout_s=STARTUP_S, interval_s=0.5)
+    assert ok, f"not answering after {STARTUP_S:.0f} s: {sorted(waiting)}"
+    print(
+        f"drill: {len(STAGES)} stages on {len(WORKER_HOSTS)} hosts up in {time.monotonic() - started:.1f} s",
+        flush=True,
+    )
 
     batch = f"drill-{time.time_ns()}"
-    task = asyncio.create_task(crawl_and_wait(settings, [u.url for u in urls], batch, timeout_s=240))
+    task = asyncio.create_task(crawl_and_wait(settings, [u.url for u in urls], batch, timeout_s=CRAWL_S))
 
     # Cut w2 off once both hosts are doing work in every hot-path stage.
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + CRAWL_S
     busy: dict[str, tuple[float, float]] = {}
     while time.monotonic() < deadline and not task.done():
         busy = {
