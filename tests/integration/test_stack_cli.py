@@ -31,7 +31,7 @@ from workers.settings import KafkaSettings, PostgresSettings, S3Settings
 from workers.stack.process import PidRecord, wait_until
 from workers.stack.procfs import descendants, pid_alive, proc_info, session_members
 from workers.stack.seaweed import s3_client
-from workers.topics import STORAGE_SAVED
+from workers.topics import DLQ_TOPICS, STORAGE_SAVED
 
 pytestmark = pytest.mark.integration
 
@@ -134,7 +134,7 @@ async def test_up_status_down_cycle(stack_dir: Path) -> None:
     assert status["prometheus"]["error"] is None and status["prometheus"]["total"] >= 6
     assert status["kafka"]["error"] is None
     assert status["kafka"]["topics"]["raw.page"]["partitions"] == 12
-    assert set(status["kafka"]["dlq"]) == {"raw.page.dlq", "processed.dlq", "storage.dlq"}
+    assert set(status["kafka"]["dlq"]) == {t.name for t in DLQ_TOPICS}
 
     # Warm up: nothing changes.
     pids = {c["name"]: c["pid"] for c in status["components"]}
