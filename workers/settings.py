@@ -79,6 +79,12 @@ class StackSettings(BaseSettings):
     """Start supervisord and the worker daemons with `streamcrawl up`."""
     start_rich_renderer: bool = True
     """Run the rich renderer (Chromium) under supervisord; off to run without a browser."""
+    start_prometheus: bool = True
+    """Start Prometheus (Debian's `prometheus` package) with `streamcrawl up`, scraping every daemon and the lag exporter."""
+    prometheus_port: int = 19090
+    """Port of the embedded Prometheus (UI and HTTP API) on 127.0.0.1."""
+    prometheus_scrape_interval_s: float = 15.0
+    """How often the embedded Prometheus scrapes every target and evaluates the alert rules."""
 
 
 class KafkaSettings(BaseSettings):
@@ -161,7 +167,7 @@ class MetricsSettings(BaseSettings):
     model_config = _config("METRICS_")
 
     base_port: int = 19100
-    """Each worker process serves /metrics on base_port + its offset (ingestor 0, router 10, fast 20, rich 30, storage 40, discovery 50) + process number."""
+    """Each worker process serves /metrics on base_port + its offset (ingestor 0, router 10, fast 20, rich 30, storage 40, discovery 50, lag exporter 90) + process number."""
     enabled: bool = True
     """Serve Prometheus metrics from every worker."""
     process_index: int = 0
@@ -170,6 +176,8 @@ class MetricsSettings(BaseSettings):
     """Address the metrics endpoints bind to (0.0.0.0 inside a container for Prometheus to scrape)."""
     log_level: str = "INFO"
     """Log level of the worker daemons (JSON logs on stderr)."""
+    lag_exporter_interval_s: float = 15.0
+    """How often the lag exporter reads high watermarks and committed offsets of every consumer group."""
 
 
 class WorkerSettings(BaseSettings):

@@ -1,4 +1,4 @@
-"""`streamcrawl status [--json]`: components, worker programs, topic ends, group lag, DLQ depths."""
+"""`streamcrawl status [--json]`: components, worker programs, Prometheus targets, topic ends, group lag, DLQ depths."""
 
 from __future__ import annotations
 
@@ -40,7 +40,9 @@ def collect(settings: Settings) -> dict[str, Any]:
     broker_up = any(c.name == stack.broker.name and c.up for c in components)
     kafka = asyncio.run(kafka_status(settings.kafka)) if broker_up else KafkaStatus(error="broker is down")
     enabled = {c.name for c in stack.components() if stack.enabled(c)}
+    prometheus_up = any(c.name == stack.prometheus.name and c.up for c in components)
     return {
+        "prometheus": stack.prometheus.targets().as_dict() if prometheus_up else None,
         "up": all(c.up for c in components if c.name in enabled),
         "data_dir": str(stack.paths.root),
         "components": [c.as_dict() for c in components],
@@ -59,6 +61,12 @@ def _print_human(report: dict[str, Any]) -> None:
         out.write("\n")
         for p in report["programs"]:
             out.write(f"{p['name']:<22} {p['state']:<9} pid {p['pid'] or '-':<8} {p['description']}\n")
+    prom = report.get("prometheus")
+    if prom:
+        state = f"{prom['up']}/{prom['total']} targets up" if not prom["error"] else prom["error"]
+        out.write(f"\nprometheus {prom['url']}  {state}\n")
+        for line in prom["down"]:
+            out.write(f"  down: {line}\n")
     kafka = report["kafka"]
     out.write("\n")
     if kafka["error"]:

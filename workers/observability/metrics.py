@@ -1,6 +1,8 @@
 """Prometheus metrics common to every stage; stage-specific ones live with their stage.
 
-Each daemon serves ``/metrics`` on ``STREAMCRAWL_METRICS_BASE_PORT + stage offset + process index``.
+Each daemon serves ``/metrics`` on ``STREAMCRAWL_METRICS_BASE_PORT + stage offset + process index``;
+the lag exporter (not a stage) on ``base + LAG_EXPORTER_PORT_OFFSET``. Prometheus' scrape
+configurations (embedded stack, docker-compose, Kubernetes) are derived from these offsets.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ __all__ = [
     "BATCH_SECONDS",
     "CONSUMER_LAG",
     "DEAD_LETTERS",
+    "LAG_EXPORTER_PORT_OFFSET",
     "MESSAGES_CONSUMED",
     "RETRIES",
     "STAGE_PORT_OFFSET",
@@ -32,6 +35,9 @@ STAGE_PORT_OFFSET: dict[Stage, int] = {
     Stage.STORAGE_WRITER: 40,
     Stage.DISCOVERY: 50,
 }
+
+LAG_EXPORTER_PORT_OFFSET = 90
+"""Port offset of the Kafka lag exporter (``python -m workers.observability.lag_exporter``)."""
 
 MESSAGES_CONSUMED = Counter(
     "streamcrawl_messages_consumed_total", "Records taken from the stage's input topic", ["stage"]

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-__all__ = ["BROWSER_RESTARTS", "CHROMIUM_RSS", "PAGES_RENDERED", "RENDER_FAILURES", "RENDER_SECONDS"]
+__all__ = [
+    "BROWSER_RESTARTS",
+    "CHROMIUM_RSS",
+    "CHROMIUM_RSS_LIMIT",
+    "PAGES_RENDERED",
+    "RENDER_FAILURES",
+    "RENDER_SECONDS",
+]
 
 PAGES_RENDERED = Counter("renderer_pages_rendered_total", "Pages rendered by Chromium")
 RENDER_FAILURES = Counter(
@@ -25,4 +32,8 @@ BROWSER_RESTARTS = Counter(
 CHROMIUM_RSS = Gauge(
     "renderer_chromium_rss_bytes",
     "Memory of Chromium's whole process tree (PSS: pages shared between its processes counted once)",
+)
+CHROMIUM_RSS_LIMIT = Gauge(
+    "renderer_chromium_rss_limit_bytes",
+    "Chromium memory above which the browser is restarted (STREAMCRAWL_RENDERER_MAX_BROWSER_RSS_MB)",
 )

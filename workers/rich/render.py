@@ -153,6 +153,7 @@ class Renderer:
             self._profile.release()
             raise
         self._open.set()
+        metrics.CHROMIUM_RSS_LIMIT.set(self.settings.max_browser_rss_mb * 2**20)
         self._monitor_task = asyncio.create_task(self._monitor(), name="renderer-monitor")
 
     async def stop(self, *, drain_timeout_s: float = 5.0) -> None:

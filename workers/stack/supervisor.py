@@ -30,7 +30,7 @@ from workers.stack.paths import StackPaths, project_root, venv_binary
 from workers.stack.ports import LOCALHOST, PortClaim, env_name
 from workers.stack.process import ProcessSpec
 
-__all__ = ["PROGRAMS", "Program", "ProgramState", "Supervisor", "render_config"]
+__all__ = ["LAG_EXPORTER_PROGRAM", "PROGRAMS", "Program", "ProgramState", "Supervisor", "render_config"]
 
 _RPC_USER = "streamcrawl"
 # Workers drain within STREAMCRAWL_WORKER_DRAIN_TIMEOUT_S (8 s) and then close their clients;
@@ -48,6 +48,9 @@ class Program:
     """Stop and kill the whole process group (the renderer's Chromium children)."""
 
 
+LAG_EXPORTER_PROGRAM = Program("lag_exporter", "workers.observability.lag_exporter")
+"""Consumer lag per group and partition for Prometheus (not a stage: it consumes nothing)."""
+
 PROGRAMS: tuple[Program, ...] = (
     Program("ingestor", "workers.ingestor"),
     Program("router", "workers.router"),
@@ -55,6 +58,7 @@ PROGRAMS: tuple[Program, ...] = (
     Program("rich_renderer", "workers.rich_renderer", kill_as_group=True),
     Program("storage_writer", "workers.storage_writer"),
     Program("discovery", "workers.discovery"),
+    LAG_EXPORTER_PROGRAM,
 )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 
 from workers.lifecycle import Incoming, Worker
 from workers.messages import ProcessedPage
@@ -15,6 +15,11 @@ from workers.topics import STORAGE_SAVED, Stage
 __all__ = ["StorageWriter"]
 
 SAVED = Counter("storage_records_saved_total", "Pages written to PostgreSQL and S3")
+WRITE_SECONDS = Histogram(
+    "storage_write_seconds",
+    "Time to write one batch: objects to S3, then the rows to PostgreSQL",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
 
 
 class StorageWriter(Worker):
@@ -50,7 +55,8 @@ class StorageWriter(Worker):
                 sources.append(item)
         if not pages:
             return
-        stored = await self.store.save_batch(pages)
+        with WRITE_SECONDS.time():
+            stored = await self.store.save_batch(pages)
         for result, source in zip(stored, sources, strict=True):
             await self.emit(STORAGE_SAVED, result, key=result.url_hash.encode(), source=source)
         SAVED.inc(len(stored))
