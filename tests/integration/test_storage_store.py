@@ -84,7 +84,7 @@ def make_page(tag: str, n: int, **changes: object) -> ProcessedPage:
         outlinks_nofollow=[f"https://out.test/{n}/0"],
         word_count=len(text.split()),
         text_hash=f"{n:032x}",
-        simhash=(2**64 - 1 - n) if n % 2 else n * 0x1111_1111_1111,
+        simhash=int(url_hash(url)[:16], 16),  # unrelated pages: unrelated SimHashes
         rules=["article", "long_text"],
         batch=f"batch-{tag}",
         rank=n + 1,
