@@ -25,10 +25,10 @@ from workers.urls import url_hash
 
 pytestmark = pytest.mark.integration
 
-WORDS = (
+SENTENCE = (
     "the storage writer keeps every page as a warc record in packed objects while postgresql "
     "holds one row per url with the byte ranges a reader needs to fetch any part again later"
-).split()
+)
 
 
 @pytest.fixture
@@ -60,7 +60,7 @@ def list_keys(s3: S3Settings, prefix: str) -> list[str]:
 def make_page(tag: str, n: int, **changes: object) -> ProcessedPage:
     url = f"https://host{n % 4}.test/{tag}/{n}"
     now = time.time()
-    text = f"Body of page {n} ünïcode " + " ".join(WORDS * 2)  # > 50 words: near-duplicate checks apply
+    text = f"Body of page {n} ünïcode " + " ".join([SENTENCE] * 2)  # > 50 words: near-duplicate checks apply
     base = ProcessedPage(
         url=url,
         url_hash=url_hash(url),
