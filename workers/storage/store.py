@@ -126,6 +126,8 @@ class PageStore:
         self._command_timeout_s = command_timeout_s
         self._pool: asyncpg.Pool | None = None
         self._encoder: ThreadPoolExecutor | None = None
+        self._written_since_analyze = 0
+        self._rows_at_analyze = 0.0
         self.puts = 0
         """Objects written since start."""
 
@@ -212,8 +214,27 @@ class PageStore:
                     _stored_page(page, outcome="skipped", reason=reason or "not_modified", refs=None, at=at)
                 )
         if touched:
+            await self._keep_statistics_fresh(len(touched))
             await mark_duplicates(self.pool, touched, max_distance=self._storage.near_duplicate_distance)
         return out
+
+    async def _keep_statistics_fresh(self, written: int) -> None:
+        """ANALYZE ``pages`` each time this writer has added as many rows as the table had.
+
+        The duplicate check's plan depends on the table's statistics: on a table that grew
+        from empty faster than autovacuum analyses it, PostgreSQL scanned whole indexes (cost
+        growing with the table: 40 ms per page at 20k rows instead of 0.06 ms). Doubling
+        keeps this to O(log rows) ANALYZE runs (~0.1-0.3 s each at 100k rows)."""
+        self._written_since_analyze += written
+        if self._written_since_analyze < max(1000.0, self._rows_at_analyze):
+            return
+        with pg_errors("ANALYZE pages"):
+            async with self.pool.acquire() as conn:
+                await conn.execute("ANALYZE pages")
+                self._rows_at_analyze = float(
+                    await conn.fetchval("SELECT reltuples FROM pg_class WHERE oid = 'pages'::regclass")
+                )
+        self._written_since_analyze = 0
 
     async def _store(self, unique: list[ProcessedPage]) -> tuple[dict[str, ObjectRefs], list[str]]:
         """Write the pages that need it; (refs per url_hash, url_hashes whose rows were written)."""

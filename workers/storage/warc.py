@@ -81,6 +81,7 @@ _HIDDEN = "X-Crawler-"
 _PROBLEMATIC = frozenset({"content-encoding", "transfer-encoding"})
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _SOFTWARE = "StreamCrawl"
+_EMPTY_DIGEST = "sha1:3I42H3S6NNFQ2MSVX7XZKYAYSCX5QBYJ"  # sha1_digest(b"")
 _MARKUP = re.compile(rb"<(?:!doctype\s+html|html|head|body|title|meta|div|p)[\s>/]", re.IGNORECASE)
 
 
@@ -285,6 +286,7 @@ def build_page_records(page: ProcessedPage) -> PageRecords:
         length=0,
         http_headers=StatusAndHeaders(f"GET {target} HTTP/1.1", req_headers, is_http_request=True),
         warc_headers_dict={
+            "WARC-Payload-Digest": _EMPTY_DIGEST,
             "WARC-Type": "request",
             "WARC-Target-URI": uri,
             "WARC-Record-ID": request_id,
@@ -324,35 +326,33 @@ def build_page_records(page: ProcessedPage) -> PageRecords:
     )
 
     records = [
-        Record("request", None, _write(request), sha1_digest(b"")),
+        Record("request", None, _write(request), _EMPTY_DIGEST),
         Record("response", "html", _write(response), payload_digest),
     ]
-    meta = _metadata_fields(page, synthesized or req_synth)
-    records.append(
-        Record(
-            "metadata",
-            None,
-            _write(
-                _content_record(writer, uri, "metadata", meta, "application/warc-fields", date, response_id)
-            ),
-            sha1_digest(meta),
-        )
-    )
-    for part, data, content_type in (
-        ("text", page.text.encode("utf-8", "replace"), "text/plain; charset=utf-8"),
-        ("markdown", page.markdown.encode("utf-8", "replace"), "text/markdown; charset=utf-8"),
-        ("rendered", rendered, "text/html"),
-    ):
-        if data:
-            rec = _content_record(writer, uri, "conversion", data, content_type, date, response_id)
-            records.append(Record("conversion", part, _write(rec), sha1_digest(data)))
+    contents: list[tuple[str, str | None, bytes, str]] = [
+        ("metadata", None, _metadata_fields(page, synthesized or req_synth), "application/warc-fields"),
+        ("conversion", "text", page.text.encode("utf-8", "replace"), "text/plain; charset=utf-8"),
+        ("conversion", "markdown", page.markdown.encode("utf-8", "replace"), "text/markdown; charset=utf-8"),
+        ("conversion", "rendered", rendered, "text/html"),
+    ]
+    for kind, part, data, content_type in contents:
+        if data or kind == "metadata":
+            digest = sha1_digest(data)
+            rec = _content_record(writer, uri, kind, data, content_type, date, response_id, digest)
+            records.append(Record(kind, part, _write(rec), digest))
     return PageRecords(page.url_hash, records, synthesized, mime)
 
 
 def _content_record(
-    writer: WARCWriter, uri: str, kind: str, data: bytes, content_type: str, date: str, refers_to: str
+    writer: WARCWriter,
+    uri: str,
+    kind: str,
+    data: bytes,
+    content_type: str,
+    date: str,
+    refers_to: str,
+    digest: str,
 ) -> Any:
-    digest = sha1_digest(data)
     return writer.create_warc_record(
         uri,
         kind,
