@@ -129,7 +129,7 @@ def test_request_metadata_and_conversions_refer_to_the_response() -> None:
     conversions = {rec.rec_headers.get_header("Content-Type"): body for rec, body in by_type["conversion"]}
     assert conversions == {
         "text/plain; charset=utf-8": b"Hallo Guten Tag",
-        "text/markdown; charset=utf-8": "# Hallo\n\nGuten Tag".encode(),
+        "text/markdown; charset=utf-8": b"# Hallo\n\nGuten Tag",
     }
 
 
