@@ -8,14 +8,13 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 import duckdb
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
+from tests.integration import test_storage_store
 from tests.integration.test_storage_store import list_keys, make_page, storage
 from workers.settings import PostgresSettings, S3Settings, Settings
 from workers.stack.environment import settings_env
@@ -24,19 +23,9 @@ from workers.storage.objects import Blob
 
 pytestmark = pytest.mark.integration
 
+_fresh_database = test_storage_store.database  # the `database` fixture: a database per test
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-async def database(postgres_service: PostgresSettings) -> AsyncIterator[PostgresSettings]:
-    name = f"fsck_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(postgres_service.dsn())
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield postgres_service.model_copy(update={"database": name})
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 @pytest.fixture

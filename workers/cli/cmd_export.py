@@ -37,7 +37,7 @@ from workers.storage.export import warc_bytes
 from workers.storage.parquet import write_parquet
 from workers.storage.warc import warcinfo_record
 
-__all__ = ["FORMATS", "export", "register", "run"]
+__all__ = ["FORMATS", "export", "register", "run", "storage_unreachable"]
 
 FORMATS = ("jsonl", "parquet", "warc")
 _PARTS = {
@@ -162,6 +162,15 @@ def _check_output(path: Path) -> None:
         raise ConfigError(f"cannot write {path}: permission denied; choose a writable path with -o")
 
 
+def storage_unreachable(exc: DependencyUnavailable, settings: Settings) -> ConfigError:
+    """The one-line error when PostgreSQL or S3 does not answer: where, and how to start them."""
+    pg = settings.postgres
+    return ConfigError(
+        f"{exc} — is the stack up? Start it with `streamcrawl up` (PostgreSQL at {pg.host}:{pg.port}, "
+        f"S3 at {settings.s3.endpoint})"
+    )
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     fmt: str = args.format
     if args.output is None and fmt != "jsonl":
@@ -172,11 +181,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         count = asyncio.run(export(settings, fmt=fmt, out=out, batch=args.batch, dedup=args.dedup))
     except DependencyUnavailable as exc:
-        pg = settings.postgres
-        raise ConfigError(
-            f"{exc} — is the stack up? Start it with `streamcrawl up` (PostgreSQL at {pg.host}:{pg.port}, "
-            f"S3 at {settings.s3.endpoint})"
-        ) from None
+        raise storage_unreachable(exc, settings) from None
     except BrokenPipeError:
         # `| head`: the reader went away; not an error worth a traceback.
         with contextlib.suppress(OSError):

@@ -25,6 +25,7 @@ import sys
 import time
 
 from workers.cli.base import Subparsers
+from workers.cli.cmd_export import storage_unreachable
 from workers.errors import ConfigError, DependencyUnavailable
 from workers.settings import Settings
 from workers.storage import PageStore
@@ -109,10 +110,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         report = asyncio.run(fsck(settings, repair=args.repair, grace_s=grace))
     except DependencyUnavailable as exc:
-        raise ConfigError(
-            f"{exc} — is the stack up? Start it with `streamcrawl up` "
-            f"(PostgreSQL at {settings.postgres.host}:{settings.postgres.port}, S3 at {settings.s3.endpoint})"
-        ) from None
+        raise storage_unreachable(exc, settings) from None
     sys.stdout.write(
         (
             json.dumps(_as_json(report), indent=2)

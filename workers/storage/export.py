@@ -206,10 +206,11 @@ async def _load_warc_group(blobs: BlobStore, rows: list[CorpusRow], parts: froze
         )
     for row in rows:
         assert row.refs.warc is not None
-        if "warc" in parts:
+        if "warc" in parts:  # the run holds every other part already
             w = row.refs.warc
             row.content["warc"] = data[w.offset - start : w.offset - start + w.length]
-        for name in parts - {"warc"}:
+            continue
+        for name in parts:
             part: Part | None = getattr(row.refs, name)
             if part is not None:
                 row.content[name] = decode_part(_slice(data, start, part), part=name, warc=True)
@@ -256,7 +257,9 @@ async def iter_corpus(
     fetch_parallelism: int = 8,
     max_read_bytes: int = 16_000_000,
 ) -> AsyncIterator[CorpusRow]:
-    """Every selected row with ``parts`` of its content loaded, in WARC order."""
+    """Every selected row with ``parts`` of its content loaded, in WARC order. With ``warc``
+    among them a WARC row gets only its run of records (which holds every other part); a
+    first-build row gets the other parts."""
     wanted = frozenset(parts)
     unknown = wanted - CONTENT_PARTS
     if unknown:

@@ -72,6 +72,9 @@ class StorageWriter(Worker):
             except StreamCrawlError as exc:
                 log.warning("garbage collection failed, will retry: %s", exc)
                 continue
+            except Exception:  # a collector bug must not stop the writer
+                log.exception("garbage collection failed, will retry")
+                continue
             if deleted:
                 COLLECTED.inc(len(deleted))
 
