@@ -8,14 +8,14 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import duckdb
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
-from tests.integration import test_storage_store
-from tests.integration.test_storage_store import list_keys, make_page, storage
+from tests.integration.test_storage_store import fresh_database, list_keys, make_page, storage
 from workers.settings import PostgresSettings, S3Settings, Settings
 from workers.stack.environment import settings_env
 from workers.storage import PageStore
@@ -23,7 +23,12 @@ from workers.storage.objects import Blob
 
 pytestmark = pytest.mark.integration
 
-_fresh_database = test_storage_store.database  # the `database` fixture: a database per test
+
+@pytest.fixture
+async def database(postgres_service: PostgresSettings) -> AsyncIterator[PostgresSettings]:
+    async with fresh_database(postgres_service) as db:
+        yield db
+
 
 ROOT = Path(__file__).resolve().parents[2]
 

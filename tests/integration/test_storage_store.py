@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import io
 import socket
@@ -31,9 +32,9 @@ SENTENCE = (
 )
 
 
-@pytest.fixture
-async def database(postgres_service: PostgresSettings) -> AsyncIterator[PostgresSettings]:
-    """A fresh database per test, dropped afterwards."""
+@contextlib.asynccontextmanager
+async def fresh_database(postgres_service: PostgresSettings) -> AsyncIterator[PostgresSettings]:
+    """A new, empty database on the session's server, dropped afterwards."""
     name = f"storage_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(postgres_service.dsn())
     try:
@@ -42,6 +43,12 @@ async def database(postgres_service: PostgresSettings) -> AsyncIterator[Postgres
         await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+@pytest.fixture
+async def database(postgres_service: PostgresSettings) -> AsyncIterator[PostgresSettings]:
+    async with fresh_database(postgres_service) as db:
+        yield db
 
 
 def _minio(s3: S3Settings) -> Minio:
