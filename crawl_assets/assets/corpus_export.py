@@ -10,6 +10,7 @@ languages, how many rows are flagged as duplicates, and a preview of the first r
 
 # No `from __future__ import annotations` here: Dagster reads the Config and resource
 # annotations of decorated functions at definition time and cannot resolve strings.
+import contextlib
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -97,7 +98,8 @@ def build_corpus_export(partitions: PartitionsDefinition) -> AssetsDefinition:
             async def build() -> int:
                 async with PageStore(postgres.settings(), s3.settings(), StorageSettings()) as store:
                     rows = store.iter_corpus(batch=batch, dedup=config.dedup)
-                    return await write_parquet(rows, path, on_row=summary)
+                    async with contextlib.aclosing(rows):  # a failed write still ends the cursor
+                        return await write_parquet(rows, path, on_row=summary)
 
             count = run_sync(build())
             size = path.stat().st_size

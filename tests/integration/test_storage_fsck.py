@@ -144,3 +144,28 @@ async def test_export_and_fsck_from_the_cli(
 
     ok = _cli(cli_settings, "fsck")
     assert ok.returncode == 0 and "rows without objects: 0" in ok.stdout, ok.stdout + ok.stderr
+
+
+def _export_into_head(settings: Settings) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **settings_env(settings), "STREAMCRAWL_METRICS_ENABLED": "false"}
+    return subprocess.run(
+        f"set -o pipefail; {sys.executable} -m workers.cli.main export | head -1",
+        shell=True,
+        executable="/bin/bash",
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,  # the failure this guards against was a hang
+    )
+
+
+async def test_export_into_a_pipe_that_closes_early_ends_quietly(
+    database: PostgresSettings, bucket: S3Settings
+) -> None:
+    """`export | head -1`: more output than a pipe holds, the reader leaves after one line."""
+    async with PageStore(database, bucket, storage()) as store:
+        await store.save_batch([make_page("pipe", n) for n in range(200)])
+    piped = _export_into_head(Settings(postgres=database, s3=bucket))
+    assert piped.returncode == 0, piped.stderr
+    assert json.loads(piped.stdout)["url"].startswith("https://") and piped.stderr == ""

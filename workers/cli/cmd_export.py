@@ -116,25 +116,32 @@ async def export(
                 f"no stored pages in batch {batch!r}: check the id (`streamcrawl status` shows recent batches)"
             )
         progress = _Progress(total, what=fmt)
+        # aclosing: a failure while writing (a closed pipe, a full disk) must end the row
+        # stream, or its open cursor keeps a connection and closing the pool waits forever.
+        source = store.iter_corpus(batch=batch, dedup=dedup, parts=_PARTS[fmt])
         try:
-            rows = _counted(store.iter_corpus(batch=batch, dedup=dedup, parts=_PARTS[fmt]), progress)
-            if fmt == "parquet":
-                assert isinstance(out, Path)
-                return await write_parquet(rows, out)
-            with _open(out, binary=fmt == "warc") as handle:
-                count = 0
-                if fmt == "warc":
-                    name = out.name if isinstance(out, Path) else "export.warc.gz"
-                    handle.write(warcinfo_record(now=time.time(), filename=name))
-                async for row in rows:
-                    if fmt == "warc":
-                        handle.write(warc_bytes(row))
-                    else:
-                        handle.write(json.dumps(row.as_json(), ensure_ascii=False) + "\n")
-                    count += 1
-                return count
+            async with contextlib.aclosing(source):
+                return await _write(fmt, _counted(source, progress), out)
         finally:
             progress.close()
+
+
+async def _write(fmt: str, rows: AsyncIterator[CorpusRow], out: IO[str] | IO[bytes] | Path) -> int:
+    if fmt == "parquet":
+        assert isinstance(out, Path)
+        return await write_parquet(rows, out)
+    with _open(out, binary=fmt == "warc") as handle:
+        count = 0
+        if fmt == "warc":
+            name = out.name if isinstance(out, Path) else "export.warc.gz"
+            handle.write(warcinfo_record(now=time.time(), filename=name))
+        async for row in rows:
+            if fmt == "warc":
+                handle.write(warc_bytes(row))
+            else:
+                handle.write(json.dumps(row.as_json(), ensure_ascii=False) + "\n")
+            count += 1
+        return count
 
 
 @contextlib.contextmanager
@@ -183,9 +190,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     except DependencyUnavailable as exc:
         raise storage_unreachable(exc, settings) from None
     except BrokenPipeError:
-        # `| head`: the reader went away; not an error worth a traceback.
+        # `| head`: the reader went away; not an error worth a traceback. Point stdout at
+        # /dev/null so the interpreter's final flush does not fail again (Python's docs' recipe).
         with contextlib.suppress(OSError):
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - replaces the closed pipe for interpreter exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except OSError as exc:
         raise ConfigError(f"cannot write {out}: {exc.strerror or exc}; choose another path with -o") from None

@@ -13,7 +13,7 @@ Skipped rows of the first build are never exported.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -256,7 +256,7 @@ async def iter_corpus(
     chunk_rows: int = 500,
     fetch_parallelism: int = 8,
     max_read_bytes: int = 16_000_000,
-) -> AsyncIterator[CorpusRow]:
+) -> AsyncGenerator[CorpusRow, None]:
     """Every selected row with ``parts`` of its content loaded, in WARC order. With ``warc``
     among them a WARC row gets only its run of records (which holds every other part); a
     first-build row gets the other parts."""

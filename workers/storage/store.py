@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 
@@ -167,7 +167,12 @@ class PageStore:
         encoder, self._encoder = self._encoder, None
         try:
             if pool is not None:
-                await pool.close()
+                try:
+                    # close() waits for every connection to come back; a caller that left a
+                    # row stream open must not hang shutdown.
+                    await asyncio.wait_for(pool.close(), timeout=10)
+                except TimeoutError:
+                    pool.terminate()
         finally:
             if encoder is not None:
                 encoder.shutdown(wait=False, cancel_futures=True)
@@ -371,7 +376,7 @@ class PageStore:
 
     def iter_corpus(
         self, *, batch: str | None = None, dedup: bool = False, parts: Sequence[str] = ("text", "markdown")
-    ) -> AsyncIterator[CorpusRow]:
+    ) -> AsyncGenerator[CorpusRow, None]:
         """Stored pages with ``parts`` of their content (see workers/storage/export.py)."""
         return iter_corpus(self.pool, self._blobs, batch=batch, dedup=dedup, parts=parts)
 
