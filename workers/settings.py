@@ -291,8 +291,14 @@ class StorageSettings(BaseSettings):
     """Concurrent S3 PUTs per storage-writer process."""
     write_concurrency: int = 2
     """Sub-batches of one batch written concurrently (their PUTs overlap each other's UPSERTs)."""
-    object_layout: Literal["page", "segment"] = "page"
-    """S3 layout: `page` = one object per page part at keys derived from the URL hash; `segment` = a batch's parts packed into objects of <= 4 MB, each part a byte range (see workers/storage/plan.py)."""
+    warc_object_bytes: int = 4_000_000
+    """Largest WARC object (bytes) the writer rolls a batch's gzipped records into; each page's records are byte ranges inside one object (see workers/storage/warc.py). Below 5 MiB keeps a PUT single-part."""
+    gc_grace_s: float = 3600.0
+    """Unreferenced content objects younger than this are never deleted (a writer may have just PUT one); writers re-PUT rather than reference an object older than half of it."""
+    gc_interval_s: float = 3600.0
+    """How often a storage writer deletes content objects no page row references (0 = never; `streamcrawl fsck --repair` does it on demand)."""
+    near_duplicate_distance: int = 6
+    """Largest SimHash Hamming distance (of 64 bits) at which a page is flagged as a near duplicate of an earlier one (`duplicate_of`)."""
 
 
 class DiscoverySettings(BaseSettings):

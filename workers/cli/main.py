@@ -30,7 +30,7 @@ from workers.settings import Settings
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
-COMMANDS: tuple[str, ...] = ("up", "down", "status", "crawl", "demo", "export", "dlq", "provision")
+COMMANDS: tuple[str, ...] = ("up", "down", "status", "crawl", "demo", "export", "fsck", "dlq", "provision")
 """Subcommand names; each lives in ``workers.cli.cmd_<name>``."""
 
 
