@@ -425,7 +425,7 @@ class _Builder:
         m = _HIDDEN_RE.match(path)
         if m:
             return self.hidden(m.group(1), int(m.group(2)))
-        special = next((sp for sp in shape.specials if sp.path == path), None)
+        special = next((sp for sp in shape.specials if sp.path.partition("?")[0] == path), None)
         if special is not None:
             return self._special(path, special.kind, 2, f"/section/{special.section}")
         if path == "/app/1":
