@@ -22,7 +22,7 @@ import aiohttp
 import pytest
 
 from workers.demoweb import DemoResolver, DemoURL, DemoWeb, DemoWebConfig, data_urls, demo_urls
-from workers.demoweb.accesslog import fetch_counts, read_access_log
+from workers.demoweb.accesslog import fetch_counts, wait_for_records
 from workers.demoweb.data import DataFiles, locate_data_dir
 from workers.demoweb.hosts import demo_host
 from workers.demoweb.oracle import expect_crawl
@@ -250,10 +250,7 @@ async def test_processes_share_a_port_first_request_state_and_the_access_log(tmp
         ):
             assert resp.status == 404
         assert statuses == [500] + [200] * 11
-        deadline = time.monotonic() + 10
-        while len(read_access_log(tmp_path)) < 13 and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)  # lines are flushed every 0.2 s
-        records = read_access_log(tmp_path)
+        records = await wait_for_records(tmp_path, at_least=13)  # lines are flushed every 0.2 s
     assert web.pid is None
     assert len(records) == 13 and len({r.pid for r in records}) == 2  # both processes logged
     assert [r.status for r in records if r.target == "/flaky/9"] == statuses

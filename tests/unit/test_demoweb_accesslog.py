@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
-from workers.demoweb.accesslog import FLUSH_INTERVAL_S, AccessLogWriter, fetch_counts, read_access_log
+from workers.demoweb.accesslog import (
+    FLUSH_INTERVAL_S,
+    AccessLogWriter,
+    fetch_counts,
+    read_access_log,
+    wait_for_records,
+)
 
 
 async def test_lines_reach_the_file_within_the_flush_interval(tmp_path: Path) -> None:
@@ -17,11 +22,7 @@ async def test_lines_reach_the_file_within_the_flush_interval(tmp_path: Path) ->
             status=200, user_agent="StreamCrawl/0.1 (+tab\there)",
         )  # fmt: skip
         assert read_access_log(tmp_path) == []  # still buffered
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 10 * FLUSH_INTERVAL_S + 5
-        while not read_access_log(tmp_path) and loop.time() < deadline:
-            await asyncio.sleep(0.02)
-        (record,) = read_access_log(tmp_path)
+        (record,) = await wait_for_records(tmp_path, at_least=1, timeout_s=10 * FLUSH_INTERVAL_S + 5)
     finally:
         await writer.close()
     assert (record.method, record.host, record.target, record.status) == (

@@ -29,13 +29,13 @@ def _origin(host: str) -> Origin:
     return Origin(host, PORT, 60)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _node_of(url: str) -> graph.Node:
     parts = urlsplit(url)
     return graph.node(_origin(parts.hostname or ""), parts.path or "/")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _targets(url: str) -> list[tuple[str, bool]]:
     """(canonical target, rel=nofollow) of every followable link, resolved as the extractor does."""
     page = _node_of(url)

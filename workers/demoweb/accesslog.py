@@ -13,6 +13,7 @@ with the status it was being answered with when it ended (499 if it never got on
 Reading::
 
     log = read_access_log(directory)                    # every process, ordered by start time
+    log = await wait_for_records(directory, at_least=n)  # poll until n requests are logged
     counts = fetch_counts(log, user_agent="StreamCrawl") # canonical URL -> requests
     assert not {u for u, n in counts.items() if n > 1}  # nothing fetched twice
 """
@@ -37,6 +38,7 @@ __all__ = [
     "AccessRecord",
     "fetch_counts",
     "read_access_log",
+    "wait_for_records",
 ]
 
 FLUSH_INTERVAL_S: Final = 0.2
@@ -148,6 +150,19 @@ def read_access_log(directory: Path | str, *, since: float | None = None) -> lis
                 if record is not None and (since is None or record.time >= since):
                     records.append(record)
     records.sort(key=lambda r: r.time)
+    return records
+
+
+async def wait_for_records(
+    directory: Path | str, *, at_least: int, timeout_s: float = 10.0, since: float | None = None
+) -> list[AccessRecord]:
+    """:func:`read_access_log` once it holds ``at_least`` records, or whatever it holds after ``timeout_s``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    records = read_access_log(directory, since=since)
+    while len(records) < at_least and loop.time() < deadline:
+        await asyncio.sleep(FLUSH_INTERVAL_S / 4)
+        records = read_access_log(directory, since=since)
     return records
 
 
