@@ -133,7 +133,7 @@ async def test_every_kind_reaches_its_expected_outcome(web: DemoWeb) -> None:
 async def test_a_crawl_oracle_outcome_for_every_url_of_two_sites(web: DemoWeb) -> None:
     """Every URL a depth-2 crawl requests answers as the oracle says (the oracle never fetched it)."""
     listed = [f"{web.base_url(demo_host(i))}/" for i in (5, 15)]  # site-015 has huge_length, site-005 a stall
-    expectation = expect_crawl(listed, Scope(mode="domain", max_depth=2))
+    expectation = expect_crawl(listed, Scope(mode="domain", max_depth=2), config=CONFIG, fetch_timeout_s=2.5)
     assert expectation.exact and expectation.requested > 80
     urls = list(expectation.urls.values())
     async with _session() as session:

@@ -7,6 +7,7 @@ from collections import Counter
 
 import pytest
 
+from workers.demoweb.app import DemoWebConfig
 from workers.demoweb.hosts import demo_host
 from workers.demoweb.oracle import DEMO_EXTRA_SUFFIXES, DemoPages, Expectation, expect_crawl, sitemap_urls
 from workers.demoweb.shape import site_shape
@@ -220,6 +221,22 @@ def test_expectation_counts_follow_the_outcome_table() -> None:
     assert {"http_404", "http_500", "too_many_redirects", "http_429"} <= set(expectation.dead_lettered)
     assert {"noindex", "robots", "non_html"} <= set(expectation.skipped)
     assert 1000 < expectation.requested < 2000
+
+
+def test_slow_pages_time_out_by_the_server_config_and_the_crawler_timeout() -> None:
+    slow, stall = _url(demo_host(1), "/slow/3"), _url(demo_host(1), "/stall/2")
+    timeout = _url(demo_host(1), "/slow/4?delay=13")
+    default = expect_crawl([slow, stall, timeout], Scope(), fetch_timeout_s=8)
+    assert [default.urls[u].outcome for u in (slow, stall, timeout)] == [
+        "stored",
+        "dead_lettered",
+        "dead_lettered",
+    ]
+    assert default.urls[timeout].reason == default.urls[stall].reason == "timeout"
+    patient = expect_crawl(
+        [slow, stall, timeout], Scope(), config=DemoWebConfig(stall_max_s=4), fetch_timeout_s=20
+    )
+    assert [patient.urls[u].outcome for u in (slow, stall, timeout)] == ["stored", "stored", "stored"]
 
 
 def test_only_generated_demo_sites_are_known() -> None:

@@ -37,8 +37,9 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import parse_qs, urljoin, urlsplit
 
+from workers.demoweb.app import DemoWebConfig
 from workers.demoweb.graph import Node, node
 from workers.demoweb.hosts import DEMO_SUFFIX, is_demo_host
 from workers.demoweb.kinds import KINDS, Outcome
@@ -63,7 +64,8 @@ __all__ = [
 DEMO_EXTRA_SUFFIXES: Final = (DEMO_SUFFIX,)
 """Public suffixes to add for the demo web (STREAMCRAWL_DISCOVERY_EXTRA_SUFFIXES): the registered
 domain of ``blog.site-001.demo.test`` is ``site-001.demo.test``."""
-_DEFAULT_LINK_HOSTS: Final = 60
+_FETCH_TIMEOUT_S: Final = 30.0
+"""IngestorSettings.total_timeout_s's default."""
 _FOLLOWED: Final = ("stored", "skipped")
 
 
@@ -84,10 +86,19 @@ class PageFacts:
 
 
 class DemoPages:
-    """Pages of the demo web by canonical URL (graph.py + the extractor's link resolution)."""
+    """Pages of the demo web by canonical URL (graph.py + the extractor's link resolution).
 
-    def __init__(self, *, link_hosts: int = _DEFAULT_LINK_HOSTS) -> None:
-        self.link_hosts = link_hosts
+    ``config`` is the demo server's; ``fetch_timeout_s`` the crawler's total timeout per
+    fetch (IngestorSettings.total_timeout_s): a ``/slow/`` page slower than that, or a
+    ``/stall/`` page that trickles longer, is a timeout.
+    """
+
+    def __init__(
+        self, config: DemoWebConfig | None = None, *, fetch_timeout_s: float = _FETCH_TIMEOUT_S
+    ) -> None:
+        self.config = config or DemoWebConfig()
+        self.link_hosts = self.config.link_hosts
+        self.fetch_timeout_s = fetch_timeout_s
         self._canonical: dict[str, str | None] = {}
 
     def origin(self, url: str) -> tuple[Origin, str]:
@@ -110,7 +121,7 @@ class DemoPages:
     def page(self, url: str) -> PageFacts:
         origin, path = self.origin(url)
         page = node(origin, path)
-        spec = KINDS[page.kind]
+        spec = KINDS[self._timed_kind(page.kind, url)]
         outcome: Outcome = spec.expected if spec.expected != "any" else "stored"
         final_url = origin.base + page.final_path if page.final_path else url
         content: Node = node(origin, page.final_path) if page.final_path else page
@@ -130,7 +141,7 @@ class DemoPages:
             links[canonical] = links.get(canonical, True) and nofollow
         return PageFacts(
             url=url,
-            kind=page.kind,
+            kind=self._timed_kind(page.kind, url),
             outcome=outcome,
             reason=spec.reason,
             final_url=final_url,
@@ -138,6 +149,21 @@ class DemoPages:
             follows_links=outcome in _FOLLOWED and spec.reason in (None, "noindex") and not nofollow_page,
             level=page.level,
         )
+
+    def _timed_kind(self, kind: str, url: str) -> str:
+        """``slow`` and ``stall`` pages time out or not depending on the delay and the crawler."""
+        if kind == "slow":
+            query = parse_qs(urlsplit(url).query)
+            try:
+                delay = float(query["delay"][0]) if "delay" in query else self.config.slow_delay_s
+            except ValueError:
+                delay = self.config.slow_delay_s
+            return (
+                "timeout" if min(max(delay, 0.0), self.config.max_delay_s) >= self.fetch_timeout_s else kind
+            )
+        if kind == "stall" and self.config.stall_max_s < self.fetch_timeout_s:
+            return "slow"  # the trickle ends before the crawler gives up: an article, slowly
+        return kind
 
     def sitemap_seeds(self, listed_url: str) -> list[str]:
         """Canonical URLs the sitemaps of ``listed_url``'s host list (before any scope check)."""
@@ -360,16 +386,19 @@ def expect_crawl(
     scope: Scope | None = None,
     *,
     sitemaps: bool = False,
-    link_hosts: int = _DEFAULT_LINK_HOSTS,
+    config: DemoWebConfig | None = None,
+    fetch_timeout_s: float = _FETCH_TIMEOUT_S,
     extra_suffixes: Sequence[str] = DEMO_EXTRA_SUFFIXES,
 ) -> Expectation:
     """The outcome of a correct crawl of ``listed`` (URLs of generated demo sites) in ``scope``.
 
-    ``link_hosts`` must match the demo server's ``--link-hosts`` (DemoWebConfig.link_hosts).
+    ``config`` is the demo server's configuration (link_hosts, slow/stall timings) and
+    ``fetch_timeout_s`` the crawler's total timeout per fetch; ``extra_suffixes`` what
+    discovery adds to the Public Suffix List (STREAMCRAWL_DISCOVERY_EXTRA_SUFFIXES).
     """
     scope = scope or Scope()
     rules = ScopeRules(scope, extra_suffixes=extra_suffixes)
-    pages = DemoPages(link_hosts=link_hosts)
+    pages = DemoPages(config, fetch_timeout_s=fetch_timeout_s)
     listed_urls: dict[str, None] = {}
     for raw in listed:
         try:
@@ -437,7 +466,7 @@ def sitemap_urls(
     *,
     port: int,
     mode: str = "host",
-    link_hosts: int = _DEFAULT_LINK_HOSTS,
+    config: DemoWebConfig | None = None,
     extra_suffixes: Sequence[str] = DEMO_EXTRA_SUFFIXES,
 ) -> frozenset[str]:
     """Canonical URLs a sitemap-seeded crawl (depth 0) of ``host`` stores, with scope ``mode``."""
@@ -445,7 +474,7 @@ def sitemap_urls(
         [f"http://{host}:{port}/"],
         Scope(mode=mode, max_depth=0),
         sitemaps=True,
-        link_hosts=link_hosts,
+        config=config,
         extra_suffixes=extra_suffixes,
     )
     return expectation.stored
