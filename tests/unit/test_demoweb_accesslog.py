@@ -43,6 +43,37 @@ async def test_processes_merge_in_time_order_and_cut_lines_are_ignored(tmp_path:
     first, second = AccessLogWriter(tmp_path), AccessLogWriter(tmp_path)
     assert first.path != second.path
     for writer, starts in ((first, (1.0, 3.0)), (second, (2.0, 4.0))):
+        for start, method, agent in [(t, "GET", "StreamCrawl/0.1") for t in starts] + [
+            (5.0, "HEAD", "StreamCrawl/0.1"),
+            (6.0, "GET", "Chromium"),
+        ]:
+            writer.record(
+                start=start,
+                method=method,
+                host="site-002.demo.test",
+                target="/x",
+                status=200,
+                user_agent=agent,
+            )
+        await writer.close()
+    assert (record.method, record.host, record.target, record.status) == (
+        "GET",
+        "site-001.demo.test:81",
+        "/a?utm_source=x",
+        200,
+    )
+    assert record.user_agent == "StreamCrawl/0.1 (+tab here)"
+    assert record.url == "http://site-001.demo.test:81/a?utm_source=x"
+    assert record.canonical_url == "http://site-001.demo.test:81/a"
+    writer.record(
+        start=1, method="GET", host="h", target="/", status=200, user_agent=""
+    )  # after close: ignored
+
+
+async def test_processes_merge_in_time_order_and_cut_lines_are_ignored(tmp_path: Path) -> None:
+    first, second = AccessLogWriter(tmp_path), AccessLogWriter(tmp_path)
+    assert first.path != second.path
+    for writer, starts in ((first, (1.0, 3.0)), (second, (2.0, 4.0))):
         for start in starts:
             writer.record(
                 start=start,

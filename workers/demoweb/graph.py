@@ -35,9 +35,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
+from workers.demoweb.legacy import path_kind, path_numbers
 from workers.demoweb.shape import BLOG_PREFIX, SiteShape, main_host_of, site_shape
 from workers.demoweb.site import PRIVATE_PREFIX, Origin, SiteProfile, site_profile
-from workers.demoweb.special import CHARSET_VARIANTS
 
 __all__ = [
     "HIDDEN_CHILDREN",
@@ -55,7 +55,6 @@ Template = Literal["listing", "article", "special"]
 
 STATIC_PAGES: Final = ("about", "contact", "privacy", "terms")
 """Leaves linked from the home page's footer."""
-_OTHER_STATIC: Final = frozenset({"careers", "advertise", "newsletter", "archive", "search"})
 ROBOTS_PAGES: Final = {
     # path: (kind, meta robots content, X-Robots-Tag header)
     "/noindex/1": ("noindex", "noindex", None),
@@ -66,34 +65,13 @@ ROBOTS_PAGES: Final = {
 }
 HIDDEN_CHILDREN: Final = 2
 """Pages only a robots page links to: stored when its links are followed, never requested otherwise."""
-_MAX_REDIRECTS: Final = 5
 _SECTION_RE: Final = re.compile(r"^/section/(\d{1,2})(?:/(\d{1,3}))?$")
 _ARTICLE_RE: Final = re.compile(r"^/article/(\d{1,9})$")
 _CAL_RE: Final = re.compile(r"^/calendar/(\d{4})-(\d{2})(?:-(\d{2})(?:/(\d{1,2}))?)?$")
 _NUM_RE: Final = re.compile(r"^/([a-z-]+)/(\d{1,9})$")
-_CHARSET_RE: Final = re.compile(r"^/charset/([a-z0-9_-]+)/(\d{1,9})$")
-_REDIRECT_RE: Final = re.compile(r"^/redirect/(\d{1,9})/(\d{1,3})$")
 _HIDDEN_RE: Final = re.compile(
     r"^(/noindex/1|/none/1|/nofollow/1|/x-robots/noindex|/x-robots/nofollow)/(\d)$"
 )
-_SIMPLE_KINDS: Final = {
-    "missing": "not_found",
-    "gone": "gone",
-    "error": "server_error",
-    "flaky": "flaky",
-    "throttle": "throttled",
-    "throttle-always": "throttled_always",
-    "slow": "slow",
-    "stall": "stall",
-    "huge": "huge",
-    "xhtml": "xhtml",
-    "report": "report",
-    "redirect-loop": "redirect_loop",
-    "app": "spa",
-    "landing": "article",
-    "list": "listing",
-    "sponsored": "sponsored",
-}
 _ARTICLE_LIKE: Final = frozenset(
     {
         "article",
@@ -444,51 +422,14 @@ class _Builder:
         return None
 
     def _special(self, path: str, kind: str, level: int | None, parent: str | None) -> Node:
-        extra: dict[str, int] = {}
-        final_path = None
-        m = _REDIRECT_RE.match(path)
-        if m:
-            extra = {"n": int(m.group(1)), "hops": int(m.group(2))}
-            final_path = f"/landing/{extra['n']}"
-        m2 = _CHARSET_RE.match(path) or _NUM_RE.match(path)
-        if m2 and not extra:
-            extra = {"n": int(m2.group(2))}
+        extra, final_path = path_numbers(path)
         return self.leaf(path, kind, level, parent, extra=extra, final_path=final_path)
 
     def _legacy(self, path: str) -> Node:
         """Pages outside the tree: the URL kinds of urls.py and anything else the server answers."""
-        if path.startswith(PRIVATE_PREFIX) and _NUM_RE.match(path):
-            kind = "robots_blocked" if self.profile.disallow_private else "private_page"
-            return self.leaf(path, kind, None, None)
-        if path.startswith("/admin"):
-            return self.leaf(path, "admin", None, None)
-        if path == "/":
-            return self.leaf(path, "home", None, None)
-        name = path.strip("/")
-        if path == f"/{name}" and (name in STATIC_PAGES or name in _OTHER_STATIC):
-            return self.leaf(path, "listing", None, None)
-        m = _REDIRECT_RE.match(path)
-        if m:
-            kind = "redirect" if int(m.group(2)) <= _MAX_REDIRECTS else "redirect_too_many"
-            return self._special(path, kind, None, None)
-        m = _CHARSET_RE.match(path)
-        if m and m.group(1) in CHARSET_VARIANTS:
-            return self._special(path, "charset_" + m.group(1).replace("-", "_"), None, None)
-        m = _ARTICLE_RE.match(path)
-        if m:
-            return self.leaf(path, "article", None, None)
-        m = _NUM_RE.match(path)
-        if m and m.group(1) in _SIMPLE_KINDS:
-            return self._special(path, _SIMPLE_KINDS[m.group(1)], None, None)
-        for prefix, ext, kind in (
-            ("/files/", ".pdf", "pdf"),
-            ("/data/", ".json", "json"),
-            ("/images/", ".png", "image"),
-        ):
-            stem = path.removeprefix(prefix).removesuffix(ext)
-            if path.startswith(prefix) and path.endswith(ext) and stem.isdigit() and len(stem) < 10:
-                return self.leaf(path, kind, None, None, extra={"n": int(stem)})
-        return self.leaf(path, "unknown", None, None)
+        return self._special(
+            path, path_kind(path, disallow_private=self.profile.disallow_private), None, None
+        )
 
 
 def node(origin: Origin, path: str) -> Node:
