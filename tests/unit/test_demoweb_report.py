@@ -132,7 +132,7 @@ def test_the_cli_crawls_the_listed_homes_and_reports(
 
 
 def test_the_cli_refuses_what_it_cannot_do() -> None:
-    with pytest.raises(ConfigError, match="127.0.0.1"):
+    with pytest.raises(ConfigError, match=r"127\.0\.0\.1"):
         cmd_demo.run(_args(), Settings())
     with pytest.raises(ConfigError, match="depth"):
         cmd_demo.run(_args("--depth", "-1"), _demo_settings())
