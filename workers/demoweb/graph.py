@@ -218,7 +218,7 @@ class _Builder:
                 Link(f"{first}#comments", "aside", "Comments"),
                 Link(f"/sponsored/{s + 1}", "aside", "Advertisement", rel="nofollow noopener"),
                 Link(f"/files/{s + 1}.pdf", "aside", "Download the report (PDF)"),
-                Link(f"/images/{s}.png", "aside", "Photo gallery"),
+                Link(f"/images/gallery/{s}.png", "aside", "Photo gallery"),  # no page embeds it
             ]
             if pages >= 2:
                 links.append(Link(f"{s}/2", "pager", "Next page"))

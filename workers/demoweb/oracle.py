@@ -130,7 +130,10 @@ class Expectation:
         return Counter(u.reason or "?" for u in self._with("skipped"))
 
     def never_fetched(self) -> frozenset[str]:
-        """URLs a correct crawl never fetches: those it never requests, and the robots-disallowed."""
+        """URLs a correct crawl never fetches: those it never requests, and the robots-disallowed.
+
+        For the crawler's own fetches (filter the access log by its User-Agent): the rich
+        path's browser also loads the resources of the pages it renders."""
         robots = {u.url for u in self.urls.values() if u.reason == "robots"}
         return frozenset(self.dropped) | robots
 
