@@ -112,9 +112,14 @@ async def publish_and_wait(
     batch: str,
     sitemaps: bool,
     timeout_s: float,
+    recrawl: bool = True,
     view: ProgressView | None = None,
 ) -> CrawlProgress:
     """Publish ``urls`` as one batch with ``scope`` and wait until every URL it requests is accounted for.
+
+    ``recrawl``: fetch pages an earlier run stored again (else a second demo run would skip
+    them as already stored and compare nothing); the demo web sends no validators, so every
+    page is fetched in full.
 
     This build has no discovery stage or batch ledger yet: the listed URLs are published
     with the scope in their crawl context and followed through the topics (workers.progress),
@@ -125,7 +130,7 @@ async def publish_and_wait(
         raise ConfigError("--sitemaps needs the crawl loop's discovery stage, which this build does not have")
     requests = []
     for url in urls:
-        request = build_request(url, batch=batch)
+        request = build_request(url, batch=batch, recrawl=recrawl)
         request.ctx = CrawlContext(depth=0, seed=request.host, source="list", scope=scope)
         requests.append(request)
     tracker = ProgressTracker(settings.kafka, batch=batch, requested=len(requests))
