@@ -18,8 +18,11 @@ PG_BIN := /usr/lib/postgresql/15/bin/initdb
 CHROMIUM := /usr/bin/chromium
 PROMETHEUS := /usr/bin/prometheus
 # The offline demo web's host names resolve to loopback inside StreamCrawl only.
+# Discovery treats demo.test as a public suffix, so blog.site-001.demo.test is on the domain of
+# site-001.demo.test (the demo's oracle assumes the same).
 DEMO_ENV := STREAMCRAWL_INGESTOR_ALLOW_PRIVATE_NETWORKS=true \
 	STREAMCRAWL_INGESTOR_RESOLVE_OVERRIDES='{"*.demo.test": "127.0.0.1"}' \
+	STREAMCRAWL_DISCOVERY_EXTRA_SUFFIXES='["demo.test"]' \
 	STREAMCRAWL_INGESTOR_TOTAL_TIMEOUT_S=8 STREAMCRAWL_INGESTOR_READ_TIMEOUT_S=4
 
 .PHONY: help install apt venv run demo up down status test unit lint typecheck bench bench-scale clean
