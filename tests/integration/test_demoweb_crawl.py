@@ -56,12 +56,11 @@ async def test_a_depth_0_demo_crawl_matches_the_oracle(settings: Settings, tmp_p
         batch = f"demo-test-{time.time_ns()}"
         started = time.time()
         try:
-            progress = await cmd_demo.publish_and_wait(
+            progress, stored = await cmd_demo.publish_and_wait(
                 settings, listed, scope=scope, batch=batch, sitemaps=False, timeout_s=180
             )
         finally:
             pipeline.stop()
-        stored = await cmd_demo._stored(settings, batch)
         report = demo_report(expectation, stored, progress, batch=batch)
         assert report.ok, (report.explain(), {s: pipeline.logs(s)[-2000:] for s in HOT_PATH})
         assert report.stored == report.expected == len(listed) - 2  # the 404 is dead, the PDF skipped

@@ -111,16 +111,13 @@ def test_the_cli_crawls_the_listed_homes_and_reports(
 
     async def publish_and_wait(
         _settings: Settings, urls: Sequence[str], *, scope: Scope, **_: object
-    ) -> CrawlProgress:
+    ) -> tuple[CrawlProgress, set[str]]:
         calls.append((urls, scope))
-        return _correct(expect_crawl(urls, scope))
-
-    async def stored(_settings: Settings, _batch: str) -> set[str]:
-        return _hashes(expect_crawl(calls[0][0], calls[0][1]).stored)
+        expectation = expect_crawl(urls, scope)
+        return _correct(expectation), _hashes(expectation.stored)
 
     monkeypatch.setattr(cmd_demo, "DemoWebServer", FakeWeb)
     monkeypatch.setattr(cmd_demo, "publish_and_wait", publish_and_wait)
-    monkeypatch.setattr(cmd_demo, "_stored", stored)
     args = _args("--hosts", "3", "--depth", "1", "--scope", "host", "--json")
     assert cmd_demo.run(args, _demo_settings()) == 0
     urls, scope = calls[0]
