@@ -22,6 +22,7 @@ from workers.errors import (
     StackError,
     TransientFetchError,
 )
+from workers.messages import RawPage, compress_html
 from workers.rich import Renderer
 from workers.rich.browser import ProfileSlot, kill_orphans, resolver_rules
 from workers.rich.content import page_content
@@ -171,14 +172,28 @@ def test_tree_memory_of_this_process() -> None:
     assert psutil.pid_exists(os.getpid())
 
 
+def _raw(url: str, body: bytes = b"<html><body>hi</body></html>") -> RawPage:
+    return RawPage(
+        url=url,
+        url_hash="0" * 32,
+        host="x.test",
+        final_url=url,
+        status=200,
+        content_type="text/html",
+        html_zstd=compress_html(body),
+        content_hash="0" * 32,
+        fetched_at=0.0,
+    )
+
+
 async def test_renderer_refuses_before_start_and_non_http(tmp_path: Path) -> None:
     renderer = Renderer(RendererSettings(), data_dir=tmp_path)
     with pytest.raises(BlockedError):
-        await renderer.render("file:///etc/passwd")
+        await renderer.render(_raw("file:///etc/passwd"))
     with pytest.raises(BlockedError):
-        await renderer.render("chrome://crash")
+        await renderer.render(_raw("chrome://crash"))
     with pytest.raises(StackError):
-        await renderer.render("http://x.test/")
+        await renderer.render(_raw("http://x.test/"))
 
 
 async def test_missing_chromium_says_how_to_install(tmp_path: Path) -> None:
