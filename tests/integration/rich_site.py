@@ -80,7 +80,10 @@ def site_body(path: str) -> bytes:
     """The bytes the site serves at ``path`` (a page or a file under /spa/ or /static/)."""
     if path in PAGES:
         return PAGES[path].encode()
-    for prefix, root in (("/spa/", DATA / "spa/todomvc/examples"), ("/static/", DATA / "readability/test/test-pages")):
+    for prefix, root in (
+        ("/spa/", DATA / "spa/todomvc/examples"),
+        ("/static/", DATA / "readability/test/test-pages"),
+    ):
         if path.startswith(prefix):
             return (root / path.removeprefix(prefix)).read_bytes()
     raise KeyError(path)

@@ -180,7 +180,8 @@ async def test_stop_fails_queued_and_in_flight_renders_instead_of_hanging(tmp_pa
     renderer = Renderer(settings, data_dir=tmp_path, ingestor=GUARD)
     await renderer.start()
     tasks = [
-        asyncio.create_task(renderer.render(raw_page(f"{base}/hang.html"))) for _ in range(settings.concurrency * 2)
+        asyncio.create_task(renderer.render(raw_page(f"{base}/hang.html")))
+        for _ in range(settings.concurrency * 2)
     ]
     await asyncio.sleep(1.0)
     started = time.monotonic()

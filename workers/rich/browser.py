@@ -76,11 +76,11 @@ BASE_FLAGS: tuple[str, ...] = (
     # no process per cross-site iframe (the browser holds no user data to isolate).
     # The other features: no HTTPS upgrade of our http:// navigations (the document is
     # served at the URL the ingestor fetched), and less of Chromium's own background
-    # traffic (optimization hints, network time, search preconnects, media router),
-    # as Playwright's launcher does.
+    # traffic (optimization hints, network time, search preconnects, media router,
+    # autofill queries), as Playwright's launcher does.
     "--disable-features=BackForwardCache,HttpsUpgrades,HttpsFirstBalancedModeAutoEnable,"
     "OptimizationHints,NetworkTimeServiceQuerying,AimEnabled,PreconnectToSearch,MediaRouter,"
-    "AvoidCorsURLLoaderRestartOnRedirect",
+    "AvoidCorsURLLoaderRestartOnRedirect,AutofillServerCommunication",
     "--enable-features=SkipListAccountsWithoutGaiaCookies",
     "--disable-site-isolation-trials",
     "--disable-field-trial-config",

@@ -6,8 +6,9 @@ a WebSocket route:
 - the **main document**: the first main-frame navigation of a page being rendered, to
   the URL being rendered, is fulfilled from the RawPage (``document.py``), never fetched;
 - any **other main-frame navigation** (``location.href = ...``, a meta refresh, a form
-  submission, a reload) is refused (``navigation``): we render the one document the
-  ingestor fetched, and the page stays on it;
+  submission, a reload) is aborted (``navigation``): we render the one document the
+  ingestor fetched, and the page stays on it (an aborted navigation leaves the current
+  document in place; a *blocked* one would replace it with Chromium's error page);
 - **every other request** (sub-resources, iframe documents, workers' requests, prefetches,
   beacons) goes to :meth:`~workers.rich.guard.RequestGuard.fetch` and is fulfilled with
   what it fetched, or aborted as ``blockedbyclient`` when it refused;
@@ -118,7 +119,9 @@ class Interceptor:
                 await route.fulfill(status=doc.status, headers=doc.headers, body=doc.body)
                 return
             self.guard.refuse(state.budget, "navigation", "the page may not navigate away", url)
-            await route.abort("blockedbyclient")
+            # "aborted", not "blockedbyclient": Chromium replaces the document with an
+            # error page for a blocked navigation, and keeps it for an aborted one.
+            await route.abort("aborted")
             return
         outcome = await self.guard.fetch(
             SubRequest(

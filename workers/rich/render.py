@@ -12,8 +12,9 @@ intercept.py) with the ingestor's rules; the browser itself cannot reach the net
 (isolation.py).
 
 ``concurrency`` slots bound the pages in flight; each slot keeps one Crawl4AI session, a
-tab reused from page to page (session.py). A render is ``goto`` until DOMContentLoaded,
-the settle wait and one capture round trip (scripts.py), all within ``page_timeout_s``;
+tab reused from page to page (session.py). A render is ``goto`` until the commit, the
+wait for DOMContentLoaded and the settle wait in the page, and one capture round trip
+(scripts.py), all within ``page_timeout_s``;
 a slot whose render failed gets a fresh tab. The captured DOM is cut at
 ``max_rendered_bytes`` (``Rendered.truncated``).
 
@@ -57,7 +58,7 @@ from workers.rich.failures import classify, failure_reason, short, status_error,
 from workers.rich.guard import PageBudget, RequestGuard
 from workers.rich.intercept import Interceptor
 from workers.rich.isolation import Blackhole, isolation_flags
-from workers.rich.scripts import capture, settle
+from workers.rich.scripts import capture, parsed, settle
 from workers.rich.session import BrowserSession, import_crawl4ai
 from workers.settings import IngestorSettings, RendererSettings
 
@@ -343,7 +344,9 @@ class Renderer:
                 page = await session.page(slot.config)
                 await self._interceptor.attach(page.context)
                 with self._interceptor.serving(page, document, budget):
-                    await page.goto(url, wait_until="domcontentloaded", timeout=timeout_s * 1000)
+                    await page.goto(url, wait_until="commit", timeout=timeout_s * 1000)
+                    if not await parsed(page, timeout_s=deadline - time.monotonic()):
+                        raise TimeoutError
                     cap = min(self.settings.settle_timeout_s, deadline - time.monotonic() - 0.5)
                     await settle(page, quiet_s=self.settle_quiet_s, cap_s=cap)
                     html, truncated = await capture(page, max_bytes=self.settings.max_rendered_bytes)

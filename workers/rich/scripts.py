@@ -1,7 +1,11 @@
 """What we run inside the page: the wait strategy and the DOM capture.
 
-**Wait strategy.** Navigation waits for ``DOMContentLoaded`` only (a hanging image or
-tracker never blocks us on ``load``); then we wait until all of these hold
+**Wait strategy.** Navigation waits for the commit, then in the page for
+``DOMContentLoaded`` only (a hanging image or tracker never blocks us on ``load``).
+The in-page wait, not Playwright's ``wait_until="domcontentloaded"``: when the guard
+aborts a navigation the page starts while it is still parsing (a form submitted by an
+inline script), Chromium keeps and finishes the document but Playwright's wait never
+returns (measured). Then we wait until all of these hold
 
 - ``document.readyState == "complete"`` (scripts, styles, images done),
 - no ``fetch``/``XMLHttpRequest`` in flight,
@@ -33,7 +37,7 @@ from typing import Any
 
 from workers.rich.caps import truncate_utf8
 
-__all__ = ["CAPTURE_JS", "INIT_JS", "SETTLE_JS", "capture", "settle"]
+__all__ = ["CAPTURE_JS", "INIT_JS", "PARSED_JS", "SETTLE_JS", "capture", "parsed", "settle"]
 
 INIT_JS = """
 (() => {
@@ -77,6 +81,14 @@ INIT_JS = """
 })();
 """
 """Installed in every page before its own scripts (``window[Symbol.for("streamcrawl.page")]``)."""
+
+PARSED_JS = """
+(ms) => document.readyState !== "loading" || new Promise((resolve) => {
+  document.addEventListener("DOMContentLoaded", () => resolve(true), {once: true});
+  setTimeout(() => resolve(document.readyState !== "loading"), ms);
+})
+"""
+"""Resolves true once the document is parsed (DOMContentLoaded), false after ``ms``."""
 
 SETTLE_JS = """
 async ({quietMs, capMs}) => {
@@ -139,6 +151,11 @@ CAPTURE_JS = """
 """
 """``[html, truncated]``: the DOM as HTML (with shadow roots, a composed-tree serialisation,
 scripts and styles left out), cut at ``maxChars`` characters."""
+
+
+async def parsed(page: Any, *, timeout_s: float) -> bool:
+    """Wait up to ``timeout_s`` for DOMContentLoaded; False if the document is still loading then."""
+    return bool(await page.evaluate(PARSED_JS, max(0.0, timeout_s) * 1000))
 
 
 async def settle(page: Any, *, quiet_s: float, cap_s: float) -> bool:
