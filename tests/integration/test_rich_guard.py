@@ -10,6 +10,7 @@ for them here (the pipeline test, test_rich_guard_pipeline.py, counts the ingest
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -228,3 +229,18 @@ async def test_a_browser_without_the_guard_still_cannot_reach_the_network(
         await blackhole.stop()
     assert canary.hits == before, (canary.requests, canary.datagrams)
     assert any(f"127.0.0.2:{canary.http_port}/direct" in line for line in blackhole.lines), blackhole.lines
+
+
+async def test_concurrent_first_pages_of_a_new_browser_are_all_served_by_the_guard(
+    tmp_path: Path, origin: Origin
+) -> None:
+    """Tabs created while the routes were being registered once escaped the interception."""
+    page = f"""<!doctype html><html><head><title>App</title><script src="/app.js" defer></script></head>
+    <body><div id="root"></div><p>{"Words of one of several pages rendered at once. " * 6}</p></body></html>"""
+    settings = RendererSettings(page_timeout_s=15.0, concurrency=4)
+    async with Renderer(settings, data_dir=tmp_path, ingestor=guard_ingestor()) as renderer:
+        pages = [raw_page(origin.url(f"/at-once-{n}.html"), page.encode()) for n in range(4)]
+        results = await asyncio.gather(*(renderer.render(p) for p in pages))
+        escaped = [line for line in renderer.blackhole.lines if "/at-once-" in line]
+    assert all(AFTER_JS in r.markdown for r in results)
+    assert escaped == []

@@ -69,7 +69,13 @@ class Interceptor:
         self._contexts: list[Any] = []
 
     async def attach(self, context: Any) -> None:
-        """Route every request and WebSocket of ``context`` through us (idempotent)."""
+        """Route every request and WebSocket of ``context`` through us (idempotent).
+
+        No other page of ``context`` may be in creation meanwhile: a tab created while the
+        routes are being registered is not intercepted (measured: 3 of 4 concurrent first
+        navigations went to the blackhole). The Renderer creates tabs and attaches under
+        one lock.
+        """
         if any(known is context for known in self._contexts):
             return
         await context.route(_EVERYTHING, self._on_route)

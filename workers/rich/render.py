@@ -132,6 +132,7 @@ class Renderer:
         self.guard = RequestGuard(settings, ingestor)
         self.blackhole = Blackhole()
         self._interceptor = Interceptor(self.guard)
+        self._tabs = asyncio.Lock()
         self.settle_quiet_s = settle_quiet_s
         self.memory_check_interval_s = memory_check_interval_s
         self.stats = RendererStats()
@@ -341,10 +342,13 @@ class Renderer:
         ok = False
         try:
             async with asyncio.timeout(timeout_s):
-                page = await session.page(slot.config)
-                await self._interceptor.attach(page.context)
-                with self._interceptor.serving(page, document, budget):
+                async with self._tabs:  # see Interceptor.attach
+                    page = await session.page(slot.config)
+                    await self._interceptor.attach(page.context)
+                with self._interceptor.serving(page, document, budget) as state:
                     await page.goto(url, wait_until="commit", timeout=timeout_s * 1000)
+                    if not state.served:  # never expected: the navigation was not ours to answer
+                        raise tagged(TransientFetchError(f"{url} was not served by the guard"), "other")
                     if not await parsed(page, timeout_s=deadline - time.monotonic()):
                         raise TimeoutError
                     cap = min(self.settings.settle_timeout_s, deadline - time.monotonic() - 0.5)
