@@ -314,6 +314,10 @@ class RendererSettings(BaseSettings):
     """Minimum delay between two sub-resource request starts to one host (robots.txt Crawl-delay raises it)."""
     request_wait_cap_s: float = 5.0
     """Longest a sub-resource request waits for its host's politeness turn before it is refused."""
+    cache_mb: int = 64
+    """Memory for the shared cache of sub-resources (scripts, styles) that a site's pages reuse; 0 turns it off."""
+    cache_ttl_s: float = 600.0
+    """Longest a cached sub-resource is reused (less when its Cache-Control max-age says so)."""
     max_rendered_bytes: int = 5 * 1024 * 1024
     """Rendered HTML size cap (UTF-8 bytes); larger DOMs are truncated and flagged (truncated_parts: rendered)."""
     max_markdown_bytes: int = 2 * 1024 * 1024

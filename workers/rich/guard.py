@@ -44,6 +44,11 @@ a host sees the ingestor's page fetches plus the renderer's sub-resource fetches
 A request that cannot get its turn within ``request_wait_cap_s`` is refused rather
 than holding the page past its deadline.
 
+**Cache.** Responses a site's pages share (its scripts and styles) are kept in a
+bounded :class:`~workers.rich.cache.ResourceCache` for ``cache_ttl_s``: Chromium's own
+cache is off under interception, and a crawl must not download a bundle once per page.
+A cached response still counts against the page's request and byte caps.
+
 A refusal is never fatal to the page: Chromium sees a blocked request, as with an ad
 blocker, and the page renders with what it got. Refusals are counted by reason in
 ``renderer_requests_total`` and in the page's :class:`PageBudget`.
@@ -69,6 +74,7 @@ from workers.ingestor.politeness import HostScheduler
 from workers.ingestor.resolver import Resolver
 from workers.ingestor.robots import ROBOTS_MAX_BYTES, RobotsCache
 from workers.rich import metrics
+from workers.rich.cache import ResourceCache
 from workers.rich.document import fulfil_headers
 from workers.settings import IngestorSettings, RendererSettings
 
@@ -197,6 +203,7 @@ class RequestGuard:
             ttl_s=ingestor.robots_ttl_s,
             crawl_delay_cap_s=ingestor.crawl_delay_cap_s,
         )
+        self.cache = ResourceCache(max_bytes=settings.cache_mb * 2**20, ttl_s=settings.cache_ttl_s)
         self._blocked = frozenset(t.lower() for t in settings.blocked_resource_types)
         self._max_redirects = ingestor.max_redirects
         self._timeouts = {
@@ -241,6 +248,15 @@ class RequestGuard:
             cap = self.settings.max_requests_per_page
             return self.refuse(budget, "requests", f"the page made more than {cap} requests", url)
         budget.requests_left -= 1
+        cached = self.cache.get(url) if method == "GET" else None
+        if cached is not None:
+            if len(cached.body) > budget.bytes_left:
+                cap = self.settings.max_resource_bytes_per_page
+                return self.refuse(budget, "bytes", f"the page loaded more than {cap} bytes", url)
+            budget.bytes_left -= len(cached.body)
+            budget.fetched += 1
+            metrics.REQUESTS.labels("cached").inc()
+            return cached
         headers = self._outgoing(request.headers)
         body = request.body if method == "POST" else None
         for _ in range(self._max_redirects + 1):
@@ -250,6 +266,7 @@ class RequestGuard:
                     budget.fetched += 1
                     metrics.REQUESTS.labels("fetched").inc()
                     metrics.REQUEST_BYTES.inc(len(outcome.body))
+                    self.cache.put(request.url, method, outcome)
                 return outcome
             if outcome.status == 303 or (outcome.status in (301, 302) and method == "POST"):
                 method, body = "GET", None

@@ -38,7 +38,7 @@ CHROMIUM_RSS = Gauge(
 )
 REQUESTS = Counter(
     "renderer_requests_total",
-    "Requests of rendered pages besides their document, by outcome: fetched, or why the guard refused "
+    "Requests of rendered pages besides their document, by outcome: fetched, cached, or why the guard refused "
     "them (type, method, requests, bytes, scheme, ssrf, dns, robots, politeness, timeout, redirects, "
     "error, navigation, websocket, no_page)",
     ["outcome"],

@@ -49,6 +49,7 @@ from workers.errors import (
     StreamCrawlError,
     TransientFetchError,
 )
+from workers.ingestor.resolver import Resolver
 from workers.messages import RawPage
 from workers.rich import metrics
 from workers.rich.browser import ProfileSlot, check_executable
@@ -120,16 +121,18 @@ class Renderer:
         *,
         data_dir: Path,
         ingestor: IngestorSettings | None = None,
+        resolver: Resolver | None = None,
         settle_quiet_s: float = 0.1,
         memory_check_interval_s: float = 5.0,
     ) -> None:
         """``ingestor``: the rules every request of a page follows (SSRF guard and allowed
-        networks, resolver overrides, User-Agent, robots.txt, timeouts)."""
+        networks, resolver overrides, User-Agent, robots.txt, timeouts); ``resolver``
+        replaces the one built from them (offline runs)."""
         self.settings = settings
         self.data_dir = Path(data_dir)
         ingestor = ingestor or IngestorSettings()
         self.user_agent = ingestor.user_agent_header
-        self.guard = RequestGuard(settings, ingestor)
+        self.guard = RequestGuard(settings, ingestor, resolver=resolver)
         self.blackhole = Blackhole()
         self._interceptor = Interceptor(self.guard)
         self._tabs = asyncio.Lock()
@@ -213,11 +216,16 @@ class Renderer:
             profile=self._profile,
             crawl4ai_dir=self.data_dir / "crawl4ai",
             user_agent=self.user_agent,
-            extra_args=isolation_flags(self.blackhole.port),
+            extra_args=[*isolation_flags(self.blackhole.port), *self._content_flags()],
         )
         self._session = session
         await session.open()
         self._pages_since_start = 0
+
+    def _content_flags(self) -> list[str]:
+        # Blocked images are not even requested: no route round trip per <img> or CSS image.
+        blocked = {kind.lower() for kind in self.settings.blocked_resource_types}
+        return ["--blink-settings=imagesEnabled=false"] if "image" in blocked else []
 
     async def _close_browser(self) -> None:
         session, self._session = self._session, None
