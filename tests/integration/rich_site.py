@@ -10,8 +10,9 @@
 The renderer never fetches a document: :func:`raw_page` builds the RawPage the ingestor
 would have produced from the bytes the site serves, and the site's access log
 (``Site.requests``) shows what the browser fetched through the guard. Host names under
-``*.rich.test`` resolve to 127.0.0.1 through ``GUARD``'s resolver overrides, and only
-127.0.0.1 is an allowed network: nothing leaves the machine.
+``*.rich.test`` resolve to 127.0.0.1 through ``GUARD``'s resolver overrides, only
+127.0.0.1 is an allowed network, and :func:`offline_resolver` asks no DNS server for the
+other names real pages reference: nothing leaves the machine.
 """
 
 from __future__ import annotations
@@ -29,15 +30,33 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from bench.offline import OverridesOnly
 from workers.messages import RawPage, compress_html
 from workers.settings import IngestorSettings
 from workers.urls import host_of, url_hash
 
-__all__ = ["DATA", "GUARD", "LATE_HTML", "Site", "csr_apps", "raw_page", "serve_site", "site_body"]
+__all__ = [
+    "DATA",
+    "GUARD",
+    "LATE_HTML",
+    "Site",
+    "csr_apps",
+    "offline_resolver",
+    "raw_page",
+    "serve_site",
+    "site_body",
+]
 
 DATA = Path(os.environ.get("STREAMCRAWL_SHARED_DATA", "/work/shared/data"))
 GUARD = IngestorSettings(resolve_overrides={"*.rich.test": "127.0.0.1"}, allowed_networks=["127.0.0.1/32"])
 """The rules of the renderer's guard in these tests: the site's names, loopback 127.0.0.1 only."""
+
+
+def offline_resolver() -> OverridesOnly:
+    """GUARD's resolver without DNS: the real pages' CDN and analytics hosts fail at once."""
+    return OverridesOnly(overrides=GUARD.resolve_overrides, allowed_networks=GUARD.allowed_networks)
+
+
 FILLER = " ".join(["Plenty of ordinary words so the page is a real page with real text."] * 4)
 
 LATE_HTML = f"""<!doctype html><html lang="en"><head><title>Late content</title></head>

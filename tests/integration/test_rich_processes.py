@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.integration.rich_site import GUARD, Site, raw_page, serve_site
+from tests.integration.rich_site import GUARD, Site, offline_resolver, raw_page, serve_site
 from workers.errors import StackError, StreamCrawlError
 from workers.rich import Renderer
 from workers.rich.browser import orphan_processes
@@ -26,12 +26,12 @@ ROOT = Path(__file__).resolve().parents[2]
 CHILD = """
 import asyncio, json, sys
 from pathlib import Path
-from tests.integration.rich_site import GUARD, raw_page
+from tests.integration.rich_site import GUARD, offline_resolver, raw_page
 from workers.rich import Renderer
 from workers.settings import RendererSettings
 
 async def main():
-    async with Renderer(RendererSettings(), data_dir=Path(sys.argv[1]), ingestor=GUARD) as r:
+    async with Renderer(RendererSettings(), data_dir=Path(sys.argv[1]), ingestor=GUARD, resolver=offline_resolver()) as r:
         await r.render(raw_page(sys.argv[2]))
         print(json.dumps(r.browser_pids()), flush=True)
         await asyncio.Event().wait()
@@ -108,7 +108,9 @@ async def test_sigkilled_renderer_leaves_no_chromium(tmp_path: Path, base: str) 
         if child.poll() is None:
             child.kill()
             child.wait()
-    async with Renderer(RendererSettings(), data_dir=tmp_path, ingestor=GUARD) as renderer:
+    async with Renderer(
+        RendererSettings(), data_dir=tmp_path, ingestor=GUARD, resolver=offline_resolver()
+    ) as renderer:
         assert await _wait_dead(old) == []
         assert renderer.browser_pids()[0] not in old
         rendered = await renderer.render(raw_page(f"{base}/late.html"))
@@ -140,7 +142,7 @@ async def test_orphans_of_a_crashed_run_are_killed_at_start(tmp_path: Path) -> N
 
 async def test_browser_recycled_after_n_pages(tmp_path: Path, base: str) -> None:
     settings = RendererSettings(recycle_after_pages=2)
-    async with Renderer(settings, data_dir=tmp_path, ingestor=GUARD) as renderer:
+    async with Renderer(settings, data_dir=tmp_path, ingestor=GUARD, resolver=offline_resolver()) as renderer:
         first = renderer.browser_pids()
         for _ in range(2):
             await renderer.render(raw_page(f"{base}/late.html"))
@@ -177,7 +179,7 @@ async def test_stop_leaves_no_browser_and_no_driver(tmp_path: Path) -> None:
 
 async def test_stop_fails_queued_and_in_flight_renders_instead_of_hanging(tmp_path: Path, base: str) -> None:
     settings = RendererSettings(page_timeout_s=30)
-    renderer = Renderer(settings, data_dir=tmp_path, ingestor=GUARD)
+    renderer = Renderer(settings, data_dir=tmp_path, ingestor=GUARD, resolver=offline_resolver())
     await renderer.start()
     tasks = [
         asyncio.create_task(renderer.render(raw_page(f"{base}/hang.html")))

@@ -19,7 +19,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from bench.quality import text_f1
-from tests.integration.rich_site import DATA, GUARD, Site, csr_apps, raw_page, serve_site
+from tests.integration.rich_site import DATA, GUARD, Site, csr_apps, offline_resolver, raw_page, serve_site
 from workers.errors import RenderTimeout, TransientFetchError
 from workers.rich import Renderer
 from workers.rich.content import page_content
@@ -45,7 +45,7 @@ def base(site: Site) -> str:
 @pytest.fixture(scope="module")
 async def renderer(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Renderer]:
     data_dir = tmp_path_factory.mktemp("rich")
-    async with Renderer(SETTINGS, data_dir=data_dir, ingestor=GUARD) as r:
+    async with Renderer(SETTINGS, data_dir=data_dir, ingestor=GUARD, resolver=offline_resolver()) as r:
         yield r
 
 

@@ -71,7 +71,7 @@ class ResourceCache:
         return entry[1]
 
     def put(self, url: str, method: str, response: Fetched) -> None:
-        if method != "GET" or response.status != 200 or len(response.body) * 4 > self.max_bytes:
+        if method != "GET" or response.status != 200 or not 0 < len(response.body) * 4 <= self.max_bytes:
             return
         lifetime = _lifetime(response.headers, self.ttl_s)
         if lifetime <= 0:
