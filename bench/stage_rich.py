@@ -40,9 +40,9 @@ from typing import Any
 
 import psutil
 
-from bench.offline import OverridesOnly
+from bench.offline import OverridesOnly, fetched_page
 from workers.errors import StreamCrawlError
-from workers.messages import RawPage, compress_html
+from workers.messages import RawPage
 from workers.rich import Renderer
 from workers.rich.browser import BASE_FLAGS, resolver_rules
 from workers.rich.memory import TreeMemory, tree_memory
@@ -72,20 +72,7 @@ asyncio.run(main())
 
 def raw_page(url: str) -> RawPage:
     """The RawPage the ingestor would have fetched for a bench URL (its body read from disk)."""
-    body = (DATA / url.split("/", 3)[3]).read_bytes()
-    return RawPage(
-        url=url,
-        url_hash="0" * 32,
-        host=HOST,
-        final_url=url,
-        status=200,
-        content_type="text/html",
-        html_zstd=compress_html(body),
-        content_hash="0" * 32,
-        fetched_at=time.time(),
-        body_bytes=len(body),
-        charset="utf-8",
-    )
+    return fetched_page(url, (DATA / url.split("/", 3)[3]).read_bytes())
 
 
 def bench_urls(port: int, *, articles: int) -> list[str]:

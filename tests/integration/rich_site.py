@@ -21,7 +21,6 @@ import asyncio
 import json
 import os
 import socket
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -30,10 +29,9 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from bench.offline import OverridesOnly
-from workers.messages import RawPage, compress_html
+from bench.offline import OverridesOnly, fetched_page
+from workers.messages import RawPage
 from workers.settings import IngestorSettings
-from workers.urls import host_of, url_hash
 
 __all__ = [
     "DATA",
@@ -108,22 +106,9 @@ def site_body(path: str) -> bytes:
     raise KeyError(path)
 
 
-def raw_page(url: str, body: bytes | None = None, *, charset: str | None = "utf-8") -> RawPage:
+def raw_page(url: str, body: bytes | None = None) -> RawPage:
     """The RawPage the ingestor would produce for ``url`` (its body read from the site's files)."""
-    data = site_body(urlsplit(url).path) if body is None else body
-    return RawPage(
-        url=url,
-        url_hash=url_hash(url),
-        host=host_of(url),
-        final_url=url,
-        status=200,
-        content_type="text/html",
-        html_zstd=compress_html(data),
-        content_hash="0" * 32,
-        fetched_at=time.time(),
-        body_bytes=len(data),
-        charset=charset,
-    )
+    return fetched_page(url, site_body(urlsplit(url).path) if body is None else body)
 
 
 @dataclass

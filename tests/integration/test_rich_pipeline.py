@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.offline import fetched_page
 from bench.quality import text_f1
 from tests.helpers.kafka import produce
 from tests.helpers.pipeline import Pipeline
@@ -27,7 +28,7 @@ from workers.demoweb.data import locate_data_dir
 from workers.dlq import read_dead_letters
 from workers.frontier import parse_list_lines
 from workers.ingestor import Fetcher
-from workers.messages import CrawlRequest, DeadLetter, RawPage, RoutedPage, compress_html, encode
+from workers.messages import CrawlRequest, DeadLetter, RawPage, RoutedPage, encode
 from workers.settings import IngestorSettings, Settings
 from workers.storage import PageStore
 from workers.topics import PROCESS_RICH, PROCESSED_DLQ
@@ -69,18 +70,7 @@ async def _fetched(url: str, *, batch: str) -> RawPage:
 
 def _routed_rich(url: str, html: bytes, *, batch: str, rule: str) -> RoutedPage:
     """A page the router sent to the renderer, as it travels on process.rich."""
-    raw = RawPage(
-        url=url,
-        url_hash=url_hash(url),
-        host=host_of(url),
-        final_url=url,
-        status=200,
-        content_type="text/html",
-        html_zstd=compress_html(html),
-        content_hash="0" * 32,
-        fetched_at=time.time(),
-        batch=batch,
-    )
+    raw = dataclasses.replace(fetched_page(url, html, charset=None), batch=batch)
     return RoutedPage(page=raw, route="rich", score=0, rules=[rule])
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from bench.offline import fetched_page
 from workers.errors import (
     BlockedError,
     ConfigError,
@@ -23,7 +24,7 @@ from workers.errors import (
     StackError,
     TransientFetchError,
 )
-from workers.messages import CrawlContext, ProcessedPage, RawPage, RoutedPage, compress_html, decode
+from workers.messages import CrawlContext, ProcessedPage, RawPage, RoutedPage, decode
 from workers.rich import Rendered, Renderer
 from workers.rich.browser import ProfileSlot, kill_orphans, resolver_rules
 from workers.rich.content import page_content
@@ -175,17 +176,7 @@ def test_tree_memory_of_this_process() -> None:
 
 
 def _raw(url: str, body: bytes = b"<html><body>hi</body></html>") -> RawPage:
-    return RawPage(
-        url=url,
-        url_hash="0" * 32,
-        host="x.test",
-        final_url=url,
-        status=200,
-        content_type="text/html",
-        html_zstd=compress_html(body),
-        content_hash="0" * 32,
-        fetched_at=0.0,
-    )
+    return fetched_page(url, body)
 
 
 async def test_renderer_refuses_before_start_and_non_http(tmp_path: Path) -> None:

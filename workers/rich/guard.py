@@ -51,7 +51,8 @@ A cached response still counts against the page's request and byte caps.
 
 A refusal is never fatal to the page: Chromium sees a blocked request, as with an ad
 blocker, and the page renders with what it got. Refusals are counted by reason in
-``renderer_requests_total`` and in the page's :class:`PageBudget`.
+``renderer_requests_total`` and in the page's :class:`PageBudget`; SSRF refusals are
+also logged one line each, the rest at debug level.
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ ALLOWED_METHODS = frozenset({"GET", "HEAD", "POST"})
 """What a page may send: reads, and POST (GraphQL and search APIs render content with it)."""
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _NETWORK_ERRORS = (httpx.HTTPError, aiohttp.ClientError, OSError, TimeoutError)
-_QUIET = frozenset({"type"})  # refused on every page by design: counted, not logged
+_LOUD = frozenset({"ssrf"})  # worth a line each; the rest are counted (and logged at debug)
 _NOT_FORWARDED = frozenset(
     {
         "host",
@@ -231,8 +232,13 @@ class RequestGuard:
         metrics.REQUESTS.labels(reason).inc()
         if budget is not None:
             budget.refused[reason] += 1
-        if reason not in _QUIET:
-            log.info("guard refused %s (%s): %s", url[:300], reason, detail)
+        log.log(
+            logging.INFO if reason in _LOUD else logging.DEBUG,
+            "guard refused %s (%s): %s",
+            url[:300],
+            reason,
+            detail,
+        )
         return Refusal(reason, detail)
 
     async def fetch(self, request: SubRequest, budget: PageBudget) -> Fetched | Refusal:

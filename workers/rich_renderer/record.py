@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 
 from workers.errors import ExtractionError
 from workers.extract import extract
@@ -103,48 +104,50 @@ def rendered_page(routed: RoutedPage, rendered: Rendered, *, max_markdown_bytes:
     )
 
 
+def _drop_rendered(page: ProcessedPage, over: int) -> ProcessedPage | None:
+    return dataclasses.replace(page, rendered_html_zstd=None) if page.rendered_html_zstd else None
+
+
+def _cut_markdown(page: ProcessedPage, over: int) -> ProcessedPage | None:
+    return dataclasses.replace(page, markdown=_shorter(page.markdown, over)) if page.markdown else None
+
+
+def _cut_text(page: ProcessedPage, over: int) -> ProcessedPage | None:
+    return dataclasses.replace(page, text=_shorter(page.text, over)) if page.text else None
+
+
+def _halve_outlinks(page: ProcessedPage, over: int) -> ProcessedPage | None:
+    if not page.outlinks:
+        return None
+    kept = page.outlinks[: len(page.outlinks) // 2]
+    known = set(kept)
+    return dataclasses.replace(
+        page, outlinks=kept, outlinks_nofollow=[u for u in page.outlinks_nofollow if u in known]
+    )
+
+
+_SHRINK: tuple[tuple[str, Callable[[ProcessedPage, int], ProcessedPage | None], bool], ...] = (
+    ("rendered", _drop_rendered, False),
+    ("markdown", _cut_markdown, False),
+    ("text", _cut_text, False),
+    ("outlinks", _halve_outlinks, True),
+)
+"""In order: (the part flagged, how to make the record smaller, whether to repeat)."""
+
+
 def encode_fitting(processed: ProcessedPage, *, limit: int = RECORD_LIMIT) -> tuple[bytes, ProcessedPage]:
     """The encoded record, shrunk to at most ``limit`` bytes if needed (see module docstring)."""
     data = encode(processed)
-    if len(data) <= limit:
-        return data, processed
-    if processed.rendered_html_zstd:
-        processed = dataclasses.replace(
-            processed,
-            rendered_html_zstd=None,
-            truncated=True,
-            truncated_parts=_with_part(processed.truncated_parts, "rendered"),
-        )
-        data = encode(processed)
-    over = len(data) - limit
-    if over > 0 and processed.markdown:
-        processed = dataclasses.replace(
-            processed,
-            markdown=_shorter(processed.markdown, over),
-            truncated=True,
-            truncated_parts=_with_part(processed.truncated_parts, "markdown"),
-        )
-        data = encode(processed)
-    over = len(data) - limit
-    if over > 0 and processed.text:
-        processed = dataclasses.replace(
-            processed,
-            text=_shorter(processed.text, over),
-            truncated=True,
-            truncated_parts=_with_part(processed.truncated_parts, "text"),
-        )
-        data = encode(processed)
-    while len(data) > limit and processed.outlinks:
-        kept = processed.outlinks[: len(processed.outlinks) // 2]
-        known = set(kept)
-        processed = dataclasses.replace(
-            processed,
-            outlinks=kept,
-            outlinks_nofollow=[u for u in processed.outlinks_nofollow if u in known],
-            truncated=True,
-            truncated_parts=_with_part(processed.truncated_parts, "outlinks"),
-        )
-        data = encode(processed)
+    for part, shrink, repeat in _SHRINK:
+        while len(data) > limit:
+            smaller = shrink(processed, len(data) - limit)
+            if smaller is None:
+                break
+            parts = _with_part(processed.truncated_parts, part)
+            processed = dataclasses.replace(smaller, truncated=True, truncated_parts=parts)
+            data = encode(processed)
+            if not repeat:
+                break
     if len(data) > limit:
         raise ExtractionError(
             f"the processed record of {processed.url} is {len(data)} bytes without its rendered DOM, "
