@@ -14,9 +14,8 @@ intercept.py) with the ingestor's rules; the browser itself cannot reach the net
 ``concurrency`` slots bound the pages in flight; each slot keeps one Crawl4AI session, a
 tab reused from page to page (session.py). A render is ``goto`` until the commit, the
 wait for DOMContentLoaded and the settle wait in the page, and one capture round trip
-(scripts.py), all within ``page_timeout_s``;
-a slot whose render failed gets a fresh tab. The captured DOM is cut at
-``max_rendered_bytes`` (``Rendered.truncated``).
+(scripts.py), all within ``page_timeout_s``; a slot whose render failed gets a fresh
+tab. The captured DOM is cut at ``max_rendered_bytes`` (``Rendered.truncated``).
 
 Why we do not call Crawl4AI's ``AsyncPlaywrightCrawlerStrategy.crawl`` per page: its
 fixed steps (``wait_for_selector("body")`` ~70 ms, a body-visibility poll ~30 ms, image
