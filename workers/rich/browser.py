@@ -300,7 +300,8 @@ class ChromiumProcess:
             if time.monotonic() > deadline:
                 await self.stop()
                 raise StackError(
-                    f"Chromium did not open its DevTools port within {timeout_s:.0f}s; see {log_path}"
+                    f"Chromium did not open its DevTools port within {timeout_s:.0f}s; "
+                    f"see {log_path}: {_tail(log_path)}"
                 )
             await asyncio.sleep(0.02)
 
