@@ -308,8 +308,8 @@ class RendererSettings(BaseSettings):
         ]
     )
     """JSON list of browser resource types never fetched (Playwright's names: image, media, font, stylesheet, script, xhr, fetch, ...)."""
-    per_host_concurrency: int = 4
-    """Sub-resource requests in flight to one host at a time, per renderer process."""
+    per_host_concurrency: int = 6
+    """Sub-resource requests in flight to one host at a time, per renderer process (6: what one browser opens)."""
     per_host_delay_s: float = 0.0
     """Minimum delay between two sub-resource request starts to one host (robots.txt Crawl-delay raises it)."""
     request_wait_cap_s: float = 5.0
