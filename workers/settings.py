@@ -247,6 +247,16 @@ class IngestorSettings(BaseSettings):
     retry_max_delay_s: float = 10.0
     """Cap of one in-process retry delay (a Retry-After is capped by retry_after_cap_s instead)."""
 
+    @property
+    def user_agent_header(self) -> str:
+        """The User-Agent sent on every request (the ingestor's and the rich renderer's browser)."""
+        return f"{self.user_agent} (+{self.contact_url})"
+
+    @property
+    def robots_token(self) -> str:
+        """The product token matched against robots.txt groups (User-Agent up to its first ``/``)."""
+        return self.user_agent.split("/", 1)[0].strip() or self.user_agent
+
 
 class RouterSettings(BaseSettings):
     """Static-vs-dynamic scoring. Weights are added to a base score of 100."""
@@ -335,6 +345,35 @@ class RendererSettings(BaseSettings):
     """Restart the browser after this many pages."""
     max_browser_rss_mb: int = 1200
     """Restart the browser when Chromium's total RSS exceeds this."""
+    max_requests_per_page: int = 300
+    """Requests one rendered page may make besides its document (scripts, XHR/fetch, iframes, ...); later ones are refused."""
+    max_resource_bytes_per_page: int = 32 * 1024 * 1024
+    """Response bytes one rendered page may load besides its document; a response that would pass the cap is refused."""
+    blocked_resource_types: list[str] = Field(
+        default_factory=lambda: [
+            "image",
+            "media",
+            "font",
+            "texttrack",
+            "eventsource",
+            "manifest",
+            "ping",
+            "cspviolationreport",
+        ]
+    )
+    """JSON list of browser resource types never fetched (Playwright's names: image, media, font, stylesheet, script, xhr, fetch, ...)."""
+    per_host_concurrency: int = 6
+    """Sub-resource requests in flight to one host at a time, per renderer process (6: what one browser opens)."""
+    per_host_delay_s: float = 0.0
+    """Minimum delay between two sub-resource request starts to one host (robots.txt Crawl-delay raises it)."""
+    request_wait_cap_s: float = 5.0
+    """Longest a sub-resource request waits for its host's politeness turn before it is refused."""
+    cache_mb: int = 64
+    """Memory for the shared cache of sub-resources (scripts, styles) that a site's pages reuse; 0 turns it off."""
+    cache_ttl_s: float = 600.0
+    """Longest a cached sub-resource is reused (less when its Cache-Control max-age says so)."""
+    max_rendered_bytes: int = 5 * 1024 * 1024
+    """Rendered HTML size cap (UTF-8 bytes); larger DOMs are truncated and flagged (truncated_parts: rendered)."""
 
 
 class DagsterSettings(BaseSettings):
