@@ -8,9 +8,9 @@ from collections.abc import Awaitable, Callable
 import httpx
 import pytest
 from prometheus_client import REGISTRY
-from workers.rich.caps import truncate_utf8
 
 from workers.messages import RawPage, compress_html
+from workers.processed import cap_utf8
 from workers.rich.cache import ResourceCache
 from workers.rich.document import document_of, fulfil_headers
 from workers.rich.guard import Fetched, PageBudget, Refusal, RequestGuard, SubRequest
@@ -272,11 +272,11 @@ def test_document_is_the_raw_page_body_at_its_final_url_with_its_charset() -> No
     assert doc.headers == {"content-type": "text/html; charset=windows-1252", "x-frame-options": "DENY"}
 
 
-def test_truncate_utf8_never_cuts_inside_a_character() -> None:
-    assert truncate_utf8("abc", 10) == ("abc", False)
-    text, cut = truncate_utf8("\u00e9" * 10, 5)  # two bytes each
+def test_cap_utf8_never_cuts_inside_a_character() -> None:
+    assert cap_utf8("abc", 10) == ("abc", False)
+    text, cut = cap_utf8("\u00e9" * 10, 5)  # two bytes each
     assert cut and text == "\u00e9\u00e9" and len(text.encode()) <= 5
-    assert truncate_utf8("\u00e9" * 3, 6) == ("\u00e9" * 3, False)
+    assert cap_utf8("\u00e9" * 3, 6) == ("\u00e9" * 3, False)
 
 
 async def test_shared_sub_resources_are_fetched_once_and_count_against_each_page() -> None:
