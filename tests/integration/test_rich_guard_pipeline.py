@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.ledger import crawl_batch
 from tests.helpers.pipeline import Pipeline
 from tests.integration.guard_site import (
     AFTER_JS,
@@ -30,8 +31,6 @@ from tests.integration.guard_site import (
     serve_origin,
 )
 from tests.integration.test_pipeline_e2e import TIMEOUT_ENV
-from workers.cli.cmd_crawl import crawl
-from workers.frontier import parse_list_lines
 from workers.settings import Settings
 from workers.storage import PageStore
 from workers.urls import normalize_url, url_hash
@@ -43,7 +42,7 @@ pytestmark = [
         not shutil.which("chromium"), reason="Debian chromium not installed (make test installs it)"
     ),
 ]
-STAGES = ("ingestor", "router", "fast_extractor", "rich_renderer", "storage_writer")
+STAGES = ("ingestor", "router", "fast_extractor", "rich_renderer", "storage_writer", "discovery")
 GUARD_ENV = {
     "STREAMCRAWL_INGESTOR_ALLOW_PRIVATE_NETWORKS": "false",
     "STREAMCRAWL_INGESTOR_ALLOWED_NETWORKS": json.dumps(["127.0.0.1/32"]),
@@ -88,16 +87,9 @@ async def test_crawled_page_cannot_reach_the_canary_and_is_stored_as_rendered(
     ]
     origin.pages["/hostile.html"] = hostile_page(targets, stun=f"stun:127.0.0.2:{canary.udp_port}")
     url = origin.url("/hostile.html")
-    progress = await crawl(
-        settings,
-        parse_list_lines([url], scheme="http"),
-        batch=f"guard-{time.time_ns()}",
-        wait=True,
-        timeout_s=180,
-    )
-    assert progress is not None
+    progress = await crawl_batch(settings, [url], f"guard-{time.time_ns()}", timeout_s=180)
     summary = progress.summary()
-    assert summary["stored"] == 1, (summary, progress.reasons, pipeline.logs("rich_renderer"))
+    assert summary["stored"] == 1, (summary, progress.examples, pipeline.logs("rich_renderer"))
     assert summary["rich"] == 1, "the app page is routed to the renderer"
     async with PageStore(settings.postgres, settings.s3, settings.storage) as store:
         h = url_hash(normalize_url(url))

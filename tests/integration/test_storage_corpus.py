@@ -35,12 +35,11 @@ from warcio.archiveiterator import ArchiveIterator
 
 from crawl_assets.assets.corpus_export import build_corpus_export, export_key
 from crawl_assets.resources import PostgresResource, S3Resource
+from tests.helpers.ledger import crawl_batch
 from tests.helpers.pipeline import HOT_PATH, Pipeline
 from tests.helpers.services import run_coro
-from workers.cli.cmd_crawl import crawl
 from workers.demoweb import DemoWeb, demo_urls
 from workers.demoweb.site import site_profile
-from workers.frontier import parse_list_lines
 from workers.messages import ProcessedPage, compress_html
 from workers.scope import registered_domain
 from workers.settings import Settings
@@ -82,9 +81,8 @@ def crawled(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Ite
                 port=web.port, hosts=8, per_host=5, seed=7, include_failures=False, exclude_kinds={"spa"}
             )
             pipeline.start(*HOT_PATH)
-            parsed = parse_list_lines([u.url for u in urls], scheme="http")
-            progress = await crawl(settings, parsed, batch=batch, wait=True, timeout_s=180)
-            assert progress is not None and progress.summary()["lost"] == 0, progress and progress.summary()
+            progress = await crawl_batch(settings, [u.url for u in urls], batch, timeout_s=180)
+            assert progress.complete, progress.summary()
         finally:
             pipeline.stop()
             await web.stop()
@@ -277,9 +275,11 @@ def test_corpus_export_parquet_queried_with_duckdb(crawled: Crawled, tmp_path: P
             and domain == registered_domain(host)
             and warc == by_hash[h]["warc_key"]
         )
-        if language is not None:
+        # Articles are written in their site's language; listings mix it with English
+        # section names, so only articles are held to it.
+        if language is not None and "/article/" in by_hash[h]["url"]:
             detected += 1
-            assert language == site_profile(host).lang, (host, language)
+            assert language == site_profile(host).lang, (by_hash[h]["url"], language)
     if detected == 0:
         print("\ncorpus_export: the extractor does not detect languages yet (content_languages all null)")
     fetch = db.sql(

@@ -7,7 +7,8 @@ names the part (``raw`` when the ingestor cut the body, ``rendered``, ``markdown
 
 :func:`encode_fitting` guarantees the record can be produced: if the encoded record is
 still above the topic's message limit (a raw body near its own cap plus a large DOM),
-it drops the rendered DOM, then cuts the Markdown, then the outlinks, flagging each; a
+it drops the rendered DOM, then cuts the Markdown and the text (in proportion), then the
+outlinks, flagging each; a
 record that cannot fit even then is an :class:`~workers.errors.ExtractionError`
 (permanent: dead-lettered with the sizes), never a produce that fails forever.
 """
@@ -113,12 +114,17 @@ def _drop_rendered(page: ProcessedPage, over: int) -> ProcessedPage | None:
     return dataclasses.replace(page, rendered_html_zstd=None) if page.rendered_html_zstd else None
 
 
-def _cut_markdown(page: ProcessedPage, over: int) -> ProcessedPage | None:
-    return dataclasses.replace(page, markdown=_shorter(page.markdown, over)) if page.markdown else None
-
-
-def _cut_text(page: ProcessedPage, over: int) -> ProcessedPage | None:
-    return dataclasses.replace(page, text=_shorter(page.text, over)) if page.text else None
+def _cut_content(page: ProcessedPage, over: int) -> ProcessedPage | None:
+    """Markdown and plain text cut by ``over`` bytes between them, each in proportion to its size."""
+    md, text = len(page.markdown.encode("utf-8", "replace")), len(page.text.encode("utf-8", "replace"))
+    if not md and not text:
+        return None
+    share = over / (md + text)
+    return dataclasses.replace(
+        page,
+        markdown=_shorter(page.markdown, int(md * share)) if md else page.markdown,
+        text=_shorter(page.text, int(text * share)) if text else page.text,
+    )
 
 
 def _halve_outlinks(page: ProcessedPage, over: int) -> ProcessedPage | None:
@@ -133,8 +139,7 @@ def _halve_outlinks(page: ProcessedPage, over: int) -> ProcessedPage | None:
 
 _SHRINK: tuple[tuple[str, Callable[[ProcessedPage, int], ProcessedPage | None], bool], ...] = (
     ("rendered", _drop_rendered, False),
-    ("markdown", _cut_markdown, False),
-    ("text", _cut_text, False),
+    ("markdown", _cut_content, False),
     ("outlinks", _halve_outlinks, True),
 )
 """In order: (the part flagged, how to make the record smaller, whether to repeat)."""
@@ -149,6 +154,8 @@ def encode_fitting(processed: ProcessedPage, *, limit: int = RECORD_LIMIT) -> tu
             if smaller is None:
                 break
             parts = _with_part(processed.truncated_parts, part)
+            if part == "markdown" and smaller.text != processed.text:
+                parts = _with_part(parts, "text")
             processed = dataclasses.replace(smaller, truncated=True, truncated_parts=parts)
             data = encode(processed)
             if not repeat:
