@@ -1,0 +1,73 @@
+"""``GET /pages/{url_hash}`` and ``/pages/by-url``: one stored page's metadata, one query.
+
+The row is read as the storage layer's :class:`~workers.storage.PageRow` (same columns, same
+decoding), plus what the API adds: the detected language, whether plain text is stored, and
+the batches that requested the URL (``crawl_urls``).
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+from workers.api.content import available_formats
+from workers.api.models import PageOut
+from workers.storage import PageRow
+from workers.storage.plan import PARTS
+
+__all__ = ["PAGE_COLUMNS", "read_page"]
+
+_BATCHES_SHOWN = 50
+PAGE_COLUMNS = ", ".join(
+    [
+        *(f"p.{name}" for name in sorted(set(PageRow.__dataclass_fields__) - {"refs"})),
+        *(f"p.{part}_{field}" for part in PARTS for field in ("key", "digest", "offset", "length")),
+    ]
+)
+"""The columns :meth:`PageRow.from_record` reads."""
+
+
+async def read_page(
+    pool: asyncpg.Pool, url_hash: str, *, outlinks: bool, warc: bool, timeout_s: float
+) -> PageOut | None:
+    """The page's metadata, or None when ``url_hash`` is not stored. ``warc``: the table has WARC columns."""
+    record = await pool.fetchrow(
+        f"SELECT {PAGE_COLUMNS}, p.language AS detected_language, p.text IS NOT NULL AS has_text,"
+        + (" p.warc_key IS NOT NULL AS has_warc," if warc else " false AS has_warc,")
+        + f" ARRAY(SELECT u.batch FROM crawl_urls u WHERE u.url_hash = p.url_hash"
+        f" ORDER BY u.admitted_at DESC LIMIT {_BATCHES_SHOWN}) AS batches"
+        " FROM pages p WHERE p.url_hash = $1",
+        url_hash,
+        timeout=timeout_s,
+    )
+    if record is None:
+        return None
+    row = PageRow.from_record(record)
+    return PageOut(
+        url_hash=row.url_hash,
+        url=row.url,
+        final_url=row.final_url,
+        host=row.host,
+        status=row.status,
+        route=row.route,
+        score=row.score,
+        title=row.title,
+        description=row.description,
+        lang=row.lang,
+        language=record["detected_language"],
+        canonical_url=row.canonical_url,
+        published_time=row.published_time,
+        word_count=row.word_count,
+        content_hash=row.content_hash,
+        text_hash=row.text_hash,
+        simhash=f"{row.simhash:016x}",
+        outlink_count=row.outlink_count,
+        outlinks=row.outlinks if outlinks else None,
+        truncated=row.truncated,
+        fallback=row.fallback,
+        fetched_at=row.fetched_at,
+        processed_at=row.processed_at,
+        first_stored_at=row.first_stored_at,
+        updated_at=row.updated_at,
+        batches=list(record["batches"]),
+        formats=available_formats(row, has_text=record["has_text"], has_warc=record["has_warc"]),
+    )

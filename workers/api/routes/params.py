@@ -1,0 +1,45 @@
+"""Query-parameter checks shared by the routes: canonical hosts and domains, no NUL bytes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from workers.api.errors import ApiError, ErrorDetail
+from workers.scope import registered_domain
+from workers.urls import InvalidURL, canonicalize, host_of
+
+__all__ = ["NO_NUL", "as_utc", "canonical_domain", "canonical_host", "invalid"]
+
+NO_NUL = r"^[^\x00]*$"
+"""PostgreSQL text cannot hold NUL: such input is refused by the schema (422)."""
+
+
+def invalid(where: str, message: str) -> ApiError:
+    return ApiError(422, f"{where}: {message}", details=[ErrorDetail(where=where, problem=message)])
+
+
+def canonical_host(value: str, *, where: str) -> str:
+    """A host as stored in ``pages.host`` (lower-case, IDNA), from a host or a URL."""
+    text = value.strip()
+    try:
+        url = canonicalize(text if "://" in text else f"http://{text}/")
+    except InvalidURL as exc:
+        raise invalid(where, f"not a host name ({exc}); pass e.g. example.com") from None
+    host = host_of(url)
+    if not host:
+        raise invalid(where, "not a host name; pass e.g. example.com")
+    return host
+
+
+def canonical_domain(value: str, *, where: str, extra_suffixes: list[str]) -> str:
+    """The registered domain of a host (``www.example.co.uk`` -> ``example.co.uk``)."""
+    host = canonical_host(value, where=where)
+    return registered_domain(host, extra_suffixes=extra_suffixes) or host
+
+
+def as_utc(value: datetime, *, where: str) -> datetime:
+    """An aware UTC datetime (a naive one is read as UTC)."""
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise invalid(where, "out of the range of representable times") from None
