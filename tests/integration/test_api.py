@@ -389,6 +389,7 @@ async def test_bad_input_is_a_422_that_says_what_to_fix(env: Env) -> None:
         ({"since": "yesterday"}, "since"),
         ({"since": "2026-03-02T00:00:00Z", "until": "2026-03-01T00:00:00Z"}, "since"),
         ({"route": "slow"}, "route"),
+        ({"lnag": "en"}, "unknown query parameter 'lnag'"),  # a typo is not silently ignored
     ]
     for params, word in cases:
         response = await _get(env, "/pages", **params)

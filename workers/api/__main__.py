@@ -11,13 +11,19 @@ import uvicorn
 
 from workers.api.app import create_app
 from workers.observability.logs import configure_logging
-from workers.settings import Settings
+from workers.settings import ApiSettings, Settings
 
 __all__ = ["main", "openapi_text"]
 
 
-def openapi_text(settings: Settings) -> str:
-    """The schema as committed in docs/openapi.json (stable key order, trailing newline)."""
+def openapi_text(settings: Settings | None = None) -> str:
+    """The schema as committed in docs/openapi.json (stable key order, trailing newline).
+
+    Without ``settings``: the defaults (page size and query caps appear in the schema), not
+    whatever STREAMCRAWL_API_* variables this process happens to see.
+    """
+    if settings is None:
+        settings = Settings(api=ApiSettings.model_construct())
     return json.dumps(create_app(settings).openapi(), indent=2, ensure_ascii=False) + "\n"
 
 
@@ -26,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--openapi", type=Path, help="write the OpenAPI schema to this file and exit")
     args = parser.parse_args(argv)
     if args.openapi is not None:
-        args.openapi.write_text(openapi_text(Settings()))
+        args.openapi.write_text(openapi_text())
         return 0
     settings = Settings.load()
     configure_logging("api", settings.metrics.log_level)

@@ -135,6 +135,12 @@ async def _validation(request: Request, exc: Exception) -> JSONResponse:
 async def _http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     message = str(exc.detail)
+    if exc.status_code == 400:  # FastAPI's "There was an error parsing the body"
+        return _response(
+            422,
+            "the request body is not a JSON document: send UTF-8 JSON with Content-Type: application/json",
+            [ErrorDetail(where="body", problem=message)],
+        )
     if exc.status_code == 404 and message == "Not Found":
         message = f"no route {request.url.path}: see /docs for the routes this API serves"
     elif exc.status_code == 405:

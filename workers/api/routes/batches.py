@@ -10,7 +10,7 @@ from workers.api.context import ApiContext, get_context
 from workers.api.cursor import bad_cursor, decode_cursor, encode_cursor
 from workers.api.errors import ApiError, error_responses
 from workers.api.models import BatchList, BatchOut
-from workers.api.routes.params import as_utc
+from workers.api.routes.params import as_utc, reject_unknown_query
 from workers.ledger import BatchProgress, list_progress, read_progress
 from workers.settings import Settings
 
@@ -33,7 +33,7 @@ def batch_out(progress: BatchProgress) -> BatchOut:
 
 def router(settings: Settings) -> APIRouter:
     api = settings.api
-    r = APIRouter(tags=["batches"])
+    r = APIRouter(tags=["batches"], dependencies=[Depends(reject_unknown_query)])
 
     @r.get(
         "/batches",

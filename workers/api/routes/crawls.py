@@ -16,6 +16,7 @@ from workers.api.auth import WriteKey
 from workers.api.context import ApiContext, get_context
 from workers.api.errors import ApiError, ErrorDetail, error_responses
 from workers.api.models import CrawlIn, CrawlOut, RejectedLine
+from workers.api.routes.params import reject_unknown_query
 from workers.cli.cmd_crawl import new_batch_id
 from workers.errors import ConfigError
 from workers.frontier import ListEntry, parse_list_lines
@@ -81,7 +82,7 @@ def _entries(body: CrawlIn, *, max_urls: int) -> tuple[list[ListEntry], list[Rej
 
 
 def router(settings: Settings) -> APIRouter:
-    r = APIRouter(tags=["crawls"])
+    r = APIRouter(tags=["crawls"], dependencies=[Depends(reject_unknown_query)])
 
     @r.post(
         "/crawls",

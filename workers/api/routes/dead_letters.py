@@ -9,7 +9,7 @@ from workers.api.context import ApiContext, get_context
 from workers.api.dead_letters import DeadLetterQuery, list_dead_letters
 from workers.api.errors import error_responses
 from workers.api.models import DeadLetterList
-from workers.api.routes.params import NO_NUL
+from workers.api.routes.params import NO_NUL, reject_unknown_query
 from workers.settings import Settings
 from workers.topics import Stage
 
@@ -20,7 +20,7 @@ Ctx = Annotated[ApiContext, Depends(get_context)]
 
 def router(settings: Settings) -> APIRouter:
     api = settings.api
-    r = APIRouter(tags=["dead letters"])
+    r = APIRouter(tags=["dead letters"], dependencies=[Depends(reject_unknown_query)])
 
     @r.get(
         "/dead-letters",

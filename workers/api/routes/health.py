@@ -16,6 +16,7 @@ from workers.api.auth import ReadKey
 from workers.api.context import ApiContext, get_context
 from workers.api.errors import error_responses
 from workers.api.models import Health
+from workers.api.routes.params import reject_unknown_query
 from workers.errors import StreamCrawlError
 from workers.settings import Settings
 from workers.storage.plan import Part
@@ -46,7 +47,7 @@ async def _check_s3(ctx: ApiContext) -> str:
 
 
 def router(settings: Settings) -> APIRouter:
-    r = APIRouter(tags=["operations"])
+    r = APIRouter(tags=["operations"], dependencies=[Depends(reject_unknown_query)])
 
     @r.get("/healthz", response_model=Health, summary="Liveness: the process answers")
     async def healthz() -> Health:

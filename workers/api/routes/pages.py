@@ -11,7 +11,14 @@ from workers.api.context import ApiContext, get_context
 from workers.api.errors import ApiError, error_responses
 from workers.api.models import URL_HASH_PATTERN, ContentFormat, PageList, PageOut
 from workers.api.pages import read_page
-from workers.api.routes.params import NO_NUL, as_utc, canonical_domain, canonical_host, invalid
+from workers.api.routes.params import (
+    NO_NUL,
+    as_utc,
+    canonical_domain,
+    canonical_host,
+    invalid,
+    reject_unknown_query,
+)
 from workers.api.search import Order, SearchQuery, search_pages
 from workers.settings import Settings
 from workers.urls import InvalidURL, normalize_url, url_hash
@@ -43,7 +50,7 @@ def _zstd_accepted(accept_encoding: str | None) -> bool:
 def router(settings: Settings) -> APIRouter:
     api = settings.api
     extra_suffixes = list(settings.discovery.extra_suffixes)
-    r = APIRouter(tags=["pages"])
+    r = APIRouter(tags=["pages"], dependencies=[Depends(reject_unknown_query)])
 
     @r.get(
         "/pages",

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import Request
+from fastapi.dependencies.models import Dependant
 
 from workers.api.errors import ApiError, ErrorDetail
 from workers.scope import registered_domain
 from workers.urls import InvalidURL, canonicalize, host_of
 
-__all__ = ["NO_NUL", "as_utc", "canonical_domain", "canonical_host", "invalid"]
+__all__ = ["NO_NUL", "as_utc", "canonical_domain", "canonical_host", "invalid", "reject_unknown_query"]
 
 NO_NUL = r"^[^\x00]*$"
 """PostgreSQL text cannot hold NUL: such input is refused by the schema (422)."""
@@ -43,3 +47,33 @@ def as_utc(value: datetime, *, where: str) -> datetime:
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     except (OverflowError, ValueError):
         raise invalid(where, "out of the range of representable times") from None
+
+
+_KNOWN: dict[int, frozenset[str]] = {}
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    names = {param.alias for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+async def reject_unknown_query(request: Request) -> None:
+    """A query parameter the route does not take is a 422 (``?lnag=en`` would otherwise be
+    ignored silently and return unfiltered results)."""
+    route: Any = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    known = _KNOWN.get(id(route))
+    if known is None:
+        known = _KNOWN[id(route)] = frozenset(_query_names(dependant))
+    unknown = sorted({name for name in request.query_params if name not in known})
+    if unknown:
+        takes = ", ".join(sorted(known)) or "none"
+        raise ApiError(
+            422,
+            f"unknown query parameter {unknown[0]!r}: {request.url.path} takes {takes}",
+            details=[ErrorDetail(where=f"query.{name}", problem="unknown parameter") for name in unknown],
+        )
