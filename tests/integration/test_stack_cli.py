@@ -67,6 +67,7 @@ def _stack_env(data_dir: Path, **extra: str) -> dict[str, str]:
         STREAMCRAWL_SUPERVISOR_PORT=str(free_port()),
         STREAMCRAWL_START_RICH_RENDERER="false",
         STREAMCRAWL_METRICS_BASE_PORT=str(free_port()),
+        STREAMCRAWL_API_PORT=str(free_port()),
     )
     env.update(extra)
     _ENV[str(data_dir)] = env
@@ -137,10 +138,16 @@ async def test_up_status_down_cycle(stack_dir: Path) -> None:
         "router",
         "fast_extractor",
         "storage_writer",
+        "discovery",
+        "api",
     }
+    # The read API answers under supervisord, bound to 127.0.0.1, and `status` says so.
+    api_ready = wait_until(lambda: bool(_status(env)["api"]["ready"]), timeout_s=60, interval_s=1.0)
+    assert api_ready, _status(env)["api"]
+    assert _status(env)["api"]["address"] == f"http://127.0.0.1:{env['STREAMCRAWL_API_PORT']}"
     assert status["kafka"]["error"] is None
     assert status["kafka"]["topics"]["raw.page"]["partitions"] == 12
-    assert set(status["kafka"]["dlq"]) == {"raw.page.dlq", "processed.dlq", "storage.dlq"}
+    assert set(status["kafka"]["dlq"]) == {"raw.page.dlq", "processed.dlq", "storage.dlq", "discovery.dlq"}
 
     # Warm up: nothing changes.
     pids = {c["name"]: c["pid"] for c in status["components"]}

@@ -14,7 +14,7 @@ from workers.api.errors import ApiError
 from workers.api.keys import KEY_PATTERN, key_id_of, scope_allows
 from workers.api.ratelimit import KeyRateLimiter
 from workers.api.routes.pages import _zstd_accepted
-from workers.api.search import SearchQuery, _build
+from workers.api.search import SearchQuery, build_search
 from workers.settings import Settings, StackSettings
 from workers.stack.paths import StackPaths
 from workers.stack.supervisor import render_config
@@ -84,16 +84,18 @@ def test_zstd_is_sent_only_to_clients_that_accept_it() -> None:
 
 
 def test_search_statement_uses_the_indexed_expressions() -> None:
-    sql, args = _build(SearchQuery(q="wombat", domain="example.com", lang="en", batch="b1", limit=10))
-    assert "p.search @@ websearch_to_tsquery('simple', $1)" in sql
+    sql, args = build_search(SearchQuery(q="wombat", domain="example.com", lang="en", batch="b1", limit=10))
+    assert "JOIN page_search ps ON ps.url_hash = p.url_hash" in sql
+    assert "ps.search @@ websearch_to_tsquery('simple', $1)" in sql
     assert "reverse('.' || p.host) LIKE $2" in sql and args[1] == "moc.elpmaxe.%"
     assert "lower(split_part(coalesce(p.language, p.lang), '-', 1)) = $3" in sql
     assert "crawl_urls u WHERE u.batch = $4" in sql
     assert "ts_headline" in sql and args[-1] == 11  # one more row than asked: is there a next page?
-    sql, args = _build(SearchQuery(domain="a_b.com"))
+    sql, args = build_search(SearchQuery(domain="a_b.com"))
     assert args[0] == "moc.b\\_a.%"  # LIKE wildcards in a host are literal
-    sql, _ = _build(SearchQuery())
+    sql, _ = build_search(SearchQuery())
     assert "ORDER BY p.fetched_at DESC, p.url_hash DESC" in sql and "ts_headline" not in sql
+    assert "page_search" not in sql  # no join without q
 
 
 def test_supervisor_runs_the_api_unless_disabled(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from workers.api.models import PageOut
 from workers.storage import PageRow
 from workers.storage.plan import PARTS
 
-__all__ = ["PAGE_COLUMNS", "read_page"]
+__all__ = ["PAGE_COLUMNS", "page_sql", "read_page"]
 
 _BATCHES_SHOWN = 50
 PAGE_COLUMNS = ", ".join(
@@ -26,19 +26,22 @@ PAGE_COLUMNS = ", ".join(
 """The columns :meth:`PageRow.from_record` reads."""
 
 
-async def read_page(
-    pool: asyncpg.Pool, url_hash: str, *, outlinks: bool, warc: bool, timeout_s: float
-) -> PageOut | None:
-    """The page's metadata, or None when ``url_hash`` is not stored. ``warc``: the table has WARC columns."""
-    record = await pool.fetchrow(
+def page_sql(*, warc: bool) -> str:
+    """The one statement behind a metadata read (``$1`` = url_hash); ``warc``: the table has WARC columns."""
+    return (
         f"SELECT {PAGE_COLUMNS}, p.language AS detected_language, p.text IS NOT NULL AS has_text,"
         + (" p.warc_key IS NOT NULL AS has_warc," if warc else " false AS has_warc,")
         + f" ARRAY(SELECT u.batch FROM crawl_urls u WHERE u.url_hash = p.url_hash"
         f" ORDER BY u.admitted_at DESC LIMIT {_BATCHES_SHOWN}) AS batches"
-        " FROM pages p WHERE p.url_hash = $1",
-        url_hash,
-        timeout=timeout_s,
+        " FROM pages p WHERE p.url_hash = $1"
     )
+
+
+async def read_page(
+    pool: asyncpg.Pool, url_hash: str, *, outlinks: bool, warc: bool, timeout_s: float
+) -> PageOut | None:
+    """The page's metadata, or None when ``url_hash`` is not stored."""
+    record = await pool.fetchrow(page_sql(warc=warc), url_hash, timeout=timeout_s)
     if record is None:
         return None
     row = PageRow.from_record(record)

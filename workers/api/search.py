@@ -1,13 +1,14 @@
 """``GET /pages``: full-text search and filters over ``pages``, keyset-paginated.
 
-One statement per page of results. Matching uses the ``search`` tsvector (title + text,
-migration 0020) through its GIN index with ``websearch_to_tsquery('simple', q)``: quoted
-phrases, ``or`` and ``-word`` work, and any input is a valid query (never a syntax error).
+One statement per page of results. Matching uses the search vector of each page (title +
+text, ``page_search.search``, migration 0020) through its GIN index with
+``websearch_to_tsquery('simple', q)``: quoted phrases, ``or`` and ``-word`` work, and any
+input is a valid query (never a syntax error).
 
 Orderings (the cursor carries the last row's sort key, so a page never shifts when rows are
 added before it):
 
-* ``relevance`` (default with ``q``): ``ts_rank(search, query, 1)`` (length-normalised)
+* ``relevance`` (default with ``q``): ``ts_rank(ps.search, query, 1)`` (length-normalised)
   descending, then ``url_hash``. Every match is ranked before the first page is cut, so a
   very common word costs more than a rare one (bench/stage_api.py measures both);
 * ``recent`` (default without ``q``): ``fetched_at`` descending, then ``url_hash``, on the
@@ -32,7 +33,7 @@ import asyncpg
 from workers.api.cursor import bad_cursor, decode_cursor, encode_cursor
 from workers.api.models import PageHit, PageList
 
-__all__ = ["LANGUAGE_EXPR", "Order", "SearchQuery", "search_pages"]
+__all__ = ["LANGUAGE_EXPR", "Order", "SearchQuery", "build_search", "search_pages"]
 
 Order = Literal["relevance", "recent"]
 LANGUAGE_EXPR = "lower(split_part(coalesce(p.language, p.lang), '-', 1))"
@@ -75,12 +76,12 @@ class _Sql:
         return f"${len(self.args)}"
 
 
-def _build(query: SearchQuery) -> tuple[str, list[Any]]:
+def build_search(query: SearchQuery) -> tuple[str, list[Any]]:
     sql = _Sql()
     ordering = query.ordering
     tsq = f"websearch_to_tsquery('simple', {sql.arg(query.q)})" if query.q else None
     if tsq is not None:
-        sql.where.append(f"p.search @@ {tsq}")
+        sql.where.append(f"ps.search @@ {tsq}")
     if query.host:
         sql.where.append(f"p.host = {sql.arg(query.host)}")
     if query.domain:
@@ -100,7 +101,7 @@ def _build(query: SearchQuery) -> tuple[str, list[Any]]:
             " AND u.url_hash = p.url_hash)"
         )
     if ordering == "relevance":
-        rank = f"ts_rank(p.search, {tsq}, 1)" if tsq else "0::real"
+        rank = f"ts_rank(ps.search, {tsq}, 1)" if tsq else "0::real"
         if query.cursor:
             last_rank, last_hash = decode_cursor(query.cursor, "relevance", (float, str))
             r, h = sql.arg(float(last_rank)), sql.arg(last_hash)
@@ -128,7 +129,8 @@ def _build(query: SearchQuery) -> tuple[str, list[Any]]:
         f" {headline} AS snippet FROM ("
         f" SELECT p.url_hash, p.url, p.title, p.host, p.route, p.text, p.description,"
         f" {LANGUAGE_EXPR} AS language, p.fetched_at, {rank} AS rank"
-        f" FROM pages p WHERE {where} ORDER BY {order_by} LIMIT {limit}) s"
+        f" FROM pages p{' JOIN page_search ps ON ps.url_hash = p.url_hash' if tsq else ''}"
+        f" WHERE {where} ORDER BY {order_by} LIMIT {limit}) s"
     )
     return statement, sql.args
 
@@ -140,7 +142,7 @@ def _next_cursor(ordering: Order, row: asyncpg.Record) -> str:
 
 
 async def search_pages(pool: asyncpg.Pool, query: SearchQuery, *, timeout_s: float) -> PageList:
-    statement, args = _build(query)
+    statement, args = build_search(query)
     rows = await pool.fetch(statement, *args, timeout=timeout_s)
     ordering = query.ordering
     page = rows[: query.limit]

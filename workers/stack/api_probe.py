@@ -31,7 +31,7 @@ class ApiStatus:
         }
 
 
-def api_status(api: ApiSettings, *, timeout_s: float = 2.0) -> ApiStatus:
+def api_status(api: ApiSettings, *, timeout_s: float = 5.0) -> ApiStatus:
     """Ask the API's ``/readyz`` (no key needed); ``up`` = it answered, ``ready`` = 200."""
     host = LOCALHOST if api.bind_host in ("0.0.0.0", "::", "") else api.bind_host
     address = f"http://{host}:{api.port}"
@@ -46,4 +46,5 @@ def api_status(api: ApiSettings, *, timeout_s: float = 2.0) -> ApiStatus:
             body = {}
         return ApiStatus(address, True, False, dict(body.get("checks", {})), f"readyz answered {exc.code}")
     except (OSError, ValueError) as exc:
-        return ApiStatus(address, False, False, detail=f"not answering ({type(exc).__name__})")
+        reason = getattr(exc, "reason", exc)
+        return ApiStatus(address, False, False, detail=f"not answering ({reason})")
