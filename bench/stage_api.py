@@ -291,8 +291,10 @@ async def _search_rows(
         for label, params in cases:
             matches = (
                 await pool.fetchval(
-                    "SELECT count(*) FROM pages WHERE search @@ websearch_to_tsquery('simple', $1)",
+                    "SELECT count(*) FROM page_search s JOIN pages p USING (url_hash)"
+                    " WHERE s.search @@ websearch_to_tsquery('simple', $1) AND ($2::text IS NULL OR p.host = $2)",
                     params["q"],
+                    params.get("host"),
                 )
                 if "q" in params
                 else n_pages

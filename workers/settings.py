@@ -323,6 +323,8 @@ class ApiSettings(BaseSettings):
     """Largest `limit` a list route accepts."""
     max_query_chars: int = 256
     """Longest search query `q` accepted."""
+    rank_window: int = 1_000
+    """Relevance order ranks the N most recently fetched pages that match `q` (ranking every match of a common word costs seconds at 100k pages)."""
     max_crawl_urls: int = 100_000
     """Most URLs one `POST /crawls` may list (`urls` and the valid lines of `list` together)."""
     rate_limit_per_s: int = 50

@@ -494,3 +494,24 @@ async def test_keys_scopes_and_rate_limits_are_enforced(env: Env, caplog: pytest
     assert not any(key in str(dict(row)) for row in stored for key in secrets_)
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "key=" in logged and not any(key in logged or key.split("_")[2] in logged for key in secrets_)
+
+
+async def test_relevance_ranks_the_newest_matches_within_the_window(env: Env) -> None:
+    small = env.settings.model_copy(update={"api": env.settings.api.model_copy(update={"rank_window": 5})})
+    async with api_client(small) as client:
+        response = await client.get("/pages", params={"q": "wombat", "limit": 3}, headers=auth(env.read))
+        body = response.json()
+        assert body["ranked"] == 5  # of 48 matches: the window is full
+        hits = body["items"]
+        cursor = body["next_cursor"]
+        rest = (
+            await client.get("/pages", params={"q": "wombat", "cursor": cursor}, headers=auth(env.read))
+        ).json()
+    newest = sorted((p for p in PAGES if "wombat" in p.text), key=lambda p: p.fetched_at, reverse=True)[:5]
+    assert {h["url_hash"] for h in hits + rest["items"]} == {p.url_hash for p in newest}
+    assert rest["next_cursor"] is None
+    everything = (await _get(env, "/pages", q="wombat", limit=25)).json()
+    assert (
+        everything["ranked"] == 48
+        and (await _get(env, "/pages", q="wombat", order="recent")).json()["ranked"] is None
+    )

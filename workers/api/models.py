@@ -51,6 +51,12 @@ class PageList(BaseModel):
     items: list[PageHit]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
     limit: int
+    ranked: int | None = Field(
+        default=None,
+        description="Relevance order only: how many matching pages were ranked, the most recently fetched"
+        " first (at most STREAMCRAWL_API_RANK_WINDOW). When it equals that window, older matches were left"
+        " out: narrow the query, or page through every match with order=recent.",
+    )
 
 
 class PageOut(BaseModel):

@@ -8,9 +8,13 @@ input is a valid query (never a syntax error).
 Orderings (the cursor carries the last row's sort key, so a page never shifts when rows are
 added before it):
 
-* ``relevance`` (default with ``q``): ``ts_rank(ps.search, query, 1)`` (length-normalised)
-  descending, then ``url_hash``. Every match is ranked before the first page is cut, so a
-  very common word costs more than a rare one (bench/stage_api.py measures both);
+* ``relevance`` (default with ``q``): the ``STREAMCRAWL_API_RANK_WINDOW`` (1,000) most
+  recently fetched matches are ranked by ``ts_rank(search, query, 1)`` (length-normalised),
+  best first, then ``url_hash``; ``ranked`` in the answer says how many were. Ranking
+  every match costs one vector read per match: 1.5-3.4 s for a common word at 100k pages,
+  against 10-200 ms for the window (bench/stage_api.py). The planner walks the newest-first
+  index for common words and the GIN index for rare ones (it tells them apart thanks to the
+  statistics target migration 0020 raises);
 * ``recent`` (default without ``q``): ``fetched_at`` descending, then ``url_hash``, on the
   ``(fetched_at, url_hash)`` index. A page recrawled while a client pages through moves
   to the front: it is not shown twice, and it may be missed by that walk.
@@ -76,10 +80,7 @@ class _Sql:
         return f"${len(self.args)}"
 
 
-def build_search(query: SearchQuery) -> tuple[str, list[Any]]:
-    sql = _Sql()
-    ordering = query.ordering
-    tsq = f"websearch_to_tsquery('simple', {sql.arg(query.q)})" if query.q else None
+def _filters(sql: _Sql, query: SearchQuery, tsq: str | None) -> None:
     if tsq is not None:
         sql.where.append(f"ps.search @@ {tsq}")
     if query.host:
@@ -100,15 +101,37 @@ def build_search(query: SearchQuery) -> tuple[str, list[Any]]:
             f"EXISTS (SELECT 1 FROM crawl_urls u WHERE u.batch = {sql.arg(query.batch)}"
             " AND u.url_hash = p.url_hash)"
         )
-    if ordering == "relevance":
-        rank = f"ts_rank(ps.search, {tsq}, 1)" if tsq else "0::real"
+
+
+def build_search(query: SearchQuery, *, rank_window: int = 1_000) -> tuple[str, list[Any]]:
+    """The statement of one page of results and its arguments.
+
+    The inner query finds the page's url_hashes (and, for relevance, ranks the newest
+    ``rank_window`` matches); the outer one joins ``pages`` for the columns shown and
+    computes the snippets of those rows only.
+    """
+    sql = _Sql()
+    ordering = query.ordering
+    tsq = f"websearch_to_tsquery('simple', {sql.arg(query.q)})" if query.q else None
+    _filters(sql, query, tsq)
+    source = "pages p" + (" JOIN page_search ps ON ps.url_hash = p.url_hash" if tsq else "")
+    if ordering == "relevance" and tsq is not None:
+        keyset = ""
         if query.cursor:
             last_rank, last_hash = decode_cursor(query.cursor, "relevance", (float, str))
             r, h = sql.arg(float(last_rank)), sql.arg(last_hash)
-            sql.where.append(f"({rank} < {r}::real OR ({rank} = {r}::real AND p.url_hash > {h}))")
-        order_by = f"{rank} DESC, p.url_hash ASC"
+            keyset = f" WHERE r.rank < {r}::real OR (r.rank = {r}::real AND r.url_hash > {h})"
+        window = sql.arg(max(1, rank_window))
+        limit = sql.arg(query.limit + 1)
+        inner = (
+            "SELECT r.url_hash, r.fetched_at, r.rank, r.ranked FROM ("
+            f" SELECT c.url_hash, c.fetched_at, ts_rank(c.search, {tsq}, 1) AS rank, count(*) OVER () AS ranked"
+            f" FROM (SELECT p.url_hash, p.fetched_at, ps.search FROM {source}"
+            f" WHERE {' AND '.join(sql.where)} ORDER BY p.fetched_at DESC, p.url_hash DESC LIMIT {window}) c"
+            f") r{keyset} ORDER BY r.rank DESC, r.url_hash ASC LIMIT {limit}"
+        )
+        order_by = "s.rank DESC, s.url_hash ASC"
     else:
-        rank = "NULL::real"
         if query.cursor:
             last_at, last_hash = decode_cursor(query.cursor, "recent", (str, str))
             try:
@@ -116,21 +139,21 @@ def build_search(query: SearchQuery) -> tuple[str, list[Any]]:
             except ValueError:
                 raise bad_cursor("recent") from None
             sql.where.append(f"(p.fetched_at, p.url_hash) < ({sql.arg(at)}, {sql.arg(last_hash)})")
-        order_by = "p.fetched_at DESC, p.url_hash DESC"
-    limit = sql.arg(query.limit + 1)
+        limit = sql.arg(query.limit + 1)
+        inner = (
+            f"SELECT p.url_hash, p.fetched_at, NULL::real AS rank, NULL::bigint AS ranked FROM {source}"
+            f" WHERE {' AND '.join(sql.where) or 'true'} ORDER BY p.fetched_at DESC, p.url_hash DESC LIMIT {limit}"
+        )
+        order_by = "s.fetched_at DESC, s.url_hash DESC"
     headline = (
-        f"ts_headline('simple', left(coalesce(s.text, ''), {_HEADLINE_INPUT_CHARS}), {tsq}, '{_HEADLINE_OPTIONS}')"
+        f"ts_headline('simple', left(coalesce(p.text, ''), {_HEADLINE_INPUT_CHARS}), {tsq}, '{_HEADLINE_OPTIONS}')"
         if tsq
-        else f"left(coalesce(nullif(s.description, ''), s.text, ''), {_SNIPPET_CHARS})"
+        else f"left(coalesce(nullif(p.description, ''), p.text, ''), {_SNIPPET_CHARS})"
     )
-    where = " AND ".join(sql.where) or "true"
     statement = (
-        f"SELECT s.url_hash, s.url, s.title, s.host, s.route, s.language, s.fetched_at, s.rank,"
-        f" {headline} AS snippet FROM ("
-        f" SELECT p.url_hash, p.url, p.title, p.host, p.route, p.text, p.description,"
-        f" {LANGUAGE_EXPR} AS language, p.fetched_at, {rank} AS rank"
-        f" FROM pages p{' JOIN page_search ps ON ps.url_hash = p.url_hash' if tsq else ''}"
-        f" WHERE {where} ORDER BY {order_by} LIMIT {limit}) s"
+        f"SELECT s.url_hash, p.url, p.title, p.host, p.route, {LANGUAGE_EXPR} AS language, s.fetched_at,"
+        f" s.rank, s.ranked, {headline} AS snippet FROM ({inner}) s"
+        f" JOIN pages p ON p.url_hash = s.url_hash ORDER BY {order_by}"
     )
     return statement, sql.args
 
@@ -141,8 +164,10 @@ def _next_cursor(ordering: Order, row: asyncpg.Record) -> str:
     return encode_cursor("recent", [row["fetched_at"].isoformat(), row["url_hash"]])
 
 
-async def search_pages(pool: asyncpg.Pool, query: SearchQuery, *, timeout_s: float) -> PageList:
-    statement, args = build_search(query)
+async def search_pages(
+    pool: asyncpg.Pool, query: SearchQuery, *, rank_window: int, timeout_s: float
+) -> PageList:
+    statement, args = build_search(query, rank_window=rank_window)
     rows = await pool.fetch(statement, *args, timeout=timeout_s)
     ordering = query.ordering
     page = rows[: query.limit]
@@ -164,4 +189,5 @@ async def search_pages(pool: asyncpg.Pool, query: SearchQuery, *, timeout_s: flo
         ],
         next_cursor=_next_cursor(ordering, page[-1]) if more and page else None,
         limit=query.limit,
+        ranked=int(rows[0]["ranked"]) if rows and rows[0]["ranked"] is not None else None,
     )

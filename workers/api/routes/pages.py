@@ -132,7 +132,7 @@ def router(settings: Settings) -> APIRouter:
             cursor=cursor,
             limit=limit,
         )
-        return await search_pages(ctx.store.pool, query, timeout_s=ctx.timeout_s)
+        return await search_pages(ctx.store.pool, query, rank_window=api.rank_window, timeout_s=ctx.timeout_s)
 
     @r.get(
         "/pages/by-url",

@@ -50,6 +50,10 @@ SELECT url_hash, pages_search_vector(title, text) FROM pages
 ON CONFLICT (url_hash) DO NOTHING;
 
 CREATE INDEX IF NOT EXISTS page_search_idx ON page_search USING gin (search);
+-- 10x the default statistics: the planner then knows rare words from common ones (with the
+-- default it took a one-page word for a 0.5 % one and walked the whole newest-first index:
+-- 2.4 s instead of 1 ms at 100k pages).
+ALTER TABLE page_search ALTER COLUMN search SET STATISTICS 1000;
 
 -- Newest first (and since/until) with keyset pagination on (fetched_at, url_hash).
 CREATE INDEX IF NOT EXISTS pages_fetched_idx ON pages (fetched_at, url_hash);
