@@ -314,7 +314,8 @@ async def _search_rows(
                         "note": f"{matches:,} of {n_pages:,} pages match; {n} sequential requests",
                     }
                 )
-    plan = await pool.fetch("EXPLAIN " + build_search(SearchQuery(q="grp42", limit=20))[0], "grp42", 21)
+    plan_sql, plan_args = build_search(SearchQuery(q="grp42", limit=20))
+    plan = await pool.fetch("EXPLAIN " + plan_sql, *plan_args)
     uses_gin = "yes" if any("page_search_idx" in r[0] for r in plan) else "no"
     for row in rows:
         if "grp42 (1 %" in row["metric"]:

@@ -10,7 +10,7 @@ from workers.api.context import ApiContext, get_context
 from workers.api.cursor import bad_cursor, decode_cursor, encode_cursor
 from workers.api.errors import ApiError, error_responses
 from workers.api.models import BatchList, BatchOut
-from workers.api.routes.params import as_utc, reject_unknown_query
+from workers.api.routes.params import Cursor, as_utc, page_limit, reject_unknown_query
 from workers.ledger import BatchProgress, list_progress, read_progress
 from workers.settings import Settings
 
@@ -51,13 +51,8 @@ def router(settings: Settings) -> APIRouter:
             Literal["running", "complete"] | None,
             Query(description="complete: every URL accounted for; running: not yet."),
         ] = None,
-        cursor: Annotated[
-            str | None,
-            Query(
-                max_length=4096, pattern=r"^[A-Za-z0-9_-]+$", description="next_cursor of the previous page."
-            ),
-        ] = None,
-        limit: Annotated[int, Query(ge=1, le=api.max_page_size)] = api.default_page_size,
+        cursor: Cursor = None,
+        limit: Annotated[int, page_limit(api.max_page_size)] = api.default_page_size,
     ) -> BatchList:
         where: list[str] = []
         args: list[object] = []

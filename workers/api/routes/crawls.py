@@ -1,12 +1,14 @@
 """``POST /crawls``: submit URLs or a list as one batch, exactly as ``streamcrawl crawl`` does.
 
-Same validation (the scope through :func:`workers.scope.validate_scope`, URLs through the one
+Same validation (the scope through the CLI's ``scope_from_args`` and so
+:func:`workers.scope.validate_scope`, URLs through the one
 list parser :func:`workers.frontier.parse_list_lines` and so :func:`workers.urls.normalize_url`),
 same publishing path (:func:`workers.ledger.publish_batch` with ``origin="api"``). Like the CLI,
 an invalid URL in ``urls`` is an error (422 naming it) and invalid lines of ``list`` are
 skipped and reported.
 """
 
+import argparse
 from typing import Annotated
 
 from aiokafka.errors import KafkaError
@@ -17,12 +19,11 @@ from workers.api.context import ApiContext, get_context
 from workers.api.errors import ApiError, ErrorDetail, error_responses
 from workers.api.models import CrawlIn, CrawlOut, RejectedLine
 from workers.api.routes.params import reject_unknown_query
-from workers.cli.cmd_crawl import new_batch_id
+from workers.cli.cmd_crawl import new_batch_id, scope_from_args
 from workers.errors import ConfigError
 from workers.frontier import ListEntry, parse_list_lines
 from workers.ledger import BatchSpec, publish_batch
 from workers.messages import Scope
-from workers.scope import validate_scope
 from workers.settings import Settings
 
 __all__ = ["router"]
@@ -32,17 +33,11 @@ _REJECTED_SHOWN = 100
 
 
 def _scope(body: CrawlIn) -> Scope:
-    return validate_scope(
-        Scope(
-            mode=body.scope,
-            max_depth=body.depth,
-            max_pages_per_host=body.max_pages_per_host,
-            max_pages=body.max_pages,
-            include=list(body.include),
-            exclude=list(body.exclude),
-            follow_nofollow=body.follow_nofollow,
-        )
+    """The CLI's own option-to-scope path (``crawl --depth … --scope …``), so the two cannot drift."""
+    options = body.model_dump(
+        include={"scope", "depth", "max_pages_per_host", "max_pages", "include", "exclude", "follow_nofollow"}
     )
+    return scope_from_args(argparse.Namespace(**options))
 
 
 def _entries(body: CrawlIn, *, max_urls: int) -> tuple[list[ListEntry], list[RejectedLine], int]:

@@ -9,7 +9,7 @@ from workers.api.context import ApiContext, get_context
 from workers.api.dead_letters import DeadLetterQuery, list_dead_letters
 from workers.api.errors import error_responses
 from workers.api.models import DeadLetterList
-from workers.api.routes.params import NO_NUL, reject_unknown_query
+from workers.api.routes.params import NO_NUL, Cursor, OptionalText, page_limit, reject_unknown_query
 from workers.settings import Settings
 from workers.topics import Stage
 
@@ -31,7 +31,7 @@ def router(settings: Settings) -> APIRouter:
     async def dead_letters(
         ctx: Ctx,
         _key: ReadKey,
-        batch: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
+        batch: OptionalText = None,
         stage: Annotated[Stage | None, Query(description="The stage that gave up on the record.")] = None,
         error_class: Annotated[
             str | None,
@@ -39,13 +39,8 @@ def router(settings: Settings) -> APIRouter:
                 max_length=200, pattern=NO_NUL, description="e.g. PermanentFetchError, TransientFetchError."
             ),
         ] = None,
-        cursor: Annotated[
-            str | None,
-            Query(
-                max_length=4096, pattern=r"^[A-Za-z0-9_-]+$", description="next_cursor of the previous page."
-            ),
-        ] = None,
-        limit: Annotated[int, Query(ge=1, le=api.max_page_size)] = api.default_page_size,
+        cursor: Cursor = None,
+        limit: Annotated[int, page_limit(api.max_page_size)] = api.default_page_size,
     ) -> DeadLetterList:
         """Read from the DLQ topics, oldest first; nothing is consumed or committed."""
         query = DeadLetterQuery(stage=stage, batch=batch, error_class=error_class, cursor=cursor, limit=limit)

@@ -13,10 +13,12 @@ from workers.api.models import URL_HASH_PATTERN, ContentFormat, PageList, PageOu
 from workers.api.pages import read_page
 from workers.api.routes.params import (
     NO_NUL,
+    Cursor,
     as_utc,
     canonical_domain,
     canonical_host,
     invalid,
+    page_limit,
     reject_unknown_query,
 )
 from workers.api.search import Order, SearchQuery, search_pages
@@ -45,6 +47,15 @@ def _zstd_accepted(accept_encoding: str | None) -> bool:
         if name.strip().lower() == "zstd":
             return params.replace(" ", "").lower() not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
     return False
+
+
+async def _page(ctx: ApiContext, url_hash: str, outlinks: bool, missing: str) -> PageOut:
+    found = await read_page(
+        ctx.store.pool, url_hash, outlinks=outlinks, warc=ctx.warc_columns, timeout_s=ctx.timeout_s
+    )
+    if found is None:
+        raise ApiError(404, missing)
+    return found
 
 
 def router(settings: Settings) -> APIRouter:
@@ -102,13 +113,8 @@ def router(settings: Settings) -> APIRouter:
                 description="relevance (needs q; the default with q) or recent (fetched_at, newest first)."
             ),
         ] = None,
-        cursor: Annotated[
-            str | None,
-            Query(
-                max_length=4096, pattern=r"^[A-Za-z0-9_-]+$", description="next_cursor of the previous page."
-            ),
-        ] = None,
-        limit: Annotated[int, Query(ge=1, le=api.max_page_size)] = api.default_page_size,
+        cursor: Cursor = None,
+        limit: Annotated[int, page_limit(api.max_page_size)] = api.default_page_size,
     ) -> PageList:
         """Full-text search (PostgreSQL tsvector + GIN) with filters and keyset pagination."""
         if order == "relevance" and not q:
@@ -158,16 +164,9 @@ def router(settings: Settings) -> APIRouter:
             canonical = normalize_url(url)
         except InvalidURL as exc:
             raise invalid("query.url", str(exc)) from None
-        page = await read_page(
-            ctx.store.pool,
-            url_hash(canonical),
-            outlinks=outlinks,
-            warc=ctx.warc_columns,
-            timeout_s=ctx.timeout_s,
+        return await _page(
+            ctx, url_hash(canonical), outlinks, f"{canonical} is not stored (crawl it with POST /crawls)"
         )
-        if page is None:
-            raise ApiError(404, f"{canonical} is not stored (crawl it with POST /crawls)")
-        return page
 
     @r.get(
         "/pages/{url_hash}",
@@ -181,12 +180,7 @@ def router(settings: Settings) -> APIRouter:
         url_hash: UrlHash,
         outlinks: Annotated[bool, Query(description="Include the page's outlinks.")] = False,
     ) -> PageOut:
-        found = await read_page(
-            ctx.store.pool, url_hash, outlinks=outlinks, warc=ctx.warc_columns, timeout_s=ctx.timeout_s
-        )
-        if found is None:
-            raise ApiError(404, f"no stored page with url_hash {url_hash}")
-        return found
+        return await _page(ctx, url_hash, outlinks, f"no stored page with url_hash {url_hash}")
 
     @r.get(
         "/pages/{url_hash}/content",

@@ -3,19 +3,41 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Query, Request
 from fastapi.dependencies.models import Dependant
 
 from workers.api.errors import ApiError, ErrorDetail
 from workers.scope import registered_domain
 from workers.urls import InvalidURL, canonicalize, host_of
 
-__all__ = ["NO_NUL", "as_utc", "canonical_domain", "canonical_host", "invalid", "reject_unknown_query"]
+__all__ = [
+    "NO_NUL",
+    "Cursor",
+    "OptionalText",
+    "as_utc",
+    "canonical_domain",
+    "canonical_host",
+    "invalid",
+    "page_limit",
+    "reject_unknown_query",
+]
 
 NO_NUL = r"^[^\x00]*$"
 """PostgreSQL text cannot hold NUL: such input is refused by the schema (422)."""
+
+Cursor = Annotated[
+    str | None,
+    Query(max_length=4096, pattern=r"^[A-Za-z0-9_-]+$", description="next_cursor of the previous page."),
+]
+OptionalText = Annotated[str | None, Query(max_length=200, pattern=NO_NUL)]
+"""A free-text filter (batch id, error class)."""
+
+
+def page_limit(max_page_size: int) -> Any:
+    """The ``limit`` parameter of a list route: ``limit: Annotated[int, page_limit(n)] = default``."""
+    return Query(ge=1, le=max_page_size, description="Items per page.")
 
 
 def invalid(where: str, message: str) -> ApiError:
