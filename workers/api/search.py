@@ -41,7 +41,7 @@ __all__ = ["LANGUAGE_EXPR", "Order", "SearchQuery", "build_search", "search_page
 
 Order = Literal["relevance", "recent"]
 LANGUAGE_EXPR = "lower(split_part(coalesce(p.language, p.lang), '-', 1))"
-"""The ``lang`` filter's expression (indexed by migration 0020)."""
+"""The ``lang`` filter's expression: the detected language, else the declared one's primary subtag."""
 _SNIPPET_CHARS = 200
 _HEADLINE_INPUT_CHARS = 100_000  # the part of the text the search vector covers
 _HEADLINE_OPTIONS = 'MaxWords=30, MinWords=12, MaxFragments=2, FragmentDelimiter=" … "'

@@ -60,7 +60,7 @@ CREATE INDEX IF NOT EXISTS pages_fetched_idx ON pages (fetched_at, url_hash);
 -- domain=example.com: hosts equal to it or ending in .example.com, as a prefix of the reversed
 -- '.'-prefixed host (an index range scan instead of a leading-wildcard LIKE).
 CREATE INDEX IF NOT EXISTS pages_rdomain_idx ON pages (reverse('.' || host) text_pattern_ops);
--- lang=xx: the detected language, else the primary subtag of the declared one (<html lang>).
-CREATE INDEX IF NOT EXISTS pages_language_idx ON pages ((lower(split_part(coalesce(language, lang), '-', 1))));
+-- (No index for lang=: a handful of languages cover most pages, so it would rarely be chosen,
+-- and every index is one more entry per row rewrite for the storage writer.)
 -- GET /batches: newest first.
 CREATE INDEX IF NOT EXISTS crawl_batches_created_idx ON crawl_batches (created_at, batch);
