@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
+    "ApiSettings",
     "DagsterSettings",
     "DiscoverySettings",
     "ExtractorSettings",
@@ -376,6 +377,37 @@ class RendererSettings(BaseSettings):
     """Rendered HTML size cap (UTF-8 bytes); larger DOMs are truncated and flagged (truncated_parts: rendered)."""
 
 
+class ApiSettings(BaseSettings):
+    """The read API (`workers.api`): search, pages, batches, crawl submission."""
+
+    model_config = _config("API_")
+
+    enabled: bool = True
+    """Run the API under supervisord with `streamcrawl up` (it also needs STREAMCRAWL_START_WORKERS)."""
+    bind_host: str = "127.0.0.1"
+    """Address the API listens on (0.0.0.0 only inside a container, behind a proxy or a Service)."""
+    port: int = 18400
+    """Port of the API."""
+    pool_size: int = 8
+    """PostgreSQL connections of the API process (its one pool, shared by every route)."""
+    query_timeout_s: float = 5.0
+    """Longest a PostgreSQL query of a request may run; it is cancelled after that and the request answers 503."""
+    default_page_size: int = 20
+    """Items per page of a list route when `limit` is not given."""
+    max_page_size: int = 100
+    """Largest `limit` a list route accepts."""
+    max_query_chars: int = 256
+    """Longest search query `q` accepted."""
+    rank_window: int = 1_000
+    """Relevance order ranks the N most recently fetched pages that match `q` (ranking every match of a common word costs seconds at 100k pages)."""
+    max_crawl_urls: int = 100_000
+    """Most URLs one `POST /crawls` may list (`urls` and the valid lines of `list` together)."""
+    rate_limit_per_s: int = 50
+    """Requests per second one API key may make (per API process), unless the key sets its own."""
+    dead_letter_scan: int = 2_000
+    """Dead-letter records one `GET /dead-letters` page reads from Kafka at most (follow `next_cursor` for more)."""
+
+
 class DagsterSettings(BaseSettings):
     """The Dagster control plane."""
 
@@ -421,6 +453,7 @@ class Settings(BaseModel):
     renderer: RendererSettings = Field(default_factory=RendererSettings)
     discovery: DiscoverySettings = Field(default_factory=DiscoverySettings)
     dagster: DagsterSettings = Field(default_factory=DagsterSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
 
     @classmethod
     def load(cls) -> Settings:

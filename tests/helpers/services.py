@@ -78,6 +78,7 @@ def stack_env(data_dir: Path, **extra: str) -> dict[str, str]:
         STREAMCRAWL_DAGSTER_PORT=str(free_port()),
         STREAMCRAWL_SUPERVISOR_PORT=str(free_port()),
         STREAMCRAWL_PROMETHEUS_PORT=str(free_port()),
+        STREAMCRAWL_API_PORT=str(free_port()),
         STREAMCRAWL_START_RICH_RENDERER="false",
         # Each daemon binds base + its offset: a block below the ephemeral range.
         STREAMCRAWL_METRICS_BASE_PORT=str(free_port_block()),

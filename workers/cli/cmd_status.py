@@ -10,6 +10,7 @@ from typing import Any
 
 from workers.cli.base import Subparsers
 from workers.settings import Settings
+from workers.stack.api_probe import api_status
 from workers.stack.kafka_status import KafkaStatus, kafka_status
 from workers.stack.stack import Stack
 
@@ -47,6 +48,9 @@ def collect(settings: Settings) -> dict[str, Any]:
         "data_dir": str(stack.paths.root),
         "components": [c.as_dict() for c in components],
         "programs": [p.as_dict() for p in programs],
+        "api": api_status(settings.api).as_dict()
+        if settings.stack.start_workers and settings.api.enabled
+        else None,
         "kafka": kafka.as_dict(),
     }
 
@@ -67,6 +71,11 @@ def _print_human(report: dict[str, Any]) -> None:
         out.write(f"\nprometheus {prom['url']}  {state}\n")
         for line in prom["down"]:
             out.write(f"  down: {line}\n")
+    api = report.get("api")
+    if api:
+        state = "ready" if api["ready"] else ("up" if api["up"] else "DOWN")
+        checks = ", ".join(f"{k} {v}" for k, v in api["checks"].items()) or api["detail"]
+        out.write(f"\n{'api':<18} {state:<5} {api['address']:<40} {checks}\n")
     kafka = report["kafka"]
     out.write("\n")
     if kafka["error"]:

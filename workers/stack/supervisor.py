@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from workers.settings import Settings, StackSettings
+from workers.settings import ApiSettings, Settings, StackSettings
 from workers.stack.component import Component
 from workers.stack.environment import settings_env
 from workers.stack.paths import StackPaths, project_root, venv_binary
@@ -59,6 +59,7 @@ PROGRAMS: tuple[Program, ...] = (
     Program("storage_writer", "workers.storage_writer"),
     Program("discovery", "workers.discovery"),
     LAG_EXPORTER_PROGRAM,
+    Program("api", "workers.api"),
 )
 
 
@@ -85,7 +86,9 @@ def _esc(value: str | os.PathLike[str]) -> str:
     return str(value).replace("%", "%%")
 
 
-def render_config(*, stack: StackSettings, paths: StackPaths, password: str, python: str) -> str:
+def render_config(
+    *, stack: StackSettings, paths: StackPaths, password: str, python: str, api_enabled: bool = True
+) -> str:
     sup = paths.supervisor
     sock = sup / "supervisor.sock"
     lines = [
@@ -119,6 +122,8 @@ def render_config(*, stack: StackSettings, paths: StackPaths, password: str, pyt
     ]
     for program in PROGRAMS:
         if program.name == "rich_renderer" and not stack.start_rich_renderer:
+            continue
+        if program.name == "api" and not api_enabled:
             continue
         lines += [
             "",
@@ -178,7 +183,10 @@ class Supervisor(Component):
         return f"http://{LOCALHOST}:{self.port}"
 
     def port_claims(self) -> list[PortClaim]:
-        return [PortClaim(self.port, env_name(StackSettings, "supervisor_port"))]
+        claims = [PortClaim(self.port, env_name(StackSettings, "supervisor_port"))]
+        if self.settings.api.enabled:
+            claims.append(PortClaim(self.settings.api.port, env_name(ApiSettings, "port")))
+        return claims
 
     def _password(self) -> str:
         path = self.paths.supervisor / "rpc-password"
@@ -195,7 +203,11 @@ class Supervisor(Component):
     def prepare(self) -> None:
         (self.paths.supervisor / "logs").mkdir(parents=True, exist_ok=True)
         text = render_config(
-            stack=self.settings.stack, paths=self.paths, password=self._password(), python=sys.executable
+            stack=self.settings.stack,
+            paths=self.paths,
+            password=self._password(),
+            python=sys.executable,
+            api_enabled=self.settings.api.enabled,
         )
         fd = os.open(self.config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
