@@ -30,7 +30,7 @@ from workers.stack.paths import StackPaths, project_root, venv_binary
 from workers.stack.ports import LOCALHOST, PortClaim, env_name
 from workers.stack.process import ProcessSpec
 
-__all__ = ["LAG_EXPORTER_PROGRAM", "PROGRAMS", "Program", "ProgramState", "Supervisor", "render_config"]
+__all__ = ["API_PROGRAM", "LAG_EXPORTER_PROGRAM", "PROGRAMS", "Program", "ProgramState", "Supervisor", "render_config"]
 
 _RPC_USER = "streamcrawl"
 # Workers drain within STREAMCRAWL_WORKER_DRAIN_TIMEOUT_S (8 s) and then close their clients;
@@ -51,6 +51,9 @@ class Program:
 LAG_EXPORTER_PROGRAM = Program("lag_exporter", "workers.observability.lag_exporter")
 """Consumer lag per group and partition for Prometheus (not a stage: it consumes nothing)."""
 
+API_PROGRAM = Program("api", "workers.api")
+"""The read API (not a stage: it consumes nothing); runs when ``STREAMCRAWL_API_ENABLED``."""
+
 PROGRAMS: tuple[Program, ...] = (
     Program("ingestor", "workers.ingestor"),
     Program("router", "workers.router"),
@@ -59,7 +62,7 @@ PROGRAMS: tuple[Program, ...] = (
     Program("storage_writer", "workers.storage_writer"),
     Program("discovery", "workers.discovery"),
     LAG_EXPORTER_PROGRAM,
-    Program("api", "workers.api"),
+    API_PROGRAM,
 )
 
 
@@ -123,7 +126,7 @@ def render_config(
     for program in PROGRAMS:
         if program.name == "rich_renderer" and not stack.start_rich_renderer:
             continue
-        if program.name == "api" and not api_enabled:
+        if program.name == API_PROGRAM.name and not api_enabled:
             continue
         lines += [
             "",
