@@ -30,7 +30,15 @@ from workers.stack.paths import StackPaths, project_root, venv_binary
 from workers.stack.ports import LOCALHOST, PortClaim, env_name
 from workers.stack.process import ProcessSpec
 
-__all__ = ["API_PROGRAM", "LAG_EXPORTER_PROGRAM", "PROGRAMS", "Program", "ProgramState", "Supervisor", "render_config"]
+__all__ = [
+    "API_PROGRAM",
+    "LAG_EXPORTER_PROGRAM",
+    "PROGRAMS",
+    "Program",
+    "ProgramState",
+    "Supervisor",
+    "render_config",
+]
 
 _RPC_USER = "streamcrawl"
 # Workers drain within STREAMCRAWL_WORKER_DRAIN_TIMEOUT_S (8 s) and then close their clients;
