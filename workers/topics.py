@@ -130,6 +130,16 @@ class StageTopics:
     dlq: Topic
     group: str
 
+    @property
+    def lease_group(self) -> str:
+        """Shadow group whose committed offsets bound what the stage's owners have in flight."""
+        return f"{self.group}.lease"
+
+    @property
+    def isolation_group(self) -> str:
+        """Shadow group whose committed offsets name the record being handled in isolation."""
+        return f"{self.group}.isolation"
+
 
 STAGES: dict[Stage, StageTopics] = {
     Stage.INGESTOR: StageTopics(CRAWL_REQUEST, (RAW_PAGE,), RAW_PAGE_DLQ, "streamcrawl.ingestor"),

@@ -5,64 +5,65 @@ batches, and commits offsets **only after** everything a batch produced downstre
 acknowledged (or its database/object write finished) — at-least-once, said out loud.
 Sinks are idempotent, so a redelivery after a crash is harmless.
 
-Failure rules (see workers/errors.py):
-
-* ``DependencyUnavailable`` (Kafka, PostgreSQL or S3 down): retried with capped backoff
-  for as long as the worker runs; an outage spends no attempt and dead-letters nothing.
-* any other failure of a multi-record batch: the batch is split and each record handled
-  alone, so one bad record cannot hold back the others.
-* a record alone: a ``RetryableError`` is retried up to ``max_attempts`` times, then
-  dead-lettered; a ``PermanentError`` or an unexpected exception (a poison message) is
-  dead-lettered at once, with its error class and message.
+What happens on failure is the policy of workers/lifecycle/policy.py: outages are waited
+out, an unacknowledged produce is sent again without re-running the handler, a refused
+record is dead-lettered, a failing batch is split and its poison record dead-lettered.
+Partitions change hands as workers/lifecycle/ownership.py describes; a record that kills
+the process is found and, after ``STREAMCRAWL_WORKER_MAX_CRASHES`` deaths, dead-lettered
+(workers/lifecycle/crashes.py). A worker that holds nothing or makes no progress for too
+long exits non-zero (workers/lifecycle/liveness.py), and says why on ``/healthz``.
 
 ``stop()`` (also on SIGTERM) stops fetching, lets in-flight batches finish within
-``drain_timeout_s``, commits what is done, flushes the producer and closes the clients.
+``drain_timeout_s``, commits what is done, releases its leases, flushes the producer and
+closes the clients.
 """
 
 from __future__ import annotations
 
-import abc
 import asyncio
 import contextlib
-import contextvars
 import logging
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, ClassVar, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
-from aiokafka.structs import OffsetAndMetadata
 
-from workers.errors import DependencyUnavailable, MessageDecodeError, PermanentError, RetryableError
-from workers.kafka import make_consumer, make_producer
+from workers.errors import DependencyUnavailable, MessageDecodeError, ProduceRefused, WorkerCrashed
+from workers.kafka import make_admin, make_consumer, make_producer
+from workers.lifecycle.crashes import CrashMarkers
+from workers.lifecycle.isolation import Gate, Isolation
+from workers.lifecycle.letters import LETTER_HEADROOM_BYTES, build_letter
+from workers.lifecycle.liveness import Liveness
+from workers.lifecycle.monitor import Monitor
 from workers.lifecycle.offsets import OffsetTracker
-from workers.lifecycle.retry import backoff_delay
-from workers.messages import DeadLetter, Message, decode, encode, make_headers, peek, read_headers
-from workers.observability.logs import trace_id_var
+from workers.lifecycle.outputs import Output, batch_outputs
+from workers.lifecycle.ownership import PartitionOwnership, RebalanceListener
+from workers.lifecycle.policy import FailurePolicy
+from workers.messages import Message, decode, encode, make_headers, read_headers
+from workers.observability.health import HealthState
 from workers.observability.metrics import (
     BATCH_SECONDS,
     CONSUMER_LAG,
     DEAD_LETTERS,
+    ISOLATED_RECORDS,
     MESSAGES_CONSUMED,
-    RETRIES,
+    TOPIC_RETENTION,
     serve_metrics,
 )
 from workers.settings import Settings
 from workers.topics import STAGES, Stage, Topic
 
-__all__ = ["Incoming", "Worker"]
+__all__ = ["EXIT_UNHEALTHY", "Incoming", "Worker"]
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=Message)
 
-# Acks of the records produced by the batch running in the current task.
-_acks_var: contextvars.ContextVar[list[asyncio.Future[Any]] | None] = contextvars.ContextVar(
-    "acks", default=None
-)
+EXIT_UNHEALTHY = 75
+"""Exit status of a worker that gave up because it was useless (EX_TEMPFAIL: restart me)."""
 
 
 @dataclass(slots=True)
@@ -78,19 +79,7 @@ class Incoming:
         return TopicPartition(self.record.topic, self.record.partition)
 
 
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, worker: Worker) -> None:
-        self.worker = worker
-
-    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        await self.worker._commit()
-        self.worker._tracker.forget(set(revoked))
-
-    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        return None
-
-
-class Worker(abc.ABC):
+class Worker(FailurePolicy, PartitionOwnership):
     """Base class of the daemons: start/stop/run, ``async with``, idempotent ``stop()``."""
 
     stage: ClassVar[Stage]
@@ -105,45 +94,49 @@ class Worker(abc.ABC):
         self._client_id = client_id or f"streamcrawl-{self.stage.value}"
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
+        self._admin: AIOKafkaAdminClient | None = None
+        self._markers: CrashMarkers | None = None
         self._tracker: OffsetTracker[TopicPartition] = OffsetTracker()
         self._stopping = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._in_flight = 0
         self._slot_free = asyncio.Event()
+        self._gate = Gate()
         self._started = False
         self._closed = False
+        self.health = HealthState(stage=self.stage.value)
+        self.exit_code = 0
+        """Non-zero once the worker stopped itself because it was unhealthy."""
+        self._init_ownership()
 
     # ----------------------------------------------------------------- hooks
-    async def on_start(self) -> None:  # noqa: B027 - optional hook
+    async def on_start(self) -> None:
         """Open stage resources (HTTP client, browser, database pool)."""
 
-    async def on_stop(self) -> None:  # noqa: B027 - optional hook
+    async def on_stop(self) -> None:
         """Close stage resources."""
-
-    @abc.abstractmethod
-    async def handle_batch(self, batch: Sequence[Incoming]) -> None:
-        """Handle every record: ``await self.emit(...)`` its output or raise.
-
-        Raising makes the lifecycle retry or split the batch (see the module doc);
-        a record that alone still raises is dead-lettered.
-        """
 
     # -------------------------------------------------------------- lifecycle
     async def start(self) -> None:
         if self._started:
             return
         self._started = True
-        serve_metrics(self.settings.metrics, self.stage)
+        serve_metrics(self.settings.metrics, self.stage, self.health)
+        TOPIC_RETENTION.labels(self.topics.input.name).set(self.topics.input.retention_hours * 3600)
         self._producer = make_producer(self.settings.kafka, client_id=self._client_id)
         await self._producer.start()
         await self.on_start()
+        self._admin = make_admin(self.settings.kafka, client_id=f"{self._client_id}-admin")
+        await self._admin.start()
+        self._markers = CrashMarkers(self.settings.kafka, self.topics, client_id=self._client_id)
+        await self._markers.start()
         self._consumer = make_consumer(
             self.settings.kafka,
             group_id=self.topics.group,
             client_id=self._client_id,
             max_poll_records=max(self.batch_size, 50),
         )
-        self._consumer.subscribe([self.topics.input.name], listener=_Rebalance(self))
+        self._consumer.subscribe([self.topics.input.name], listener=RebalanceListener(self))
         await self._consumer.start()
         log.info("started: %s -> %s", self.topics.input, ", ".join(map(str, self.topics.outputs)))
 
@@ -165,13 +158,18 @@ class Worker(abc.ABC):
     async def run(self) -> None:
         """Consume until ``stop()``; then drain, commit and close."""
         await self.start()
-        committer = asyncio.create_task(self._commit_loop())
+        monitor = Monitor(self, Liveness(
+            no_partitions_s=self.settings.worker.no_partitions_exit_s,
+            stall_s=self.settings.worker.stall_exit_s,
+            started_at=time.monotonic(),
+        ))  # fmt: skip
+        helpers = [asyncio.create_task(self._commit_loop()), asyncio.create_task(monitor.run())]
         try:
             await self._consume_loop()
         finally:
-            committer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await committer
+            for task in helpers:
+                task.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
             await self._drain()
             await self.close()
 
@@ -179,19 +177,35 @@ class Worker(abc.ABC):
         if self._closed:
             return
         self._closed = True
+        timeout = self._timeout_s
         try:
-            await self._commit()
+            if await self._commit():
+                await self._release(set(self._owned), force=True)
         finally:
             try:
                 await self.on_stop()
             finally:
                 if self._producer is not None:
-                    with contextlib.suppress(KafkaError):
-                        await self._producer.flush()
-                    await self._producer.stop()
+                    with contextlib.suppress(KafkaError, TimeoutError):
+                        await asyncio.wait_for(self._producer.flush(), timeout)
+                    with contextlib.suppress(KafkaError, TimeoutError):
+                        await asyncio.wait_for(self._producer.stop(), timeout)
+                if self._markers is not None:
+                    await self._markers.stop()
+                if self._admin is not None:
+                    with contextlib.suppress(KafkaError, TimeoutError, OSError):
+                        await asyncio.wait_for(self._admin.close(), timeout)
                 if self._consumer is not None:
-                    await self._consumer.stop()
+                    with contextlib.suppress(KafkaError, TimeoutError):
+                        await asyncio.wait_for(self._consumer.stop(), timeout)
                 log.info("stopped")
+
+    async def give_up(self, reason: str) -> None:
+        """Stop with ``EXIT_UNHEALTHY``: supervisord (or Kubernetes) starts a fresh process."""
+        if self.exit_code == 0:
+            log.error("unhealthy, exiting to be restarted: %s", reason)
+            self.exit_code = EXIT_UNHEALTHY
+        await self.stop()
 
     # ------------------------------------------------------------ consuming
     async def _consume_loop(self) -> None:
@@ -209,10 +223,13 @@ class Worker(abc.ABC):
                 log.warning("fetch failed, retrying: %s", exc)
                 await asyncio.sleep(1.0)
                 continue
+            fetched = {tp: recs for tp, recs in fetched.items() if recs and tp in self._owned}
+            if not fetched or not await self._ensure_leases(fetched):
+                continue
             for tp, records in fetched.items():
-                self._record_lag(consumer, tp, records)
-                for start in range(0, len(records), self.batch_size):
-                    self._dispatch(records[start : start + self.batch_size])
+                if tp in self._owned:  # still ours after the lease write
+                    self._record_lag(consumer, tp, records)
+                    self._route(tp, records)
 
     def _record_lag(
         self, consumer: AIOKafkaConsumer, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]
@@ -222,20 +239,55 @@ class Worker(abc.ABC):
             CONSUMER_LAG.labels(self.stage.value, tp.topic, str(tp.partition)).set(
                 max(0, high - records[-1].offset - 1)
             )
+            iso = self._isolations.get(tp)
+            if iso is not None:
+                iso.cut(high)  # records written after the previous owner died cannot be suspects
 
-    def _dispatch(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
-        batch = []
+    def _incoming(self, record: ConsumerRecord[bytes, bytes]) -> Incoming:
+        trace, attempt = read_headers(record.headers)
+        self._tracker.dispatched(
+            TopicPartition(record.topic, record.partition), record.offset, record.timestamp
+        )
+        return Incoming(record, trace, attempt)
+
+    def _route(self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        """Suspects of a dead owner to the partition's isolation, the rest in batches."""
+        iso = self._isolations.get(tp)
+        normal: list[Incoming] = []
         for record in records:
-            trace, attempt = read_headers(record.headers)
-            batch.append(Incoming(record, trace, attempt))
-            self._tracker.dispatched(TopicPartition(record.topic, record.partition), record.offset)
-        self._in_flight += len(batch)
-        MESSAGES_CONSUMED.labels(self.stage.value).inc(len(batch))
-        task = asyncio.create_task(self._run_batch(batch))
+            item = self._incoming(record)
+            self._in_flight += 1
+            if iso is not None and record.offset < iso.until:
+                iso.push(item, last=record.offset >= iso.until - 1)
+            else:
+                normal.append(item)
+        if iso is not None and records[-1].offset >= iso.until - 1:
+            iso.close()
+        MESSAGES_CONSUMED.labels(self.stage.value).inc(len(records))
+        for start in range(0, len(normal), self.batch_size):
+            chunk = normal[start : start + self.batch_size]
+            self._spawn(tp, self._run_batch(chunk), records=len(chunk))
+
+    def _spawn(self, tp: TopicPartition, coro: Any, *, records: int = 0) -> None:
+        """Run ``coro`` as a task of ``tp``; ``records`` leave the in-flight count when it ends."""
+        task: asyncio.Task[None] = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        if records:
+            # A done callback, not a finally: a task cancelled before it ran has no finally.
+            task.add_done_callback(lambda _task: self._finished(records))
+        self._track_task(tp, task)
+
+    def _finished(self, records: int) -> None:
+        self._in_flight -= records
+        self._slot_free.set()
+        self._progressed.set()
 
     async def _run_batch(self, batch: list[Incoming]) -> None:
+        async with self._gate.shared():
+            await self._execute(batch)
+
+    async def _execute(self, batch: list[Incoming]) -> None:
         started = time.perf_counter()
         try:
             await self._handle_with_policy(batch)
@@ -247,98 +299,65 @@ class Worker(abc.ABC):
             log.exception("batch abandoned; its records will be redelivered after a restart")
         finally:
             BATCH_SECONDS.labels(self.stage.value).observe(time.perf_counter() - started)
-            self._in_flight -= len(batch)
-            self._slot_free.set()
 
-    async def _handle_with_policy(self, batch: list[Incoming]) -> None:
-        if len(batch) == 1:
-            await self._handle_single(batch[0])
+    # ------------------------------------------------------------- isolation
+    def _start_isolation(self, tp: TopicPartition, iso: Isolation[Incoming]) -> None:
+        self._spawn(tp, self._isolate(tp, iso))
+
+    async def _isolate(self, tp: TopicPartition, iso: Isolation[Incoming]) -> None:
+        """Handle a dead owner's suspects one at a time; a blamed one alone in the process."""
+        markers = self._markers
+        assert markers is not None
+        try:
+            while (item := await iso.next()) is not None:
+                try:
+                    await self._isolate_one(markers, tp, iso, item)
+                finally:
+                    self._finished(1)
+        finally:
+            self._abandon(iso)
+            if self._isolations.get(tp) is iso:
+                del self._isolations[tp]
+
+    async def _isolate_one(
+        self, markers: CrashMarkers, tp: TopicPartition, iso: Isolation[Incoming], item: Incoming
+    ) -> None:
+        offset = item.record.offset
+        deaths = iso.deaths_of(offset)
+        ISOLATED_RECORDS.labels(self.stage.value).inc()
+        if deaths >= self.settings.worker.max_crashes:
+            exc = WorkerCrashed(
+                f"the {self.stage.value} process died {deaths} times while handling this record"
+            )
+            item.attempt = max(item.attempt, deaths)
+            await self.dead_letter(item, exc, first_failure_at=time.time())
+            self._tracker.done(tp, offset)
             return
-        outages = 0
-        while True:
-            try:
-                await self._handle_and_ack(batch)
-                return
-            except DependencyUnavailable as exc:
-                outages += 1
-                await self._wait_out_outage(outages, exc)
-            except Exception:  # noqa: BLE001 - retryable, permanent or poison: isolate the records
-                break
-        for item in batch:
-            await self._handle_single(item)
+        async with self._gate.exclusive() if deaths else self._gate.shared():
+            await self._write_isolation_marker(markers, tp, offset, deaths)
+            await self._execute([item])
 
-    async def _handle_single(self, item: Incoming) -> None:
-        first_failure: float | None = None
-        attempt = outages = 0
-        while True:
-            try:
-                await self._handle_and_ack([item])
-                return
-            except DependencyUnavailable as exc:
-                outages += 1  # an outage is not the record's fault: no attempt is spent
-                await self._wait_out_outage(outages, exc)
-            except RetryableError as exc:
-                attempt += 1
-                first_failure = first_failure or time.time()
-                if attempt >= self.settings.worker.max_attempts:
-                    await self._dead_letter_until_acked(item, exc, first_failure)
-                    return
-                RETRIES.labels(self.stage.value).inc()
-                await asyncio.sleep(self._delay(attempt, exc))
-            except Exception as exc:
-                if not isinstance(exc, PermanentError):
-                    log.exception("unexpected error handling a record; dead-lettering it")
-                await self._dead_letter_until_acked(item, exc, first_failure or time.time())
-                return
+    def _abandon(self, iso: Isolation[Incoming]) -> None:
+        """Queued suspects that will not be handled here leave the in-flight count (uncommitted)."""
+        left = len(iso.queue)
+        iso.queue.clear()
+        iso.close()
+        if left:
+            self._finished(left)
 
-    async def _dead_letter_until_acked(
-        self, item: Incoming, exc: BaseException, first_failure: float
+    async def _write_isolation_marker(
+        self, markers: CrashMarkers, tp: TopicPartition, offset: int, deaths: int
     ) -> None:
         outages = 0
         while True:
             try:
-                await self.dead_letter(item, exc, first_failure_at=first_failure)
+                await markers.mark_isolated(tp, offset, deaths)
                 return
-            except DependencyUnavailable as outage:
+            except DependencyUnavailable as exc:
                 outages += 1
-                await self._wait_out_outage(outages, outage)
+                await self._wait_out_outage(outages, exc)
 
-    async def _wait_out_outage(self, outages: int, exc: DependencyUnavailable) -> None:
-        """Back off while Kafka/PostgreSQL/S3 is down; on shutdown give the record up uncommitted."""
-        if self._stopping.is_set():
-            raise asyncio.CancelledError from exc
-        RETRIES.labels(self.stage.value).inc()
-        delay = backoff_delay(
-            min(outages, 8),
-            base=self.settings.worker.retry_base_delay_s,
-            cap=self.settings.worker.retry_max_delay_s,
-        )
-        log.warning("dependency unavailable (%s); retrying in %.1fs", exc, delay)
-        await asyncio.sleep(delay)
-
-    def _delay(self, attempt: int, exc: RetryableError) -> float:
-        return backoff_delay(
-            attempt,
-            base=self.settings.worker.retry_base_delay_s,
-            cap=self.settings.worker.retry_max_delay_s,
-            retry_after=exc.retry_after,
-        )
-
-    async def _handle_and_ack(self, batch: Sequence[Incoming]) -> None:
-        acks: list[asyncio.Future[Any]] = []
-        acks_token = _acks_var.set(acks)
-        trace_token = trace_id_var.set(batch[0].trace_id if len(batch) == 1 else "")
-        try:
-            await self.handle_batch(batch)
-            if acks:
-                try:
-                    await asyncio.gather(*acks)
-                except KafkaError as exc:
-                    raise DependencyUnavailable(f"produce not acknowledged: {exc}") from exc
-        finally:
-            trace_id_var.reset(trace_token)
-            _acks_var.reset(acks_token)
-
+    # -------------------------------------------------------------- producing
     async def decode_or_dead_letter(self, item: Incoming, cls: type[M]) -> M | None:
         """Decode a record; malformed input is dead-lettered at once (retrying cannot fix it)."""
         try:
@@ -347,46 +366,41 @@ class Worker(abc.ABC):
             await self.dead_letter(item, exc, first_failure_at=time.time())
             return None
 
-    # -------------------------------------------------------------- producing
     async def emit(self, topic: Topic, message: Message, *, key: bytes | None, source: Incoming) -> None:
         """Produce ``message`` downstream; the lifecycle awaits its ack before committing ``source``."""
-        await self.emit_raw(topic, encode(message), key=key, trace_id=source.trace_id, attempt=1)
+        await self.emit_raw(
+            topic, encode(message), key=key, trace_id=source.trace_id, attempt=1, source=source
+        )
 
     async def emit_raw(
-        self, topic: Topic, value: bytes, *, key: bytes | None, trace_id: str, attempt: int
+        self,
+        topic: Topic,
+        value: bytes,
+        *,
+        key: bytes | None,
+        trace_id: str,
+        attempt: int,
+        source: Incoming | None = None,
     ) -> None:
-        producer = self._producer
-        assert producer is not None
-        try:
-            future = await producer.send(topic.name, value, key=key, headers=make_headers(trace_id, attempt))
-        except KafkaError as exc:
-            raise DependencyUnavailable(f"produce to {topic} failed: {exc}") from exc
-        acks = _acks_var.get()
-        if acks is None:
-            await future
-        else:
-            acks.append(future)
+        """Produce an encoded record. Inside ``handle_batch`` the ack is awaited (and the send
+        retried) after the handler returns; a refused record dead-letters ``source``."""
+        output = Output(topic.name, value, key, make_headers(trace_id, attempt), source)
+        outputs = batch_outputs.get()
+        if outputs is None:
+            await self._produce_now(output)
+            return
+        outputs.outputs.append(output)
+        await self._send_with_retry(output, outputs)
 
     async def dead_letter(self, item: Incoming, exc: BaseException, *, first_failure_at: float) -> None:
         """Send the record to the stage's DLQ with the reason, and wait for the ack."""
         record = item.record
-        seen = peek(record.value)
-        letter = DeadLetter(
-            payload=record.value or b"",
-            key=record.key,
-            source_topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
+        letter, value = build_letter(
+            record=record,
             stage=self.stage.value,
-            error_class=type(exc).__name__,
-            error_message=str(exc)[:2000] or type(exc).__name__,
+            exc=exc,
             attempt=item.attempt,
             first_failure_at=first_failure_at,
-            last_failure_at=time.time(),
-            url=seen.get("url"),
-            url_hash=seen.get("url_hash"),
-            batch=seen.get("batch"),
-            rank=seen.get("rank"),
         )
         DEAD_LETTERS.labels(self.stage.value, letter.error_class).inc()
         log.warning(
@@ -395,18 +409,16 @@ class Worker(abc.ABC):
             letter.error_message,
             extra={"url": letter.url, "topic": record.topic, "offset": record.offset},
         )
-        producer = self._producer
-        assert producer is not None
+        headers = make_headers(item.trace_id, item.attempt)
         try:
-            future = await producer.send(
-                self.topics.dlq.name,
-                encode(letter),
-                key=record.key,
-                headers=make_headers(item.trace_id, item.attempt),
-            )
-            await future
-        except KafkaError as exc2:
-            raise DependencyUnavailable(f"dead-letter produce failed: {exc2}") from exc2
+            await self._produce_now(Output(self.topics.dlq.name, value, record.key, headers))
+        except ProduceRefused:
+            # Even the cut letter was refused: send it without the payload copy rather than block.
+            _letter, bare = build_letter(
+                record=record, stage=self.stage.value, exc=exc, attempt=item.attempt,
+                first_failure_at=first_failure_at, max_bytes=2 * LETTER_HEADROOM_BYTES,
+            )  # fmt: skip
+            await self._produce_now(Output(self.topics.dlq.name, bare, None, headers))
 
     # ------------------------------------------------------------- committing
     async def _commit_loop(self) -> None:
@@ -414,22 +426,11 @@ class Worker(abc.ABC):
             await asyncio.sleep(self.settings.kafka.commit_interval_s)
             await self._commit()
 
-    async def _commit(self) -> None:
-        consumer = self._consumer
-        if consumer is None:
-            return
-        positions = self._tracker.committable()
-        if not positions:
-            return
-        try:
-            await consumer.commit({tp: OffsetAndMetadata(pos, "") for tp, pos in positions.items()})
-        except KafkaError as exc:
-            log.warning("commit failed (will retry): %s", exc)
-            self._tracker.uncommit(positions)
-
     async def _drain(self) -> None:
         if not self._tasks:
             return
+        for iso in list(self._isolations.values()):
+            self._abandon(iso)
         pending: set[asyncio.Task[None]] = set(self._tasks)
         _done, still = await asyncio.wait(pending, timeout=self.settings.worker.drain_timeout_s)
         for task in still:
