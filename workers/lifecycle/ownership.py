@@ -185,9 +185,11 @@ class PartitionOwnership(abc.ABC):
         for tp in set(self._tracker.revoked()) - assigned:
             self._drop(tp)
         recoveries = await self._read_recoveries(assigned)
+        resumed = 0
         for tp in sorted(assigned):
             recovery = recoveries.get(tp)
             if self._resume(tp, recovery):
+                resumed += 1
                 continue
             self._drop(tp)
             self._committed[tp] = recovery.committed if recovery else None
@@ -207,6 +209,12 @@ class PartitionOwnership(abc.ABC):
                 )
                 self._start_isolation(tp, iso)
         self._owned |= assigned
+        log.info(
+            "assigned %d partitions of %s (%d resumed where they were)",
+            len(assigned),
+            self.topics.input,
+            resumed,
+        )
 
     def _resume(self, tp: TopicPartition, recovery: Recovery | None) -> bool:
         """Take back a partition set aside at revocation if nobody else committed meanwhile."""

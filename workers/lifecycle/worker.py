@@ -332,10 +332,20 @@ class Worker(FailurePolicy, PartitionOwnership):
             item.attempt = max(item.attempt, deaths)
             await self.dead_letter(item, exc, first_failure_at=time.time())
             self._tracker.done(tp, offset)
-            return
-        async with self._gate.exclusive() if deaths else self._gate.shared():
-            await self._write_isolation_marker(markers, tp, offset, deaths)
-            await self._execute([item])
+        else:
+            async with self._gate.exclusive() if deaths else self._gate.shared():
+                await self._write_isolation_marker(markers, tp, offset, deaths)
+                await self._execute([item])
+        # Commit before the next suspect: a marker is only evidence while the commit is behind it.
+        await self._commit_until_done(tp)
+
+    async def _commit_until_done(self, tp: TopicPartition) -> None:
+        outages = 0
+        while not await self._commit({tp}):
+            outages += 1
+            await self._wait_out_outage(
+                outages, DependencyUnavailable(f"commit of {tp.topic}[{tp.partition}]")
+            )
 
     def _abandon(self, iso: Isolation[Incoming]) -> None:
         """Queued suspects that will not be handled here leave the in-flight count (uncommitted)."""
