@@ -86,8 +86,14 @@ def _print_human(report: dict[str, Any]) -> None:
         out.write(f"{name:<18} {topic['partitions']:>3} partitions  end {topic['high_watermark']}\n")
     out.write("\n")
     for group, lag in kafka["groups"].items():
-        out.write(f"{group:<30} on {lag['topic']:<16} lag {lag['lag']}\n")
+        age = lag.get("oldest_unconsumed_s")
+        behind = f", oldest {_hours(age)} of {_hours(lag['retention_s'])} retention" if age else ""
+        out.write(f"{group:<30} on {lag['topic']:<16} lag {lag['lag']}{behind}\n")
     out.write("\ndead letters: " + ", ".join(f"{k} {v}" for k, v in kafka["dlq"].items()) + "\n")
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 360 else f"{seconds:.0f} s"
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

@@ -58,12 +58,15 @@ class Monitor:
         self._last_finished = -1
 
     async def run(self) -> None:
-        next_judgement = time.monotonic() + _JUDGE_EVERY_S
+        next_judgement = time.monotonic() + 1.0
         while True:
             self.worker.health.tick()
             if time.monotonic() >= next_judgement:
                 next_judgement = time.monotonic() + _JUDGE_EVERY_S
-                await self.judge()
+                try:
+                    await self.judge()
+                except (KafkaError, OSError, AssertionError, KeyError, ValueError):
+                    log.exception("liveness check failed (will try again)")
             await asyncio.sleep(1.0)
 
     def _held(self) -> list[TopicPartition]:

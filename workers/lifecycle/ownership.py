@@ -85,7 +85,9 @@ class PartitionOwnership(abc.ABC):
         task.add_done_callback(tasks.discard)
 
     # ----------------------------------------------------------------- commits
-    async def _commit(self, tps: set[TopicPartition] | None = None) -> bool:
+    async def _commit(
+        self, tps: set[TopicPartition] | None = None, *, timeout_s: float | None = None
+    ) -> bool:
         """Commit what is done; False when the broker did not take it (offered again next time)."""
         consumer = self._consumer
         if consumer is None:
@@ -96,7 +98,7 @@ class PartitionOwnership(abc.ABC):
         try:
             await asyncio.wait_for(
                 consumer.commit({tp: OffsetAndMetadata(pos, "") for tp, pos in positions.items()}),
-                self._timeout_s,
+                self._timeout_s if timeout_s is None else timeout_s,
             )
         except (KafkaError, TimeoutError) as exc:
             log.warning("commit failed (will retry): %r", exc)

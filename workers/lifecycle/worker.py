@@ -177,9 +177,12 @@ class Worker(FailurePolicy, PartitionOwnership):
         if self._closed:
             return
         self._closed = True
-        timeout = self._timeout_s
+        # Giving up because the broker stopped answering: do not wait the full request timeout per call.
+        timeout = min(self._timeout_s, 5.0) if self.exit_code else self._timeout_s
         try:
-            if await self._commit():
+            # A worker giving up (stuck records, silent broker) keeps its leases: whatever it
+            # still had in flight is a suspect for the next owner.
+            if await self._commit(timeout_s=timeout) and not self.exit_code:
                 await self._release(set(self._owned), force=True)
         finally:
             try:
