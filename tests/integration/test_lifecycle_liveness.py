@@ -48,6 +48,11 @@ def _probe(port: int, path: str) -> tuple[int, dict[str, Any]]:
         return exc.code, json.loads(exc.read())
 
 
+def _scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
+        return str(resp.read().decode())
+
+
 async def _until(predicate: Any, *, timeout_s: float, what: str) -> Any:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -75,13 +80,12 @@ async def test_probes_answer_and_a_worker_whose_broker_went_silent_exits_to_be_r
     pipeline = Pipeline(Settings(kafka=kafka), log_dir=tmp_path / "logs", extra_env=env)
     pipeline.start("fast_extractor")
     try:
-        status, ready = await _until(
+        _status, ready = await _until(
             lambda: (r := _probe(port, "/readyz"))[0] == 200 and r, timeout_s=60, what="/readyz 200"
         )
         assert ready["partitions"] == 8 and ready["ready"] and ready["stage"] == "fast_extractor"
-        assert _probe(port, "/healthz")[0] == 200
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
-            metrics = resp.read().decode()
+        assert (await asyncio.to_thread(_probe, port, "/healthz"))[0] == 200
+        metrics = await asyncio.to_thread(_scrape, port)
         assert 'streamcrawl_worker_ready{stage="fast_extractor"} 1.0' in metrics
         assert 'streamcrawl_assigned_partitions{stage="fast_extractor"} 8.0' in metrics
 

@@ -63,7 +63,7 @@ class EmittingWorker(Worker):
         super().__init__(
             Settings(worker=WorkerSettings(max_attempts=3, retry_base_delay_s=0.001, retry_max_delay_s=0.002))
         )
-        self._producer = producer  # type: ignore[assignment]
+        self._producer = producer
         self.handled: list[int] = []
         self.letters: list[tuple[int, str]] = []
 

@@ -163,7 +163,12 @@ class PartitionOwnership(abc.ABC):
                 return True
 
     # --------------------------------------------------------------- rebalance
+    def _pause(self, tps: set[TopicPartition]) -> None:
+        if self._consumer is not None and tps:
+            self._consumer.pause(*tps)
+
     async def _on_revoked(self, revoked: set[TopicPartition]) -> None:
+        self._pause(revoked)  # nothing more of them is fetched while their in-flight records finish
         self._owned -= revoked
         deadline = time.monotonic() + self.settings.worker.revoke_wait_s
         while self._tracker.in_flight(revoked) > 0 and (left := deadline - time.monotonic()) > 0:
@@ -184,6 +189,16 @@ class PartitionOwnership(abc.ABC):
         self._tracker.revoke(revoked)
 
     async def _on_assigned(self, assigned: set[TopicPartition]) -> None:
+        # Fetching starts while this listener awaits the markers; paused, no record of these
+        # partitions is handed out before we know whether their previous owner died.
+        self._pause(assigned)
+        try:
+            await self._take_over(assigned)
+        finally:
+            if self._consumer is not None and assigned:
+                self._consumer.resume(*(assigned & self._consumer.assignment()))
+
+    async def _take_over(self, assigned: set[TopicPartition]) -> None:
         for tp in set(self._tracker.revoked()) - assigned:
             self._drop(tp)
         recoveries = await self._read_recoveries(assigned)
