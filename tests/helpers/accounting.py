@@ -27,7 +27,14 @@ from workers.settings import PostgresSettings, S3Settings, Settings, StorageSett
 from workers.storage import PageStore
 from workers.urls import normalize_url, url_hash
 
-__all__ = ["OrphanReport", "assert_accounted", "create_database", "object_keys", "orphan_report"]
+__all__ = [
+    "OrphanReport",
+    "Outcomes",
+    "assert_accounted",
+    "create_database",
+    "object_keys",
+    "orphan_report",
+]
 
 _PARTS = ("html", "markdown", "rendered")
 
@@ -82,19 +89,41 @@ async def create_database(pg: PostgresSettings, name: str) -> PostgresSettings:
     return pg.model_copy(update={"database": name})
 
 
+@dataclass(frozen=True, slots=True)
+class Outcomes:
+    """How each URL of a batch ended, by URL hash (the only view the checks need)."""
+
+    requested: int
+    stored: frozenset[str]
+    """Stored (or skipped): reached ``storage.saved``."""
+    reasons: dict[str, str]
+    """Dead-lettered and never stored: the letter's "stage: ErrorClass: message"."""
+
+    @classmethod
+    def from_progress(cls, progress: BatchProgress) -> Outcomes:
+        """From the topic-following progress model (workers/progress.py)."""
+        stored = frozenset(progress.seen.get("storage.saved", set()))
+        reasons = {h: r for h, r in progress.reasons.items() if h not in stored}
+        return cls(requested=progress.requested, stored=stored, reasons=reasons)
+
+    @property
+    def lost(self) -> int:
+        return max(0, self.requested - len(self.stored) - len(self.reasons))
+
+
 async def assert_accounted(
     settings: Settings, urls: Sequence[DemoURL], progress: BatchProgress, *, batch: str, context: object = ""
 ) -> dict[str, int]:
     """The drills' end condition (see the module doc); returns the counts."""
-    summary = progress.summary()
-    assert summary["lost"] == 0 and summary["requested"] == len(urls), (summary, context)
-    stored = progress.seen.get("storage.saved", set())
+    outcomes = Outcomes.from_progress(progress)
+    assert outcomes.lost == 0 and outcomes.requested == len(urls), (progress.summary(), context)
+    stored = outcomes.stored
     for u in urls:
         h = url_hash(normalize_url(u.url))
         if u.expected in ("stored", "skipped"):
-            assert h in stored, (f"{u.kind} {u.url} expected stored; got {progress.reasons.get(h)}", context)
+            assert h in stored, (f"{u.kind} {u.url} expected stored; got {outcomes.reasons.get(h)}", context)
         elif u.expected == "dead_lettered":
-            assert h not in stored and progress.reasons.get(h, "").strip(), (f"{u.kind} {u.url}", context)
+            assert h not in stored and outcomes.reasons.get(h, "").strip(), (f"{u.kind} {u.url}", context)
     requested = {url_hash(normalize_url(u.url)) for u in urls}
     async with PageStore(settings.postgres, settings.s3, StorageSettings()) as store:
         hashes = [p.url_hash async for p in store.iter_pages(batch=batch, with_markdown=False)]
@@ -111,7 +140,7 @@ async def assert_accounted(
     return {
         "requested": len(urls),
         "stored": len(stored),
-        "dead_lettered": summary["dead_lettered"],
+        "dead_lettered": len(outcomes.reasons),
         "rows": len(hashes),
         "objects": len(report.objects),
     }

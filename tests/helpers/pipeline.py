@@ -24,6 +24,7 @@ __all__ = ["HOT_PATH", "Pipeline"]
 
 HOT_PATH = ("ingestor", "router", "fast_extractor", "storage_writer")
 ROOT = Path(__file__).resolve().parents[2]
+_STARTSECS = 5.0
 
 
 class Pipeline:
@@ -76,13 +77,29 @@ class Pipeline:
             self._watcher.start()
 
     def _watch(self) -> None:
+        # Like supervisord: a process that dies within _STARTSECS of its start is restarted
+        # after a growing delay (1 s, 2 s, ... up to 5 s), one that ran longer at once.
+        started = {stage: time.monotonic() for stage in self._supervised}
+        quick: dict[str, int] = dict.fromkeys(self._supervised, 0)
+        due: dict[str, float] = {}
         while not self._stopping.wait(0.2):
             with self._lock:
+                now = time.monotonic()
                 for stage in self._supervised:
+                    started.setdefault(stage, now)
+                    quick.setdefault(stage, 0)
+                    if stage in due:
+                        if now >= due[stage] and not self._stopping.is_set():
+                            del due[stage]
+                            self.procs[stage] = self._spawn(stage)
+                            started[stage] = now
+                        continue
                     code = self.procs[stage].poll()
-                    if code is not None and not self._stopping.is_set():
-                        self.exits[stage].append(code)
-                        self.procs[stage] = self._spawn(stage)
+                    if code is None or self._stopping.is_set():
+                        continue
+                    self.exits[stage].append(code)
+                    quick[stage] = quick[stage] + 1 if now - started[stage] < _STARTSECS else 0
+                    due[stage] = now + min(5.0, float(quick[stage]))
 
     def kill(self, stage: str) -> None:
         """SIGKILL: no drain, no commit — the crash the at-least-once design must survive."""

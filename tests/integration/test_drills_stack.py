@@ -44,13 +44,13 @@ from workers.stack.environment import settings_env
 from workers.stack.paths import StackPaths
 from workers.stack.process import PidRecord
 from workers.stack.procfs import marked_processes, pid_alive
-from workers.stack.supervisor import STACK_OWNER_ENV, Supervisor, orphans
+from workers.stack.supervisor import PROGRAMS, STACK_OWNER_ENV, Supervisor, orphans
 
 pytestmark = pytest.mark.integration
 
 _CLI = [sys.executable, "-m", "workers.cli.main"]
-# One process per program: ingestor, router, two fast extractors, storage writer.
-_WORKERS = 5
+# Worker processes `up` runs without the browser (ingestor, router, two fast extractors, ...).
+_WORKERS = sum(p.numprocs for p in PROGRAMS if p.name != "rich_renderer")
 
 
 def _stack_settings(data_dir: Path) -> Settings:

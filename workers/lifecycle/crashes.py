@@ -115,10 +115,6 @@ class CrashMarkers:
     async def _shadow(self, group: str) -> AIOKafkaConsumer:
         consumer = make_consumer(self.kafka, group_id=group, client_id=f"{self.client_id}-markers")
         await consumer.start()
-        parts = consumer.partitions_for_topic(self.topics.input.name) or range(self.topics.input.partitions)
-        tps = [TopicPartition(self.topics.input.name, p) for p in sorted(parts)]
-        consumer.assign(tps)
-        consumer.pause(*tps)  # only committed to: never fetch
         return consumer
 
     async def stop(self) -> None:
@@ -175,6 +171,11 @@ class CrashMarkers:
     async def _commit(self, consumer: AIOKafkaConsumer | None, values: dict[TopicPartition, int]) -> None:
         if consumer is None or not values:
             return
+        missing = set(values) - consumer.assignment()
+        if missing:  # aiokafka commits only assigned partitions; these are only committed to, never fetched
+            wanted = consumer.assignment() | missing
+            consumer.assign(sorted(wanted))
+            consumer.pause(*wanted)
         try:
             await asyncio.wait_for(
                 consumer.commit({tp: OffsetAndMetadata(v, "") for tp, v in values.items()}),

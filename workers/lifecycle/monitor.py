@@ -103,7 +103,7 @@ class Monitor:
         elif time.monotonic() - self._group_checked_at > _GROUP_CHECK_EVERY_S:
             self._group_checked_at = time.monotonic()
             members = await group_members(worker)
-            self._saturated = members is not None and members >= worker.topics.input.partitions
+            self._saturated = members is not None and members >= self._subscribed_partitions()
         sample = Sample(
             now=time.monotonic(),
             partitions=len(held),
@@ -137,13 +137,21 @@ class Monitor:
         if nxt is not None and nxt >= iso.until:
             iso.close()
 
+    def _subscribed_partitions(self) -> int:
+        """Partitions of every topic the worker subscribes to (what the group splits)."""
+        consumer = self.worker._consumer
+        if consumer is None:
+            return 1
+        return sum(len(consumer.partitions_for_topic(t) or ()) for t in consumer.subscription()) or 1
+
     def _export_age(self, held: list[TopicPartition], now_ms: float) -> None:
-        oldest: int | None = None
+        oldest: dict[str, int] = {}
         for tp in held:
             part = self.worker._tracker.state(tp)
             ts = part.oldest_pending_timestamp() if part is not None else None
-            if ts is not None and (oldest is None or ts < oldest):
-                oldest = ts
-        age = max(0.0, (now_ms - oldest) / 1000) if oldest is not None else 0.0
-        topics = self.worker.topics
-        OLDEST_UNCONSUMED_AGE.labels(topics.group, topics.input.name).set(age)
+            if ts is not None and (tp.topic not in oldest or ts < oldest[tp.topic]):
+                oldest[tp.topic] = ts
+        for topic in self.worker._input_topics():
+            ts = oldest.get(topic.name)
+            age = max(0.0, (now_ms - ts) / 1000) if ts is not None else 0.0
+            OLDEST_UNCONSUMED_AGE.labels(self.worker.topics.group, topic.name).set(age)

@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import abc
 import asyncio
 import logging
 import time
@@ -34,6 +33,7 @@ from workers.lifecycle.crashes import CrashMarkers, Recovery
 from workers.lifecycle.isolation import Isolation
 from workers.lifecycle.offsets import OffsetTracker
 from workers.lifecycle.retry import backoff_delay
+from workers.lifecycle.suspects import SuspectHandling
 from workers.settings import Settings
 from workers.topics import StageTopics
 
@@ -47,7 +47,7 @@ log = logging.getLogger("workers.lifecycle.worker")
 _READ_ATTEMPTS = 3
 
 
-class PartitionOwnership(abc.ABC):
+class PartitionOwnership(SuspectHandling):
     """Mixed into ``Worker``: the state of the partitions it holds, and how they change hands."""
 
     settings: Settings
@@ -66,14 +66,6 @@ class PartitionOwnership(abc.ABC):
         self._tasks_by_tp: dict[TopicPartition, set[asyncio.Task[Any]]] = {}
         self._progressed = asyncio.Event()
         self._lease_lock = asyncio.Lock()
-
-    @abc.abstractmethod
-    def _start_isolation(self, tp: TopicPartition, iso: Isolation[Incoming]) -> None:
-        """Run ``iso``'s suspects (the worker's isolation runner)."""
-
-    @abc.abstractmethod
-    def _abandon(self, iso: Isolation[Incoming]) -> None:
-        """Give up ``iso``'s queued suspects (they stay uncommitted)."""
 
     @property
     def _timeout_s(self) -> float:
@@ -229,7 +221,7 @@ class PartitionOwnership(abc.ABC):
         log.info(
             "assigned %d partitions of %s (%d resumed where they were)",
             len(assigned),
-            self.topics.input,
+            ", ".join(sorted({tp.topic for tp in assigned})) or "-",
             resumed,
         )
 

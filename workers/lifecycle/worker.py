@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, ClassVar, TypeVar
@@ -32,15 +33,15 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from workers.errors import DependencyUnavailable, MessageDecodeError, ProduceRefused, WorkerCrashed
+from workers.errors import MessageDecodeError, ProduceRefused
 from workers.kafka import make_admin, make_consumer, make_producer
 from workers.lifecycle.crashes import CrashMarkers
-from workers.lifecycle.isolation import Gate, Isolation
+from workers.lifecycle.isolation import Gate
 from workers.lifecycle.letters import LETTER_HEADROOM_BYTES, build_letter
 from workers.lifecycle.liveness import Liveness
 from workers.lifecycle.monitor import Monitor
 from workers.lifecycle.offsets import OffsetTracker
-from workers.lifecycle.outputs import Output, batch_outputs
+from workers.lifecycle.outputs import BatchOutputs, Output, batch_outputs
 from workers.lifecycle.ownership import PartitionOwnership, RebalanceListener
 from workers.lifecycle.policy import FailurePolicy
 from workers.messages import Message, decode, encode, make_headers, read_headers
@@ -49,7 +50,6 @@ from workers.observability.metrics import (
     BATCH_SECONDS,
     CONSUMER_LAG,
     DEAD_LETTERS,
-    ISOLATED_RECORDS,
     MESSAGES_CONSUMED,
     TOPIC_RETENTION,
     serve_metrics,
@@ -122,7 +122,8 @@ class Worker(FailurePolicy, PartitionOwnership):
             return
         self._started = True
         serve_metrics(self.settings.metrics, self.stage, self.health)
-        TOPIC_RETENTION.labels(self.topics.input.name).set(self.topics.input.retention_hours * 3600)
+        for topic in self._input_topics():
+            TOPIC_RETENTION.labels(topic.name).set(topic.retention_hours * 3600)
         self._producer = make_producer(self.settings.kafka, client_id=self._client_id)
         await self._producer.start()
         await self.on_start()
@@ -136,9 +137,10 @@ class Worker(FailurePolicy, PartitionOwnership):
             client_id=self._client_id,
             max_poll_records=max(self.batch_size, 50),
         )
-        self._consumer.subscribe([self.topics.input.name], listener=RebalanceListener(self))
+        inputs = self._input_topics()
+        self._consumer.subscribe([t.name for t in inputs], listener=RebalanceListener(self))
         await self._consumer.start()
-        log.info("started: %s -> %s", self.topics.input, ", ".join(map(str, self.topics.outputs)))
+        log.info("started: %s -> %s", ", ".join(map(str, inputs)), ", ".join(map(str, self.topics.outputs)))
 
     async def stop(self) -> None:
         """Ask the worker to finish; safe to call any number of times, from a signal handler too."""
@@ -202,6 +204,10 @@ class Worker(FailurePolicy, PartitionOwnership):
                     with contextlib.suppress(KafkaError, TimeoutError):
                         await asyncio.wait_for(self._consumer.stop(), timeout)
                 log.info("stopped")
+
+    def _input_topics(self) -> tuple[Topic, ...]:
+        """The topics this stage consumes (one group, one subscription)."""
+        return (self.topics.input,)
 
     async def give_up(self, reason: str) -> None:
         """Stop with ``EXIT_UNHEALTHY``: supervisord (or Kubernetes) starts a fresh process."""
@@ -303,73 +309,6 @@ class Worker(FailurePolicy, PartitionOwnership):
         finally:
             BATCH_SECONDS.labels(self.stage.value).observe(time.perf_counter() - started)
 
-    # ------------------------------------------------------------- isolation
-    def _start_isolation(self, tp: TopicPartition, iso: Isolation[Incoming]) -> None:
-        self._spawn(tp, self._isolate(tp, iso))
-
-    async def _isolate(self, tp: TopicPartition, iso: Isolation[Incoming]) -> None:
-        """Handle a dead owner's suspects one at a time; a blamed one alone in the process."""
-        markers = self._markers
-        assert markers is not None
-        try:
-            while (item := await iso.next()) is not None:
-                try:
-                    await self._isolate_one(markers, tp, iso, item)
-                finally:
-                    self._finished(1)
-        finally:
-            self._abandon(iso)
-            if self._isolations.get(tp) is iso:
-                del self._isolations[tp]
-
-    async def _isolate_one(
-        self, markers: CrashMarkers, tp: TopicPartition, iso: Isolation[Incoming], item: Incoming
-    ) -> None:
-        offset = item.record.offset
-        deaths = iso.deaths_of(offset)
-        ISOLATED_RECORDS.labels(self.stage.value).inc()
-        if deaths >= self.settings.worker.max_crashes:
-            exc = WorkerCrashed(
-                f"the {self.stage.value} process died {deaths} times while handling this record"
-            )
-            item.attempt = max(item.attempt, deaths)
-            await self.dead_letter(item, exc, first_failure_at=time.time())
-            self._tracker.done(tp, offset)
-        else:
-            async with self._gate.exclusive() if deaths else self._gate.shared():
-                await self._write_isolation_marker(markers, tp, offset, deaths)
-                await self._execute([item])
-        # Commit before the next suspect: a marker is only evidence while the commit is behind it.
-        await self._commit_until_done(tp)
-
-    async def _commit_until_done(self, tp: TopicPartition) -> None:
-        outages = 0
-        while not await self._commit({tp}):
-            outages += 1
-            await self._wait_out_outage(
-                outages, DependencyUnavailable(f"commit of {tp.topic}[{tp.partition}]")
-            )
-
-    def _abandon(self, iso: Isolation[Incoming]) -> None:
-        """Queued suspects that will not be handled here leave the in-flight count (uncommitted)."""
-        left = len(iso.queue)
-        iso.queue.clear()
-        iso.close()
-        if left:
-            self._finished(left)
-
-    async def _write_isolation_marker(
-        self, markers: CrashMarkers, tp: TopicPartition, offset: int, deaths: int
-    ) -> None:
-        outages = 0
-        while True:
-            try:
-                await markers.mark_isolated(tp, offset, deaths)
-                return
-            except DependencyUnavailable as exc:
-                outages += 1
-                await self._wait_out_outage(outages, exc)
-
     # -------------------------------------------------------------- producing
     async def decode_or_dead_letter(self, item: Incoming, cls: type[M]) -> M | None:
         """Decode a record; malformed input is dead-lettered at once (retrying cannot fix it)."""
@@ -404,6 +343,21 @@ class Worker(FailurePolicy, PartitionOwnership):
             return
         outputs.outputs.append(output)
         await self._send_with_retry(output, outputs)
+
+    async def emit_and_wait(
+        self, topic: Topic, messages: Sequence[tuple[Message, bytes | None]], *, source: Incoming
+    ) -> None:
+        """Produce ``(message, key)`` pairs and return once the broker acknowledged every one.
+
+        For a stage that must record *that* its outputs were produced before it goes on; an
+        unacknowledged record is sent again (never the handler re-run), a refused one raises
+        ``ProduceRefused``.
+        """
+        headers = make_headers(source.trace_id, 1)
+        outputs = BatchOutputs([Output(topic.name, encode(m), key, headers) for m, key in messages])
+        for output in outputs.outputs:
+            await self._send_with_retry(output, None)
+        await self._settle_outputs(outputs)
 
     async def dead_letter(self, item: Incoming, exc: BaseException, *, first_failure_at: float) -> None:
         """Send the record to the stage's DLQ with the reason, and wait for the ack."""
