@@ -31,6 +31,7 @@ from workers.stack.postgres import EmbeddedPostgres
 from workers.stack.seaweed import SeaweedFS, s3_client
 
 __all__ = [
+    "DEMO_CRAWL_ENV",
     "DRILL_ENV",
     "Drill",
     "DrillServices",
@@ -41,9 +42,8 @@ __all__ = [
     "wait_rows",
 ]
 
-# Short fetch timeouts keep the demo's slow pages short; short liveness bounds make a
-# wedged daemon exit (and be restarted) within a drill instead of after five minutes.
-DRILL_ENV = {
+# Short fetch timeouts keep the demo's slow pages short (the demo web resolves to loopback).
+DEMO_CRAWL_ENV = {
     "STREAMCRAWL_INGESTOR_RESOLVE_OVERRIDES": '{"*.demo.test": "127.0.0.1"}',
     "STREAMCRAWL_INGESTOR_ALLOW_PRIVATE_NETWORKS": "true",
     "STREAMCRAWL_INGESTOR_TOTAL_TIMEOUT_S": "3",
@@ -52,6 +52,11 @@ DRILL_ENV = {
     "STREAMCRAWL_INGESTOR_PER_HOST_DELAY_S": "0.05",
     "STREAMCRAWL_INGESTOR_CRAWL_DELAY_CAP_S": "0.2",
     "STREAMCRAWL_INGESTOR_RETRY_AFTER_CAP_S": "2",
+}
+# ...and short liveness bounds make a wedged daemon exit (and be restarted) within a drill
+# instead of after five minutes.
+DRILL_ENV = {
+    **DEMO_CRAWL_ENV,
     "STREAMCRAWL_WORKER_STALL_EXIT_S": "15",
     "STREAMCRAWL_WORKER_NO_PARTITIONS_EXIT_S": "15",
     "STREAMCRAWL_WORKER_RETRY_MAX_DELAY_S": "3",

@@ -47,12 +47,8 @@ def services() -> Iterator[DrillServices]:
 
 @pytest.fixture
 async def web() -> AsyncIterator[DemoWeb]:
-    server = DemoWeb(port=0, processes=1)
-    await server.start()
-    try:
+    async with DemoWeb(port=0, processes=1) as server:
         yield server
-    finally:
-        await server.stop()
 
 
 @pytest.fixture

@@ -132,12 +132,8 @@ def stack() -> Iterator[Stack]:
 
 @pytest.fixture(scope="module")
 async def web() -> AsyncIterator[DemoWeb]:
-    server = DemoWeb(port=0, processes=1)
-    await server.start()
-    try:
+    async with DemoWeb(port=0, processes=1) as server:
         yield server
-    finally:
-        await server.stop()
 
 
 async def _running_workers(stack: Stack) -> list[str]:

@@ -16,7 +16,7 @@ import pytest
 from tests.helpers.crash_router import CRASH_MARK
 from tests.helpers.kafka import produce, read_all
 from tests.helpers.pipeline import Pipeline
-from tests.helpers.services import start_kafka
+from tests.helpers.services import own_broker
 from workers.lifecycle import Incoming, Worker
 from workers.messages import DeadLetter, RawPage, compress_html, decode, encode, peek
 from workers.settings import KafkaSettings, Settings, WorkerSettings
@@ -29,11 +29,8 @@ _TEXT = "A page with enough readable text to be routed to the fast path without 
 
 @pytest.fixture
 def own_kafka(tmp_path: Path) -> Iterator[KafkaSettings]:
-    component, kafka, _report = start_kafka(tmp_path / "kafka")
-    try:
+    with own_broker(tmp_path / "kafka") as (_broker, kafka):
         yield kafka
-    finally:
-        component.stop()
 
 
 def _page(url: str) -> bytes:

@@ -20,7 +20,7 @@ import pytest
 from tests.helpers.countingweb import CountingWeb
 from tests.helpers.kafka import read_all
 from tests.helpers.pipeline import Pipeline
-from tests.helpers.services import start_kafka
+from tests.helpers.services import own_broker as own_broker_of
 from workers.frontier import build_request, publish_requests
 from workers.messages import peek
 from workers.settings import KafkaSettings, Settings
@@ -39,14 +39,8 @@ INGESTOR_ENV = {
 
 @pytest.fixture
 def own_broker(tmp_path: Path) -> Iterator[tuple[TansuBroker, KafkaSettings]]:
-    component, kafka, _report = start_kafka(tmp_path / "kafka")
-    try:
-        yield component, kafka
-    finally:
-        pid = component.pid()
-        if pid is not None:
-            os.kill(pid, signal.SIGCONT)  # a test that failed while the broker was frozen
-        component.stop()
+    with own_broker_of(tmp_path / "kafka") as found:
+        yield found
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import pytest
 
 from tests.helpers.pipeline import Pipeline
 from tests.helpers.ports import free_port
-from tests.helpers.services import start_kafka
+from tests.helpers.services import own_broker as own_broker_of
 from workers.lifecycle.worker import EXIT_UNHEALTHY
 from workers.observability.metrics import STAGE_PORT_OFFSET
 from workers.settings import KafkaSettings, Settings
@@ -30,14 +30,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def own_broker(tmp_path: Path) -> Iterator[tuple[TansuBroker, KafkaSettings]]:
-    component, kafka, _report = start_kafka(tmp_path / "kafka")
-    try:
-        yield component, kafka
-    finally:
-        pid = component.pid()
-        if pid is not None:
-            os.kill(pid, signal.SIGCONT)
-        component.stop()
+    with own_broker_of(tmp_path / "kafka") as found:
+        yield found
 
 
 def _probe(port: int, path: str) -> tuple[int, dict[str, Any]]:

@@ -18,7 +18,7 @@ from prometheus_client import REGISTRY
 
 from crawl_assets.checks import retention_results, retention_risks
 from crawl_assets.stages import FRONTIER_KEY
-from tests.helpers.services import start_kafka
+from tests.helpers.services import own_broker
 from workers.kafka import make_consumer, make_producer
 from workers.lag import oldest_unconsumed, retention_ms
 from workers.lifecycle import Incoming, Worker
@@ -32,11 +32,8 @@ HOUR = 3600.0
 
 @pytest.fixture
 def own_kafka(tmp_path: Path) -> Iterator[KafkaSettings]:
-    component, kafka, _report = start_kafka(tmp_path / "kafka")
-    try:
+    with own_broker(tmp_path / "kafka") as (_broker, kafka):
         yield kafka
-    finally:
-        component.stop()
 
 
 async def _produce_aged(kafka: KafkaSettings, topic: str, partition: int, ages_h: Sequence[float]) -> None:
