@@ -45,6 +45,7 @@ from workers.stack.paths import StackPaths
 from workers.stack.process import PidRecord
 from workers.stack.procfs import marked_processes, pid_alive
 from workers.stack.supervisor import PROGRAMS, STACK_OWNER_ENV, Supervisor, orphans
+from workers.stack.worker_health import worker_health
 
 pytestmark = pytest.mark.integration
 
@@ -154,7 +155,10 @@ async def test_kill_9_of_supervisord_then_up_leaves_exactly_one_set(stack: Stack
     before = set(stack.marked())
     os.kill(supervisord.pid, signal.SIGKILL)
     # The workers get SIGTERM from the kernel (parent death) and drain: none outlives it for long.
-    await wait_for(lambda: _none_alive(before), timeout_s=30, what="the old workers to exit")
+    try:
+        await wait_for(lambda: _none_alive(before), timeout_s=30, what="the old workers to exit")
+    except AssertionError as exc:
+        raise AssertionError((str(exc), _survivors(stack, before))) from exc
     out = await asyncio.to_thread(stack.up)
     assert "supervisord        started" in out, out
     await wait_for(lambda: _all_running(stack), timeout_s=90, what="every worker RUNNING again")
@@ -163,9 +167,11 @@ async def test_kill_9_of_supervisord_then_up_leaves_exactly_one_set(stack: Stack
     marked = stack.marked()
     assert len(marked) == 1 + _WORKERS and new.pid in marked, marked  # supervisord + one set
     assert not orphans(stack.paths.root, supervisor_pid=new.pid)
+    await wait_for(lambda: _all_answer(stack), timeout_s=90, what="every worker to answer /readyz")
     report = await asyncio.to_thread(stack.status)
     assert report["orphans"] == [] and len(report["programs"]) == _WORKERS
-    assert all(p["health"] is not None and p["health"]["healthy"] for p in report["programs"]), report
+    health = {p["name"]: p["health"] for p in report["programs"]}
+    assert all(h is not None and h["healthy"] for h in health.values()), health
     progress = await task
     assert progress is not None
     counts = await assert_accounted(stack.settings, urls, progress, batch=batch, context=out)
@@ -191,6 +197,26 @@ async def test_down_mid_crawl_then_up_resumes_and_down_leaves_nothing(stack: Sta
     for pid_file in stack.paths.run.glob("*.pid"):
         rec = PidRecord.loads(pid_file.read_text())
         assert rec is None or not pid_alive(rec.pid, rec.start_time), pid_file
+
+
+def _survivors(stack: Stack, pids: set[int]) -> dict[str, object]:
+    """What is still alive, and the tail of every worker log (for a failing drill's message)."""
+    left = {
+        pid: Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")[:120]
+        for pid in pids
+        if pid_alive(pid)
+    }
+    logs = {
+        p.name: p.read_text(errors="replace")[-1500:] for p in (stack.paths.supervisor / "logs").glob("*.log")
+    }
+    return {"alive": left, "logs": logs}
+
+
+async def _all_answer(stack: Stack) -> bool:
+    """Every worker serves its own health (it has imported and started, not only been spawned)."""
+    programs = await asyncio.to_thread(Supervisor(settings=stack.settings, paths=stack.paths).programs)
+    answers = await asyncio.to_thread(worker_health, stack.settings.metrics, programs)
+    return len(answers) == _WORKERS and all(a is not None and a.get("ready") for a in answers.values())
 
 
 async def _all_running(stack: Stack) -> bool:

@@ -117,14 +117,14 @@ class CrashMarkers:
         await consumer.start()
         return consumer
 
-    async def stop(self) -> None:
+    async def stop(self, *, timeout_s: float = 1.0) -> None:
         for consumer in (self._lease, self._isolation):
             if consumer is not None:
                 with contextlib.suppress(KafkaError, OSError, TimeoutError):
-                    await asyncio.wait_for(consumer.stop(), self.timeout_s)
+                    await asyncio.wait_for(consumer.stop(), timeout_s)
         if self._admin is not None:
             with contextlib.suppress(KafkaError, OSError, TimeoutError):
-                await asyncio.wait_for(self._admin.close(), self.timeout_s)
+                await asyncio.wait_for(self._admin.close(), timeout_s)
 
     async def read(self, tps: Iterable[TopicPartition]) -> dict[TopicPartition, Recovery]:
         """The main group's committed offsets with both markers, for ``tps``."""

@@ -162,7 +162,10 @@ class PartitionOwnership(SuspectHandling):
     async def _on_revoked(self, revoked: set[TopicPartition]) -> None:
         self._pause(revoked)  # nothing more of them is fetched while their in-flight records finish
         self._owned -= revoked
-        deadline = time.monotonic() + self.settings.worker.revoke_wait_s
+        # Shutting down, the drain already decides what finishes: waiting here again would
+        # only hold up the group's rebalance (and the exit) with records that were cancelled.
+        wait_s = 0.0 if self._stopping.is_set() else self.settings.worker.revoke_wait_s
+        deadline = time.monotonic() + wait_s
         while self._tracker.in_flight(revoked) > 0 and (left := deadline - time.monotonic()) > 0:
             self._progressed.clear()
             try:
@@ -170,7 +173,7 @@ class PartitionOwnership(SuspectHandling):
             except TimeoutError:
                 break
         left_over = self._tracker.in_flight(revoked)
-        if left_over:
+        if left_over and wait_s:
             log.warning(
                 "revocation: %d records still in flight after %.0f s",
                 left_over,

@@ -1,4 +1,4 @@
-"""The failure policy every worker applies to a batch (see workers/lifecycle/worker.py's doc).
+"""The failure policy every worker applies to a batch, and the producing API of the stages.
 
 * ``DependencyUnavailable`` raised by the handler (PostgreSQL or S3 down): the batch is
   handled again after a capped backoff, for as long as the worker runs; no attempt spent.
@@ -18,12 +18,19 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from workers.errors import DependencyUnavailable, PermanentError, RetryableError
+from workers.errors import (
+    DependencyUnavailable,
+    MessageDecodeError,
+    PermanentError,
+    ProduceRefused,
+    RetryableError,
+)
+from workers.lifecycle.letters import LETTER_HEADROOM_BYTES, build_letter
 from workers.lifecycle.outputs import (
     BatchOutputs,
     Output,
@@ -34,15 +41,18 @@ from workers.lifecycle.outputs import (
     settle,
 )
 from workers.lifecycle.retry import backoff_delay
+from workers.messages import Message, decode, encode, make_headers
 from workers.observability.logs import trace_id_var
-from workers.observability.metrics import PRODUCE_RETRIES, RETRIES
+from workers.observability.metrics import DEAD_LETTERS, PRODUCE_RETRIES, RETRIES
 from workers.settings import Settings
-from workers.topics import Stage
+from workers.topics import Stage, StageTopics, Topic
 
 if TYPE_CHECKING:
     from workers.lifecycle.worker import Incoming
 
 __all__ = ["FailurePolicy"]
+
+M = TypeVar("M", bound=Message)
 
 log = logging.getLogger("workers.lifecycle.worker")
 
@@ -52,14 +62,12 @@ class FailurePolicy(abc.ABC):
 
     stage: ClassVar[Stage]
     settings: Settings
+    topics: StageTopics
     _stopping: asyncio.Event
     _producer: AIOKafkaProducer | None
 
     @abc.abstractmethod
     async def handle_batch(self, batch: Sequence[Incoming]) -> None: ...
-
-    @abc.abstractmethod
-    async def dead_letter(self, item: Incoming, exc: BaseException, *, first_failure_at: float) -> None: ...
 
     async def _handle_with_policy(self, batch: list[Incoming]) -> None:
         if len(batch) == 1:
@@ -187,3 +195,81 @@ class FailurePolicy(abc.ABC):
             cap=self.settings.worker.retry_max_delay_s,
             retry_after=exc.retry_after,
         )
+
+    # ------------------------------------------------- the stages' producing API
+    async def decode_or_dead_letter(self, item: Incoming, cls: type[M]) -> M | None:
+        """Decode a record; malformed input is dead-lettered at once (retrying cannot fix it)."""
+        try:
+            return decode(item.record.value, cls)
+        except MessageDecodeError as exc:
+            await self.dead_letter(item, exc, first_failure_at=time.time())
+            return None
+
+    async def emit(self, topic: Topic, message: Message, *, key: bytes | None, source: Incoming) -> None:
+        """Produce ``message`` downstream; the lifecycle awaits its ack before committing ``source``."""
+        await self.emit_raw(
+            topic, encode(message), key=key, trace_id=source.trace_id, attempt=1, source=source
+        )
+
+    async def emit_raw(
+        self,
+        topic: Topic,
+        value: bytes,
+        *,
+        key: bytes | None,
+        trace_id: str,
+        attempt: int,
+        source: Incoming | None = None,
+    ) -> None:
+        """Produce an encoded record. Inside ``handle_batch`` the ack is awaited (and the send
+        retried) after the handler returns; a refused record dead-letters ``source``."""
+        output = Output(topic.name, value, key, make_headers(trace_id, attempt), source)
+        outputs = batch_outputs.get()
+        if outputs is None:
+            await self._produce_now(output)
+            return
+        outputs.outputs.append(output)
+        await self._send_with_retry(output, outputs)
+
+    async def emit_and_wait(
+        self, topic: Topic, messages: Sequence[tuple[Message, bytes | None]], *, source: Incoming
+    ) -> None:
+        """Produce ``(message, key)`` pairs and return once the broker acknowledged every one.
+
+        For a stage that must record *that* its outputs were produced before it goes on; an
+        unacknowledged record is sent again (never the handler re-run), a refused one raises
+        ``ProduceRefused``.
+        """
+        headers = make_headers(source.trace_id, 1)
+        outputs = BatchOutputs([Output(topic.name, encode(m), key, headers) for m, key in messages])
+        for output in outputs.outputs:
+            await self._send_with_retry(output, None)
+        await self._settle_outputs(outputs)
+
+    async def dead_letter(self, item: Incoming, exc: BaseException, *, first_failure_at: float) -> None:
+        """Send the record to the stage's DLQ with the reason, and wait for the ack."""
+        record = item.record
+        letter, value = build_letter(
+            record=record,
+            stage=self.stage.value,
+            exc=exc,
+            attempt=item.attempt,
+            first_failure_at=first_failure_at,
+        )
+        DEAD_LETTERS.labels(self.stage.value, letter.error_class).inc()
+        log.warning(
+            "dead-lettered: %s: %s",
+            letter.error_class,
+            letter.error_message,
+            extra={"url": letter.url, "topic": record.topic, "offset": record.offset},
+        )
+        headers = make_headers(item.trace_id, item.attempt)
+        try:
+            await self._produce_now(Output(self.topics.dlq.name, value, record.key, headers))
+        except ProduceRefused:
+            # Even the cut letter was refused: send it without the payload copy rather than block.
+            _letter, bare = build_letter(
+                record=record, stage=self.stage.value, exc=exc, attempt=item.attempt,
+                first_failure_at=first_failure_at, max_bytes=2 * LETTER_HEADROOM_BYTES,
+            )  # fmt: skip
+            await self._produce_now(Output(self.topics.dlq.name, bare, None, headers))

@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, ClassVar, TypeVar
@@ -33,23 +32,19 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from workers.errors import MessageDecodeError, ProduceRefused
 from workers.kafka import make_admin, make_consumer, make_producer
 from workers.lifecycle.crashes import CrashMarkers
 from workers.lifecycle.isolation import Gate
-from workers.lifecycle.letters import LETTER_HEADROOM_BYTES, build_letter
 from workers.lifecycle.liveness import Liveness
 from workers.lifecycle.monitor import Monitor
 from workers.lifecycle.offsets import OffsetTracker
-from workers.lifecycle.outputs import BatchOutputs, Output, batch_outputs
 from workers.lifecycle.ownership import PartitionOwnership, RebalanceListener
 from workers.lifecycle.policy import FailurePolicy
-from workers.messages import Message, decode, encode, make_headers, read_headers
+from workers.messages import Message, read_headers
 from workers.observability.health import HealthState
 from workers.observability.metrics import (
     BATCH_SECONDS,
     CONSUMER_LAG,
-    DEAD_LETTERS,
     MESSAGES_CONSUMED,
     TOPIC_RETENTION,
     serve_metrics,
@@ -64,6 +59,8 @@ M = TypeVar("M", bound=Message)
 
 EXIT_UNHEALTHY = 75
 """Exit status of a worker that gave up because it was useless (EX_TEMPFAIL: restart me)."""
+_CLOSE_COMMIT_S = 3.0
+_CLOSE_STEP_S = 2.0
 
 
 @dataclass(slots=True)
@@ -103,6 +100,7 @@ class Worker(FailurePolicy, PartitionOwnership):
         self._slot_free = asyncio.Event()
         self._gate = Gate()
         self._started = False
+        self._stage_started = False
         self._closed = False
         self.health = HealthState(stage=self.stage.value)
         self.exit_code = 0
@@ -127,6 +125,7 @@ class Worker(FailurePolicy, PartitionOwnership):
         self._producer = make_producer(self.settings.kafka, client_id=self._client_id)
         await self._producer.start()
         await self.on_start()
+        self._stage_started = True
         self._admin = make_admin(self.settings.kafka, client_id=f"{self._client_id}-admin")
         await self._admin.start()
         self._markers = CrashMarkers(self.settings.kafka, self.topics, client_id=self._client_id)
@@ -159,7 +158,9 @@ class Worker(FailurePolicy, PartitionOwnership):
 
     async def run(self) -> None:
         """Consume until ``stop()``; then drain, commit and close."""
-        await self.start()
+        if not await self._start_unless_stopped():
+            await self.close()
+            return
         monitor = Monitor(self, Liveness(
             no_partitions_s=self.settings.worker.no_partitions_exit_s,
             stall_s=self.settings.worker.stall_exit_s,
@@ -175,35 +176,58 @@ class Worker(FailurePolicy, PartitionOwnership):
             await self._drain()
             await self.close()
 
+    async def _start_unless_stopped(self) -> bool:
+        """``start()``, given up at once when a stop is asked meanwhile (starting can take a
+        while on a busy machine; supervisord's stop or the parent's death must not wait)."""
+        starting = asyncio.create_task(self.start())
+        stopped = asyncio.create_task(self._stopping.wait())
+        await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if not starting.done():
+            starting.cancel()
+            await asyncio.gather(starting, return_exceptions=True)
+            log.info("stopped while starting")
+            return False
+        starting.result()  # a failed start raises here
+        return True
+
     async def close(self) -> None:
+        """Commit, release the leases, close the clients — within a few seconds, whatever hangs.
+
+        The drain already took up to ``drain_timeout_s`` of supervisord's stopwaitsecs; a
+        broker that does not answer (or a group rebalancing because every member is leaving
+        at once) must not hold the exit up for a request timeout per call.
+        """
         if self._closed:
             return
         self._closed = True
-        # Giving up because the broker stopped answering: do not wait the full request timeout per call.
-        timeout = min(self._timeout_s, 5.0) if self.exit_code else self._timeout_s
         try:
             # A worker giving up (stuck records, silent broker) keeps its leases: whatever it
             # still had in flight is a suspect for the next owner.
-            if await self._commit(timeout_s=timeout) and not self.exit_code:
-                await self._release(set(self._owned), force=True)
+            if await self._commit(timeout_s=_CLOSE_COMMIT_S) and not self.exit_code:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._release(set(self._owned), force=True), _CLOSE_COMMIT_S)
         finally:
             try:
-                await self.on_stop()
+                if self._stage_started:
+                    await self.on_stop()
             finally:
-                if self._producer is not None:
-                    with contextlib.suppress(KafkaError, TimeoutError):
-                        await asyncio.wait_for(self._producer.flush(), timeout)
-                    with contextlib.suppress(KafkaError, TimeoutError):
-                        await asyncio.wait_for(self._producer.stop(), timeout)
-                if self._markers is not None:
-                    await self._markers.stop()
-                if self._admin is not None:
-                    with contextlib.suppress(KafkaError, TimeoutError, OSError):
-                        await asyncio.wait_for(self._admin.close(), timeout)
-                if self._consumer is not None:
-                    with contextlib.suppress(KafkaError, TimeoutError):
-                        await asyncio.wait_for(self._consumer.stop(), timeout)
+                await self._close_clients()
                 log.info("stopped")
+
+    async def _close_clients(self) -> None:
+        steps: list[Any] = []
+        if self._producer is not None:
+            steps += [self._producer.flush(), self._producer.stop()]
+        if self._markers is not None:
+            steps.append(self._markers.stop())
+        if self._admin is not None:
+            steps.append(self._admin.close())
+        if self._consumer is not None:
+            steps.append(self._consumer.stop())  # waits for a rebalance in progress: bounded
+        for step in steps:
+            with contextlib.suppress(KafkaError, TimeoutError, OSError):
+                await asyncio.wait_for(step, _CLOSE_STEP_S)
 
     def _input_topics(self) -> tuple[Topic, ...]:
         """The topics this stage consumes (one group, one subscription)."""
@@ -308,84 +332,6 @@ class Worker(FailurePolicy, PartitionOwnership):
             log.exception("batch abandoned; its records will be redelivered after a restart")
         finally:
             BATCH_SECONDS.labels(self.stage.value).observe(time.perf_counter() - started)
-
-    # -------------------------------------------------------------- producing
-    async def decode_or_dead_letter(self, item: Incoming, cls: type[M]) -> M | None:
-        """Decode a record; malformed input is dead-lettered at once (retrying cannot fix it)."""
-        try:
-            return decode(item.record.value, cls)
-        except MessageDecodeError as exc:
-            await self.dead_letter(item, exc, first_failure_at=time.time())
-            return None
-
-    async def emit(self, topic: Topic, message: Message, *, key: bytes | None, source: Incoming) -> None:
-        """Produce ``message`` downstream; the lifecycle awaits its ack before committing ``source``."""
-        await self.emit_raw(
-            topic, encode(message), key=key, trace_id=source.trace_id, attempt=1, source=source
-        )
-
-    async def emit_raw(
-        self,
-        topic: Topic,
-        value: bytes,
-        *,
-        key: bytes | None,
-        trace_id: str,
-        attempt: int,
-        source: Incoming | None = None,
-    ) -> None:
-        """Produce an encoded record. Inside ``handle_batch`` the ack is awaited (and the send
-        retried) after the handler returns; a refused record dead-letters ``source``."""
-        output = Output(topic.name, value, key, make_headers(trace_id, attempt), source)
-        outputs = batch_outputs.get()
-        if outputs is None:
-            await self._produce_now(output)
-            return
-        outputs.outputs.append(output)
-        await self._send_with_retry(output, outputs)
-
-    async def emit_and_wait(
-        self, topic: Topic, messages: Sequence[tuple[Message, bytes | None]], *, source: Incoming
-    ) -> None:
-        """Produce ``(message, key)`` pairs and return once the broker acknowledged every one.
-
-        For a stage that must record *that* its outputs were produced before it goes on; an
-        unacknowledged record is sent again (never the handler re-run), a refused one raises
-        ``ProduceRefused``.
-        """
-        headers = make_headers(source.trace_id, 1)
-        outputs = BatchOutputs([Output(topic.name, encode(m), key, headers) for m, key in messages])
-        for output in outputs.outputs:
-            await self._send_with_retry(output, None)
-        await self._settle_outputs(outputs)
-
-    async def dead_letter(self, item: Incoming, exc: BaseException, *, first_failure_at: float) -> None:
-        """Send the record to the stage's DLQ with the reason, and wait for the ack."""
-        record = item.record
-        letter, value = build_letter(
-            record=record,
-            stage=self.stage.value,
-            exc=exc,
-            attempt=item.attempt,
-            first_failure_at=first_failure_at,
-        )
-        DEAD_LETTERS.labels(self.stage.value, letter.error_class).inc()
-        log.warning(
-            "dead-lettered: %s: %s",
-            letter.error_class,
-            letter.error_message,
-            extra={"url": letter.url, "topic": record.topic, "offset": record.offset},
-        )
-        headers = make_headers(item.trace_id, item.attempt)
-        try:
-            await self._produce_now(Output(self.topics.dlq.name, value, record.key, headers))
-        except ProduceRefused:
-            # Even the cut letter was refused: send it without the payload copy rather than block.
-            _letter, bare = build_letter(
-                record=record, stage=self.stage.value, exc=exc, attempt=item.attempt,
-                first_failure_at=first_failure_at, max_bytes=2 * LETTER_HEADROOM_BYTES,
-            )  # fmt: skip
-            await self._produce_now(Output(self.topics.dlq.name, bare, None, headers))
 
     # ------------------------------------------------------------- committing
     async def _commit_loop(self) -> None:
