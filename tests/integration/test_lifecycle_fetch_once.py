@@ -122,7 +122,10 @@ async def test_a_consumer_joining_mid_crawl_fetches_nothing_twice(
     own_broker: tuple[TansuBroker, KafkaSettings], web: CountingWeb, tmp_path: Path
 ) -> None:
     _broker, kafka = own_broker
-    pipeline = Pipeline(Settings(kafka=kafka), log_dir=tmp_path / "logs", extra_env=INGESTOR_ENV)
+    # The bound on the wait covers what the first ingestor has in flight when the second joins
+    # (each of 24 hosts has at most 20 pages of 0.25 s left), below the 30 s rebalance timeout.
+    env = {**INGESTOR_ENV, "STREAMCRAWL_WORKER_REVOKE_WAIT_S": "25"}
+    pipeline = Pipeline(Settings(kafka=kafka), log_dir=tmp_path / "logs", extra_env=env)
     pipeline.start("ingestor")
     try:
         urls = await _publish(kafka, web, hosts=24, per_host=20)
@@ -132,7 +135,9 @@ async def test_a_consumer_joining_mid_crawl_fetches_nothing_twice(
         await _until(lambda: _has_all(kafka, urls), timeout_s=90, what="every page in raw.page")
     finally:
         pipeline.stop()
-    second = pipeline.logs("ingestor#2", tail=100)
-    logs = pipeline.logs("ingestor", tail=300) + "\n--- second ---\n" + second
-    assert "assigned" in second and "assigned 0 partitions" not in second, logs  # it did join
+    first = pipeline.logs("ingestor", tail=300)
+    logs = first + "\n--- second ---\n" + pipeline.logs("ingestor#2", tail=100)
+    # The join rebalanced the group mid-crawl: the first ingestor gave up half its partitions.
+    assert "assigned 12 partitions" in first and "assigned 6 partitions" in first, logs
+    assert "still in flight after" not in logs, logs  # the wait covered every in-flight fetch
     await _assert_each_fetched_once(kafka, web, urls, logs)
