@@ -25,7 +25,6 @@ from dagster import (
 )
 
 from crawl_assets.aio import run_sync
-from crawl_assets.batches import BatchProgress, batch_progress, published_batches
 from crawl_assets.resources import KafkaResource, PostgresResource
 from crawl_assets.sensors.completion import COMPLETE_CHECK, DLQ_RATE_CHECK
 from crawl_assets.sensors.lag import FRESHNESS_CHECK, producer_groups, take_sample
@@ -38,6 +37,7 @@ from workers.lag import (
     retention_ms,
     retention_risk,
 )
+from workers.ledger import BatchProgress, list_progress
 from workers.settings import DagsterSettings, KafkaSettings
 from workers.topics import CRAWL_REQUEST, STAGES
 
@@ -93,8 +93,16 @@ def retention_results(risks: list[RetentionRisk]) -> dict[AssetKey, tuple[bool, 
 
 
 async def _all_progress(postgres: PostgresResource) -> list[BatchProgress]:
+    """The latest published batch of every frontier partition."""
     async with postgres.connect() as conn:
-        return await batch_progress(conn, [b.batch for b in await published_batches(conn)])
+        if not await conn.fetchval("SELECT to_regclass('crawl_urls') IS NOT NULL"):
+            return []
+        rows = await conn.fetch(
+            "SELECT DISTINCT ON (partition_key) batch FROM crawl_batches"
+            " WHERE partition_key IS NOT NULL AND status = 'published'"
+            " ORDER BY partition_key, created_at DESC"
+        )
+        return await list_progress(conn, [r["batch"] for r in rows])
 
 
 def _last_advanced_at(context: AssetCheckExecutionContext, key: AssetKey) -> float | None:
@@ -110,13 +118,19 @@ def build_checks(settings: DagsterSettings) -> list[AssetChecksDefinition]:
     @asset_check(
         asset=STORED_PAGES,
         name=COMPLETE_CHECK,
-        description="Every published crawl batch is complete (all its URLs stored or dead-lettered), "
-        "or was published less than stale_after_s ago.",
+        description="The latest batch of every frontier partition is complete (every URL it requested "
+        "stored, unchanged, skipped or dead-lettered), or made progress less than stale_after_s ago.",
     )
     def partition_complete(postgres: PostgresResource) -> AssetCheckResult:
         now = time.time()
         progress = run_sync(_all_progress(postgres))
-        stuck = [p for p in progress if not p.complete and now - p.published_at > settings.stale_after_s]
+        stuck = [
+            p
+            for p in progress
+            if not p.complete
+            and p.published_at is not None
+            and now - (p.last_outcome_at or p.published_at).timestamp() > settings.stale_after_s
+        ]
         return AssetCheckResult(
             passed=not stuck,
             metadata={

@@ -5,9 +5,12 @@ No other module spells a topic name as a string literal; they import the constan
 Flow::
 
     crawl.request ─► ingestor ─► raw.page ─► router ─► process.fast ─► fast extractor ─┐
-                                                   └► process.rich ─► rich renderer ──┤
-          storage.saved ◄─ storage writer ◄─ processed.final ◄─────────────────────────┘
-    every stage ─► its dead-letter topic (raw.page.dlq, processed.dlq, storage.dlq)
+         ▲              └─► raw.sitemap ─┐         └► process.rich ─► rich renderer ──┤
+         │                               ▼                                              │
+         └──── discovery ◄── storage.saved ◄─ storage writer ◄─ processed.final ◄───────┘
+                   ▲
+    every stage ─► its dead-letter topic (raw.page.dlq, processed.dlq, storage.dlq, discovery.dlq);
+    discovery reads all but its own to record each URL's outcome
 """
 
 from __future__ import annotations
@@ -127,6 +130,7 @@ class Stage(enum.StrEnum):
     FAST_EXTRACTOR = "fast_extractor"
     RICH_RENDERER = "rich_renderer"
     STORAGE_WRITER = "storage_writer"
+    DISCOVERY = "discovery"
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +141,12 @@ class StageTopics:
     outputs: tuple[Topic, ...]
     dlq: Topic
     group: str
+    extra_inputs: tuple[Topic, ...] = ()
+    """Further topics the stage consumes in the same group (the discovery stage reads several)."""
+
+    @property
+    def inputs(self) -> tuple[Topic, ...]:
+        return (self.input, *self.extra_inputs)
 
     @property
     def lease_group(self) -> str:
@@ -160,5 +170,14 @@ STAGES: dict[Stage, StageTopics] = {
     ),
     Stage.STORAGE_WRITER: StageTopics(
         PROCESSED_FINAL, (STORAGE_SAVED,), STORAGE_DLQ, "streamcrawl.storage_writer"
+    ),
+    # The ledger's single writer of outcomes: stored pages (and their links), every stage's dead
+    # letters but its own, and the robots.txt/sitemap bodies the ingestor read for it.
+    Stage.DISCOVERY: StageTopics(
+        STORAGE_SAVED,
+        (CRAWL_REQUEST,),
+        DISCOVERY_DLQ,
+        "streamcrawl.discovery",
+        extra_inputs=(RAW_SITEMAP, RAW_PAGE_DLQ, PROCESSED_DLQ, STORAGE_DLQ),
     ),
 }

@@ -19,12 +19,11 @@ from pathlib import Path
 import asyncpg
 
 from tests.helpers.accounting import create_database
+from tests.helpers.ledger import crawl_batch
 from tests.helpers.pipeline import HOT_PATH, Pipeline
 from tests.helpers.services import start_kafka, start_postgres, start_s3
-from workers.cli.cmd_crawl import crawl
 from workers.demoweb import DemoURL, DemoWeb, demo_urls
-from workers.frontier import parse_list_lines
-from workers.progress import BatchProgress
+from workers.ledger import BatchProgress
 from workers.settings import IngestorSettings, PostgresSettings, S3Settings, Settings
 from workers.stack.broker import TansuBroker
 from workers.stack.postgres import EmbeddedPostgres
@@ -72,10 +71,9 @@ def drill_urls(web: DemoWeb, *, hosts: int = 8, per_host: int = 10, seed: int = 
 
 def start_crawl(
     settings: Settings, urls: list[DemoURL], *, batch: str, timeout_s: float = 240
-) -> asyncio.Task[BatchProgress | None]:
+) -> asyncio.Task[BatchProgress]:
     """Publish ``urls`` as ``batch`` and follow it until every URL is accounted for (a task)."""
-    parsed = parse_list_lines([u.url for u in urls], scheme="http")
-    return asyncio.create_task(crawl(settings, parsed, batch=batch, wait=True, timeout_s=timeout_s))
+    return asyncio.create_task(crawl_batch(settings, [u.url for u in urls], batch, timeout_s=timeout_s))
 
 
 async def rows_of(settings: Settings, batch: str | None = None) -> int:
@@ -176,7 +174,7 @@ class Drill:
     def batch(self) -> str:
         return f"drill-{self.name}"
 
-    def crawl(self, urls: list[DemoURL], *, timeout_s: float = 240) -> asyncio.Task[BatchProgress | None]:
+    def crawl(self, urls: list[DemoURL], *, timeout_s: float = 240) -> asyncio.Task[BatchProgress]:
         return start_crawl(self.settings, urls, batch=self.batch, timeout_s=timeout_s)
 
     async def wait_rows(self, at_least: int, *, timeout_s: float = 120) -> int:

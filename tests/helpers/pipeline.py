@@ -22,7 +22,7 @@ from workers.stack.environment import settings_env
 
 __all__ = ["HOT_PATH", "Pipeline"]
 
-HOT_PATH = ("ingestor", "router", "fast_extractor", "storage_writer")
+HOT_PATH = ("ingestor", "router", "fast_extractor", "storage_writer", "discovery")
 ROOT = Path(__file__).resolve().parents[2]
 _STARTSECS = 5.0
 

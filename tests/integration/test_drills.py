@@ -21,8 +21,8 @@ import pytest
 from tests.helpers.accounting import assert_accounted
 from tests.helpers.drills import Drill, DrillServices, drill_urls
 from workers.demoweb import DemoWeb
+from workers.ledger import BatchProgress
 from workers.lifecycle.worker import EXIT_UNHEALTHY
-from workers.progress import BatchProgress
 from workers.stack.component import Outcome
 
 pytestmark = pytest.mark.integration
@@ -63,7 +63,7 @@ async def drill(
         found.close()
 
 
-async def _finish(drill: Drill, task: asyncio.Task[BatchProgress | None]) -> BatchProgress:
+async def _finish(drill: Drill, task: asyncio.Task[BatchProgress]) -> BatchProgress:
     progress = await task
     assert progress is not None
     return progress

@@ -1,4 +1,4 @@
-"""`streamcrawl status [--json]`: components, worker programs, topic ends, group lag, DLQ depths."""
+"""`streamcrawl status [--json]`: components, worker programs, Prometheus targets, topic ends, group lag, DLQ depths."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 
 from workers.cli.base import Subparsers
 from workers.settings import Settings
+from workers.stack.api_probe import api_status
 from workers.stack.kafka_status import KafkaStatus, kafka_status
 from workers.stack.stack import Stack
 from workers.stack.worker_health import describe, worker_health
@@ -49,12 +50,17 @@ def collect(settings: Settings) -> dict[str, Any]:
             error=f"broker is down{f' ({broker.detail})' if broker and broker.detail else ''}"
         )
     enabled = {c.name for c in stack.components() if stack.enabled(c)}
+    prometheus_up = any(c.name == stack.prometheus.name and c.up for c in components)
     return {
+        "prometheus": stack.prometheus.targets().as_dict() if prometheus_up else None,
         "up": all(c.up for c in components if c.name in enabled),
         "data_dir": str(stack.paths.root),
         "components": [c.as_dict() for c in components],
         "programs": [{**p.as_dict(), "health": health.get(p.name)} for p in programs],
         "orphans": [{"pid": o.pid} for o in orphans],
+        "api": api_status(settings.api).as_dict()
+        if settings.stack.start_workers and settings.api.enabled
+        else None,
         "kafka": kafka.as_dict(),
     }
 
@@ -77,6 +83,17 @@ def _print_human(report: dict[str, Any]) -> None:
             f"\n{len(report['orphans'])} orphaned processes of an earlier supervisord (pids {pids}): "
             "`streamcrawl up` or `streamcrawl down` stops them\n"
         )
+    prom = report.get("prometheus")
+    if prom:
+        state = f"{prom['up']}/{prom['total']} targets up" if not prom["error"] else prom["error"]
+        out.write(f"\nprometheus {prom['url']}  {state}\n")
+        for line in prom["down"]:
+            out.write(f"  down: {line}\n")
+    api = report.get("api")
+    if api:
+        state = "ready" if api["ready"] else ("up" if api["up"] else "DOWN")
+        checks = ", ".join(f"{k} {v}" for k, v in api["checks"].items()) or api["detail"]
+        out.write(f"\n{'api':<18} {state:<5} {api['address']:<40} {checks}\n")
     kafka = report["kafka"]
     out.write("\n")
     if kafka["error"]:

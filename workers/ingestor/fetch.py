@@ -312,6 +312,9 @@ class Fetcher:
             skipped=body.skipped,
             batch=request.batch,
             rank=request.rank,
+            kind=request.kind,
+            ctx=request.ctx,
+            request_id=request.request_id,
         )
 
     async def _fetch_robots(self, url: str) -> tuple[int, bytes]:

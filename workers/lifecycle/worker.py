@@ -230,8 +230,9 @@ class Worker(FailurePolicy, PartitionOwnership):
                 await asyncio.wait_for(step, _CLOSE_STEP_S)
 
     def _input_topics(self) -> tuple[Topic, ...]:
-        """The topics this stage consumes (one group, one subscription)."""
-        return (self.topics.input,)
+        """The topics this stage consumes (one group, one subscription): its input plus any
+        extra inputs (discovery also reads raw.sitemap and three dead-letter topics)."""
+        return self.topics.inputs
 
     async def give_up(self, reason: str) -> None:
         """Stop with ``EXIT_UNHEALTHY``: supervisord (or Kubernetes) starts a fresh process."""

@@ -1,7 +1,9 @@
 """Prometheus metrics common to every stage; stage-specific ones live with their stage.
 
 Each daemon serves ``/metrics`` on ``STREAMCRAWL_METRICS_BASE_PORT + stage offset + process index``,
-with ``/healthz`` and ``/readyz`` beside it (workers/observability/health.py).
+with ``/healthz`` and ``/readyz`` beside it (workers/observability/health.py); the lag exporter
+(not a stage) on ``base + LAG_EXPORTER_PORT_OFFSET``. Prometheus' scrape configurations
+(embedded stack, docker-compose, Kubernetes) are derived from these offsets.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ __all__ = [
     "CONSUMER_LAG",
     "DEAD_LETTERS",
     "ISOLATED_RECORDS",
+    "LAG_EXPORTER_PORT_OFFSET",
     "MESSAGES_CONSUMED",
     "OLDEST_UNCONSUMED_AGE",
     "PRODUCE_RETRIES",
@@ -40,7 +43,11 @@ STAGE_PORT_OFFSET: dict[Stage, int] = {
     Stage.FAST_EXTRACTOR: 20,
     Stage.RICH_RENDERER: 30,
     Stage.STORAGE_WRITER: 40,
+    Stage.DISCOVERY: 50,
 }
+
+LAG_EXPORTER_PORT_OFFSET = 90
+"""Port offset of the Kafka lag exporter (``python -m workers.observability.lag_exporter``)."""
 
 MESSAGES_CONSUMED = Counter(
     "streamcrawl_messages_consumed_total", "Records taken from the stage's input topic", ["stage"]

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from workers.settings import Settings, StackSettings
+from workers.settings import ApiSettings, Settings, StackSettings
 from workers.stack.component import Component, Outcome
 from workers.stack.environment import settings_env
 from workers.stack.paths import StackPaths, project_root, venv_binary
@@ -40,6 +40,8 @@ from workers.stack.process import ProcessSpec, wait_until
 from workers.stack.procfs import ProcInfo, descendants, marked_processes, pid_alive
 
 __all__ = [
+    "API_PROGRAM",
+    "LAG_EXPORTER_PROGRAM",
     "PROGRAMS",
     "STACK_OWNER_ENV",
     "Program",
@@ -69,12 +71,21 @@ class Program:
     """Stop and kill the whole process group (the renderer's Chromium children)."""
 
 
+LAG_EXPORTER_PROGRAM = Program("lag_exporter", "workers.observability.lag_exporter")
+"""Consumer lag per group and partition for Prometheus (not a stage: it consumes nothing)."""
+
+API_PROGRAM = Program("api", "workers.api")
+"""The read API (not a stage: it consumes nothing); runs when ``STREAMCRAWL_API_ENABLED``."""
+
 PROGRAMS: tuple[Program, ...] = (
     Program("ingestor", "workers.ingestor"),
     Program("router", "workers.router"),
     Program("fast_extractor", "workers.fast_extractor", numprocs=2),
     Program("rich_renderer", "workers.rich_renderer", kill_as_group=True),
     Program("storage_writer", "workers.storage_writer"),
+    Program("discovery", "workers.discovery"),
+    LAG_EXPORTER_PROGRAM,
+    API_PROGRAM,
 )
 
 
@@ -126,7 +137,13 @@ def stop_orphans(root: Path, *, supervisor_pid: int | None = None, timeout_s: fl
 
 
 def render_config(
-    *, stack: StackSettings, paths: StackPaths, password: str, python: str, max_crashes: int = 3
+    *,
+    stack: StackSettings,
+    paths: StackPaths,
+    password: str,
+    python: str,
+    max_crashes: int = 3,
+    api_enabled: bool = True,
 ) -> str:
     sup = paths.supervisor
     sock = sup / "supervisor.sock"
@@ -161,6 +178,8 @@ def render_config(
     ]
     for program in PROGRAMS:
         if program.name == "rich_renderer" and not stack.start_rich_renderer:
+            continue
+        if program.name == API_PROGRAM.name and not api_enabled:
             continue
         lines += [
             "",
@@ -224,7 +243,10 @@ class Supervisor(Component):
         return f"http://{LOCALHOST}:{self.port}"
 
     def port_claims(self) -> list[PortClaim]:
-        return [PortClaim(self.port, env_name(StackSettings, "supervisor_port"))]
+        claims = [PortClaim(self.port, env_name(StackSettings, "supervisor_port"))]
+        if self.settings.api.enabled:
+            claims.append(PortClaim(self.settings.api.port, env_name(ApiSettings, "port")))
+        return claims
 
     def _password(self) -> str:
         path = self.paths.supervisor / "rpc-password"
@@ -246,6 +268,7 @@ class Supervisor(Component):
             password=self._password(),
             python=sys.executable,
             max_crashes=self.settings.worker.max_crashes,
+            api_enabled=self.settings.api.enabled,
         )
         fd = os.open(self.config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
