@@ -348,6 +348,8 @@ class RendererSettings(BaseSettings):
 
     chromium_path: Path = Path("/usr/bin/chromium")
     """Chromium executable used by Crawl4AI."""
+    browser_start_timeout_s: float = 90.0
+    """Longest Chromium may take to open its DevTools port (a cold start on a loaded 2-core machine took over 30 s)."""
     concurrency: int = 4
     """Pages rendered at once per renderer process."""
     page_timeout_s: float = 20.0
