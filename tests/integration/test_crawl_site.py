@@ -37,9 +37,15 @@ from workers.settings import Settings
 from workers.topics import CRAWL_REQUEST
 from workers.urls import host_of
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
-ENV = {**TIMEOUT_ENV, "STREAMCRAWL_DISCOVERY_EXTRA_SUFFIXES": '["demo.test"]'}
+ENV = {
+    **TIMEOUT_ENV,
+    "STREAMCRAWL_DISCOVERY_EXTRA_SUFFIXES": '["demo.test"]',
+    "STREAMCRAWL_RENDERER_PAGE_TIMEOUT_S": "10",
+}
+STAGES = (*HOT_PATH, "rich_renderer")
+"""The site has a script-rendered page: the rich path must run for the batch to complete."""
 SCOPE = Scope(mode="domain", max_depth=3, max_pages_per_host=200)
 RETRIED_KINDS = frozenset(
     {"flaky", "throttled", "throttled_always", "timeout", "stall", "server_error"}
@@ -55,7 +61,8 @@ again: the daemon's in-flight input batch (produce, acknowledgement, mark)."""
 class SiteCrawl:
     expectation: Expectation
     fetches: Counter[str]
-    """Canonical URL -> GETs by StreamCrawl's User-Agent (robots.txt left out)."""
+    """Canonical URL -> GETs by StreamCrawl's User-Agent of every URL a crawl could request
+    as a page (robots.txt and the rendered page's resources left out)."""
     states: dict[str, asyncpg.Record]
     dropped: dict[str, int]
     publications: dict[str, list[float]]
@@ -124,7 +131,7 @@ async def _crawl_site(
         home = f"{web.base_url(demo_host(1))}/"
         expectation = expect_crawl([home], SCOPE, config=config, fetch_timeout_s=3)
         pipeline = Pipeline(settings, log_dir=tmp_path / "logs", extra_env=ENV)
-        pipeline.start(*HOT_PATH)
+        pipeline.start(*STAGES)
         batch = f"site-{time.time_ns()}"
         started = time.time()
         kills: dict[str, float] = {}
@@ -148,17 +155,31 @@ async def _crawl_site(
             progress, stored = await task
         finally:
             pipeline.stop()
-        logs = {stage: pipeline.logs(stage)[-3000:] for stage in HOT_PATH}
+        logs = {stage: pipeline.logs(stage)[-3000:] for stage in STAGES}
         report = demo_report(expectation, stored, progress, batch=batch)
-        assert report.ok, (report.explain(), logs)
+        if not report.ok:
+            states = await ledger_states(settings, batch)
+            open_rows = [
+                dict(r)
+                for r in states.values()
+                if r["state"] not in ("stored", "dead", "skipped", "unchanged")
+            ]
+            pytest.fail(
+                "\n".join(
+                    [*report.explain(), f"open: {open_rows}", *(f"--- {k}\n{v}" for k, v in logs.items())]
+                )
+            )
         assert report.lost == 0 and report.unexpected == 0
         records = await wait_for_records(
             config.access_log_dir or tmp_path, at_least=len(stored), since=started
         )
     fetches = fetch_counts(records, user_agent=settings.ingestor.user_agent.split("/")[0])
+    # The browser of the rich path loads the rendered page's own resources with our
+    # User-Agent too; those are not crawl fetches (they are never requested as pages).
+    pages = set(expectation.urls) | {u for u, why in expectation.dropped.items() if why != "asset"}
     return SiteCrawl(
         expectation=expectation,
-        fetches=Counter({u: n for u, n in fetches.items() if not u.endswith("/robots.txt")}),
+        fetches=Counter({u: n for u, n in fetches.items() if u in pages}),
         states=await ledger_states(settings, batch),
         dropped=await _dropped(settings, batch),
         publications=await _publications(settings, batch),
