@@ -117,19 +117,13 @@ def _word_near(shares: dict[str, float], target: float) -> str:
 # -- the storage writer's UPSERT, with text -------------------------------------------------------
 
 
-def _upsert_with_text(table: str) -> str:
-    """UPSERT_SQL into ``table`` with the ``text`` and ``language`` columns the storage writer adds."""
-    n = UPSERT_SQL.count("::")  # one cast per unnest parameter
-    replacements = [
-        ("INSERT INTO pages (", f"INSERT INTO {table} (text, language, "),
-        ("\nSELECT ", "\nSELECT u.text, u.language, "),
-        ("FROM unnest(", f"FROM unnest(${n + 1}::text[], ${n + 2}::text[], "),
-        (" AS u(", " AS u(text, language, "),
-        ("DO UPDATE SET ", "DO UPDATE SET text = EXCLUDED.text, language = EXCLUDED.language, "),
-        ("WHERE pages.fetched_at", f"WHERE {table}.fetched_at"),
-    ]
+def _upsert_into(table: str) -> str:
+    """The storage writer's UPSERT_SQL (text and language included), into ``table``."""
     sql = UPSERT_SQL
-    for old, new in replacements:
+    for old, new in (
+        ("INSERT INTO pages (", f"INSERT INTO {table} ("),
+        ("WHERE pages.fetched_at", f"WHERE {table}.fetched_at"),
+    ):
         assert sql.count(old) == 1, old
         sql = sql.replace(old, new)
     return sql
@@ -137,9 +131,7 @@ def _upsert_with_text(table: str) -> str:
 
 async def _upsert(conn: asyncpg.Connection, table: str, pages: Sequence[ProcessedPage]) -> None:
     columns = columns_of(pages, [ObjectRefs()] * len(pages))
-    await conn.execute(
-        _upsert_with_text(table), *columns, [p.text for p in pages], [p.language for p in pages]
-    )
+    await conn.execute(_upsert_into(table), *columns)
 
 
 async def _load(pg: PostgresSettings, pages: list[ProcessedPage], *, batch: int = 1_000) -> float:
@@ -344,7 +336,7 @@ async def _page_rows(
 ) -> list[dict[str, Any]]:
     headers = {"Authorization": f"Bearer {key}"}
     seconds = 2.0 if quick else 8.0
-    sql = page_sql(warc=False)
+    sql = page_sql()
     connector = aiohttp.TCPConnector(limit=16)
     async with aiohttp.ClientSession(connector=connector) as session:
 
