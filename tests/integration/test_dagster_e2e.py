@@ -23,11 +23,12 @@ import pytest
 
 from crawl_assets.aio import run_sync
 from crawl_assets.schema import ensure_schema
-from crawl_assets.tranco import parse_tranco_lines, store_snapshot
+from crawl_assets.tranco import store_snapshot
 from tests.helpers import services
 from tests.helpers.ports import free_port, free_port_with_grpc
 from workers.demoweb.hosts import demo_host, resolve_overrides
 from workers.kafka import make_producer
+from workers.lists import parse_list_lines
 from workers.settings import (
     DagsterSettings,
     IngestorSettings,
@@ -112,7 +113,7 @@ async def _prepare(settings: Settings) -> None:
     conn = await asyncpg.connect(settings.postgres.dsn())
     try:
         await ensure_schema(conn)
-        await store_snapshot(conn, list_id=LIST_ID, source="test", parsed=parse_tranco_lines(lines))
+        await store_snapshot(conn, list_id=LIST_ID, source="test", parsed=parse_list_lines(lines, kind="ranked"))
     finally:
         await conn.close()
     producer = make_producer(settings.kafka)
