@@ -28,7 +28,15 @@ from typing import Any
 
 import asyncpg
 
-__all__ = ["BatchProgress", "RateMeter", "list_progress", "read_progress"]
+__all__ = [
+    "BatchProgress",
+    "Eta",
+    "RateMeter",
+    "estimate_eta",
+    "list_progress",
+    "read_progress",
+    "recent_progress",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +104,20 @@ class BatchProgress:
         """Stored (and unchanged) pages per second over the batch's duration."""
         d = self.duration_s
         return (self.stored + self.unchanged) / d if d else 0.0
+
+    @property
+    def finished_per_s(self) -> float:
+        """URLs accounted for (any final state) per second over the batch's duration: the ETA's rate."""
+        d = self.duration_s
+        return self.accounted / d if d else 0.0
+
+    def eta(
+        self, *, rate: float | None = None, budget_s: float | None = None, now: float | None = None
+    ) -> Eta:
+        """:func:`estimate_eta` at ``rate`` URLs/s (default: the batch's own average)."""
+        return estimate_eta(
+            self, rate=self.finished_per_s if rate is None else rate, budget_s=budget_s, now=now
+        )
 
     def summary(self) -> dict[str, Any]:
         """The JSON summary of ``crawl --json`` and the API (stable keys)."""
@@ -196,6 +218,72 @@ async def list_progress(
         grouped.setdefault(r["batch"], []).append(r)
     found = {r["batch"]: _from_rows(r, grouped.get(r["batch"], [])) for r in rows}
     return [found[b] for b in batches if b in found]
+
+
+async def recent_progress(conn: asyncpg.Connection | asyncpg.Pool, *, limit: int = 8) -> list[BatchProgress]:
+    """The open batches (newest first), then the most recently completed ones; ``limit`` in all."""
+    if not await conn.fetchval("SELECT to_regclass('crawl_batches') IS NOT NULL"):
+        return []
+    rows = await conn.fetch(
+        "SELECT batch FROM crawl_batches ORDER BY completed_at IS NOT NULL, coalesce(completed_at,"
+        " created_at) DESC LIMIT $1",
+        limit,
+    )
+    return await list_progress(conn, [r["batch"] for r in rows])
+
+
+@dataclass(frozen=True, slots=True)
+class Eta:
+    """How long a batch still needs; see :func:`estimate_eta`."""
+
+    seconds: float | None
+    """The estimate (an upper bound when ``slow``); None when there is no rate to go by yet."""
+    slow: int = 0
+    """In-flight URLs that outlived the rate's prediction: the batch is finishing slow URLs."""
+
+    def describe(self) -> str:
+        """``ETA 12s``, ``finishing 5 slow URLs, ≤ 1m48s`` or ``ETA ?``."""
+        if self.slow:
+            bound = f", ≤ {_clock(self.seconds)}" if self.seconds is not None else ""
+            return f"finishing {self.slow} slow URL{'s' if self.slow != 1 else ''}{bound}"
+        return "ETA ?" if self.seconds is None else f"ETA {_clock(self.seconds)}"
+
+
+def _clock(seconds: float) -> str:
+    s = max(0, round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+def estimate_eta(
+    p: BatchProgress, *, rate: float, budget_s: float | None = None, now: float | None = None
+) -> Eta:
+    """Time left for ``p`` at ``rate`` URLs accounted for per second — honest in the tail.
+
+    While outcomes keep arriving, the estimate is ``in_flight / rate``. A batch's last URLs are
+    typically its slow ones (timeouts being retried), and the rate says nothing about them:
+    once no outcome arrived for longer than the rate predicts for the next one (3 intervals,
+    at least 3 s), the batch is **finishing slow URLs** and the estimate becomes the bound
+    ``budget_s`` (the longest a URL can take in the ingestor: every attempt's timeout plus
+    the retry delays) minus the time since the last outcome — or unknown without a budget.
+    When many URLs are left and none finishes, the pipeline stalled: the ETA is unknown.
+    """
+    if p.complete:
+        return Eta(0.0)
+    remaining = p.in_flight
+    if remaining <= 0:
+        return Eta(None)  # published rows still being counted
+    t = time.time() if now is None else now
+    last = p.last_outcome_at or p.published_at
+    stalled = t - last.timestamp() if last is not None else 0.0
+    if rate > 0 and stalled > max(3.0, 3.0 / rate):
+        if remaining > max(20, p.requested // 20):
+            return Eta(None)  # the whole pipeline stalled: no rate to go by
+        return Eta(None if budget_s is None else max(0.0, budget_s - stalled), slow=remaining)
+    return Eta(remaining / rate if rate > 0 else None)
 
 
 @dataclass(slots=True)
