@@ -113,7 +113,9 @@ async def _prepare(settings: Settings) -> None:
     conn = await asyncpg.connect(settings.postgres.dsn())
     try:
         await ensure_schema(conn)
-        await store_snapshot(conn, list_id=LIST_ID, source="test", parsed=parse_list_lines(lines, kind="ranked"))
+        await store_snapshot(
+            conn, list_id=LIST_ID, source="test", parsed=parse_list_lines(lines, kind="ranked")
+        )
     finally:
         await conn.close()
     producer = make_producer(settings.kafka)
