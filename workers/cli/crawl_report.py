@@ -76,7 +76,8 @@ def print_rejected(rejected: Sequence[tuple[str, Rejected]], *, several_files: b
     for name, r in rejected[:_SHOWN_REJECTED]:
         where = f"{name} line {r.line}" if several_files else f"line {r.line}"
         shown = f" {r.text[:80]!r}" if r.text else ""
-        sys.stderr.write(f"refused {where}:{shown}: {r.reason}\n")
+        reason = r.reason.removesuffix(f": {r.text!r}")  # URL errors end with the input: shown once
+        sys.stderr.write(f"refused {where}:{shown}: {reason}\n")
     if len(rejected) > _SHOWN_REJECTED:
         sys.stderr.write(f"… and {len(rejected) - _SHOWN_REJECTED} more refused lines\n")
 
