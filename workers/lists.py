@@ -16,7 +16,9 @@ Lines:
   lets other columns be ignored (:attr:`ParsedList.ignored_columns`).
 * **URLs or bare domains**, one per line (commas allowed in URLs): canonicalised by
   :func:`workers.urls.canonicalize`, a bare domain read as ``<scheme>://domain/``. Non-HTTP(S)
-  schemes are refused (``mailto:``, ``ftp://``), never rewritten.
+  schemes are refused (``mailto:``, ``ftp://``), never rewritten; so are e-mail addresses and
+  URLs with credentials (``user@host``), which canonicalisation would silently turn into
+  the host.
 
 ``kind="auto"`` (the CLI's) reads a line whose first field is a number as a ranked row and
 anything else as a URL; ``kind="ranked"`` (a Tranco list) refuses lines that are not ranked
@@ -264,6 +266,12 @@ class _Parser:
         sep = _OTHER_SEPARATOR.match(line)
         if sep:
             self.refuse(number, line, _not_ranked_reason(line))
+            return
+        scheme = line.split(":", 1)[0].lower() if _SCHEME.match(line) else None
+        authority = line.split("://", 1)[1] if "://" in line else line
+        if scheme in (None, "http", "https") and "@" in re.split(r"[/?#]", authority, maxsplit=1)[0]:
+            what = "carries credentials (user@…)" if "://" in line else "looks like an e-mail address"
+            self.refuse(number, line, f"{what}, not a URL to crawl: list it without the `…@` part")
             return
         try:
             url = canonicalize(line, default_scheme=self.scheme)

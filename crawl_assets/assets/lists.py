@@ -20,6 +20,7 @@ from workers.lists import ParsedList
 __all__ = ["TrancoListConfig", "snapshot_object_key", "tranco_list"]
 
 _PREVIEW_ROWS = 10
+_REJECTED_SHOWN = 50
 
 
 class TrancoListConfig(Config):
@@ -44,9 +45,9 @@ def _preview(parsed: ParsedList) -> str:
 def _rejected_preview(parsed: ParsedList) -> str:
     if not parsed.rejected:
         return "none"
-    shown = [f"- line {n}: `{line[:80]}` — {why}" for n, line, why in parsed.rejected[:_PREVIEW_ROWS]]
-    if len(parsed.rejected) > _PREVIEW_ROWS:
-        shown.append(f"- … {len(parsed.rejected) - _PREVIEW_ROWS} more")
+    shown = [f"- line {n}: `{line[:80]}` — {why}" for n, line, why in parsed.rejected[:_REJECTED_SHOWN]]
+    if len(parsed.rejected) > _REJECTED_SHOWN:
+        shown.append(f"- … {len(parsed.rejected) - _REJECTED_SHOWN} more")
     return "\n".join(shown)
 
 

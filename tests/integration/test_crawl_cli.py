@@ -151,7 +151,9 @@ def _assert_matches_ledger(text: str, p: BatchProgress) -> None:
     lines = [line.rstrip("\r") for line in clean.splitlines()]
     for outcome, counts in (("skipped", p.skipped_by_reason), ("dead", p.dead_by_reason)):
         for reason, n in counts.items():
-            row = [line for line in lines if re.fullmatch(rf"  {re.escape(reason)}\s+{n}(  e\.g\. .+)?", line)]
+            row = [
+                line for line in lines if re.fullmatch(rf"  {re.escape(reason)}\s+{n}(  e\.g\. .+)?", line)
+            ]
             assert len(row) == 1, (reason, n, clean[-2000:])
             example = p.examples.get(f"{outcome}:{reason}")
             assert example is None or row[0].endswith(f"e.g. {example}")

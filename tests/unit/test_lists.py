@@ -62,6 +62,8 @@ BAD_LINES: list[tuple[str, str, str]] = [
         "a URL where a `rank,domain` row belongs",
     ),
     ("http://", "URL has no host", "a URL where a `rank,domain` row belongs"),
+    ("me@x.org", "looks like an e-mail address", "no rank: expected `rank,domain`"),
+    ("https://user:pw@x.org/", "carries credentials", "a URL where a `rank,domain` row belongs"),
     ("example.com", "duplicate of line 1", "no rank: expected `rank,domain`"),
     ("19,Example.COM.", "duplicate of line 1", "duplicate of line 1"),
     ("20,dup-rank.example", "", ""),  # first use of rank 20: accepted

@@ -43,7 +43,7 @@ import uuid
 
 from workers.cli.base import Subparsers
 from workers.cli.crawl_report import batch_hints, print_rejected, report, verdict
-from workers.cli.list_input import load_targets
+from workers.cli.list_input import Targets, load_targets
 from workers.cli.progress_view import ProgressView, fetch_budget_s
 from workers.errors import ConfigError
 from workers.ledger import BatchSpec
@@ -123,6 +123,11 @@ def register(subparsers: Subparsers) -> None:
         "--timeout", type=float, default=1800.0, help="--wait gives up after this many seconds (exit 4)"
     )
     parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="only read the inputs: report what would be crawled and every refused line; publish nothing",
+    )
+    parser.add_argument(
         "--max-dead-share",
         type=float,
         default=0.5,
@@ -137,12 +142,29 @@ def new_batch_id(prefix: str) -> str:
     return f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
 
 
+def _dry_run(targets: Targets, *, json_out: bool) -> int:
+    """``--dry-run``: the inputs as the batch would get them, every refused line included."""
+    refused = [
+        {"file": name, "line": r.line, "text": r.text, "reason": r.reason} for name, r in targets.rejected
+    ]
+    if json_out:
+        sys.stdout.write(json.dumps({"urls": len(targets.entries), "rejected": refused}) + "\n")
+        return 0
+    for entry in targets.entries:
+        sys.stdout.write(entry.url + "\n")
+    print_rejected(targets.rejected, several_files=len({r["file"] for r in refused}) > 1, limit=None)
+    sys.stderr.write(f"{len(targets.entries)} URLs would be crawled, {len(refused)} lines refused\n")
+    return 0
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     if not 0.0 <= args.max_dead_share <= 1.0:
         raise ConfigError(f"--max-dead-share must be between 0 and 1, not {args.max_dead_share}")
     scope = scope_from_args(args)
     targets = load_targets(args.targets, scheme=args.scheme)
     batch = args.batch or new_batch_id("cli")
+    if args.dry_run:
+        return _dry_run(targets, json_out=args.json)
     print_rejected(targets.rejected, several_files=len({name for name, _ in targets.rejected}) > 1)
     spec = BatchSpec(batch=batch, origin="cli", scope=scope, recrawl=args.recrawl, sitemaps=args.sitemaps)
     view = (

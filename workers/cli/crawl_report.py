@@ -71,15 +71,17 @@ def verdict(p: BatchProgress, *, max_dead_share: float, timeout_s: float | None 
     return Verdict(0)
 
 
-def print_rejected(rejected: Sequence[tuple[str, Rejected]], *, several_files: bool) -> None:
-    """The refused list lines on stderr: the first ten with their line number and reason."""
-    for name, r in rejected[:_SHOWN_REJECTED]:
+def print_rejected(
+    rejected: Sequence[tuple[str, Rejected]], *, several_files: bool, limit: int | None = _SHOWN_REJECTED
+) -> None:
+    """The refused list lines on stderr: the first ``limit`` with their line number and reason."""
+    for name, r in rejected[:limit]:
         where = f"{name} line {r.line}" if several_files else f"line {r.line}"
         shown = f" {r.text[:80]!r}" if r.text else ""
         reason = r.reason.removesuffix(f": {r.text!r}")  # URL errors end with the input: shown once
         sys.stderr.write(f"refused {where}:{shown}: {reason}\n")
-    if len(rejected) > _SHOWN_REJECTED:
-        sys.stderr.write(f"… and {len(rejected) - _SHOWN_REJECTED} more refused lines\n")
+    if limit is not None and len(rejected) > limit:
+        sys.stderr.write(f"… and {len(rejected) - limit} more refused lines (--dry-run lists them all)\n")
 
 
 def breakdown(p: BatchProgress) -> list[str]:
