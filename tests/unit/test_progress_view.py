@@ -59,38 +59,44 @@ def test_bar_count_rate_and_eta_stay_visible_at_every_width(width: int) -> None:
         assert "dead-lettered 10" in line and "in flight 288" in line and line.startswith("crawl ")
 
 
-def test_slow_tail_fits_at_80_columns() -> None:
-    snap = Snapshot(
-        progress(stored=985, last_outcome_at=NOW - timedelta(seconds=20)), 0.3, Eta(100.0, slow=3)
-    )
-    line = render_line(snap, 80)
-    assert len(line) <= 79 and "finishing 3 slow URLs, ≤ 1m40s" in line and "━" in line
+def test_the_tail_fits_at_80_columns() -> None:
+    tail = progress(stored=985)
+    for eta in (Eta(None, bound=100.0, last=3), Eta(None, last=3)):
+        line = render_line(Snapshot(tail, 0.3, eta), 80)
+        assert len(line) <= 79 and eta.describe() in line and "━" in line, line
 
 
-def test_eta_is_rate_based_while_outcomes_arrive() -> None:
+def test_eta_is_rate_based_while_many_urls_are_left() -> None:
     p = progress()
     assert estimate_eta(p, rate=40.0, now=NOW.timestamp()) == Eta(288 / 40.0)
     assert estimate_eta(p, rate=0.0, now=NOW.timestamp()) == Eta(None)
     done = progress(stored=978, completed_at=NOW)
     assert estimate_eta(done, rate=40.0, now=NOW.timestamp()) == Eta(0.0)
-
-
-def test_eta_in_the_tail_is_the_slow_urls_bound_not_zero() -> None:
-    # 5 URLs left, none finished for 20 s: the rate (40/s) would say 0.1 s.
-    tail = progress(stored=973, skipped=12, dead_lettered=10, last_outcome_at=NOW - timedelta(seconds=20))
-    assert tail.in_flight == 5
-    eta = estimate_eta(tail, rate=40.0, budget_s=123.5, now=NOW.timestamp())
-    assert eta == Eta(103.5, slow=5)
-    assert eta.describe() == "finishing 5 slow URLs, ≤ 1m44s"
-    assert estimate_eta(tail, rate=40.0, now=NOW.timestamp()).describe() == "finishing 5 slow URLs"
-    # Many URLs left and nothing moving: the pipeline stalled, no honest number.
+    # Many URLs left and nothing finishing for 20 s: the pipeline stalled, no honest number.
     stalled = progress(last_outcome_at=NOW - timedelta(seconds=20))
-    assert estimate_eta(stalled, rate=40.0, budget_s=123.5, now=NOW.timestamp()) == Eta(None)
+    assert estimate_eta(stalled, rate=40.0, budget_s=123.5, now=NOW.timestamp()).describe() == "ETA ?"
+
+
+def test_the_tail_shows_the_urls_left_and_the_bound_never_the_rates_zero() -> None:
+    t = NOW.timestamp()
+    # 5 URLs left, the bulk's rate (40/s) would say 0.1 s: the tail says what is known.
+    tail = progress(stored=973, last_outcome_at=NOW - timedelta(seconds=1))
+    assert tail.in_flight == 5
+    eta = estimate_eta(tail, rate=40.0, budget_s=35.5, now=t, tail_since=t - 10)
+    assert eta == Eta(None, bound=25.5, last=5)
+    assert eta.describe() == "finishing the last 5 URLs, ≤ 26s"
+    assert estimate_eta(tail, rate=40.0, now=t).describe() == "finishing the last 5 URLs"
+    overdue = estimate_eta(tail, rate=40.0, budget_s=35.5, now=t, tail_since=t - 40)
+    assert overdue.describe() == "finishing the last 5 URLs"  # past the bound: no number
+    one = progress(stored=977, last_outcome_at=NOW - timedelta(seconds=5))
+    assert estimate_eta(one, rate=1.0, budget_s=35.5, now=t, tail_since=t - 9).describe() == (
+        "finishing the last 1 URL, ≤ 27s"
+    )
 
 
 def test_fetch_budget_counts_every_attempt_and_retry_delay() -> None:
-    s = IngestorSettings(total_timeout_s=30, max_retries=3, retry_base_delay_s=0.5, retry_max_delay_s=10)
-    assert fetch_budget_s(s) == 4 * 30 + 0.5 + 1 + 2
+    s = IngestorSettings(total_timeout_s=8, max_retries=3, retry_max_delay_s=10, retry_after_cap_s=30)
+    assert fetch_budget_s(s) == 4 * 8 + 3 * 30
 
 
 def test_pages_per_second_counts_stored_pages_only_and_recoveries_are_shown() -> None:

@@ -10,8 +10,9 @@ Numbers, all from the one progress model (:mod:`workers.ledger.progress`):
 
 * pages/s counts **stored and unchanged pages only**, over the last 30 s;
 * the ETA is :func:`workers.ledger.estimate_eta` at the rate URLs are accounted for (any final
-  state) over the last 30 s, with the ingestor's fetch budget (:func:`fetch_budget_s`) as the
-  bound while the batch is finishing slow URLs;
+  state) over the last 30 s; in the batch's tail it carries a bound — the ingestor's fetch
+  budget (:func:`fetch_budget_s`) from when the tail began — and once outcomes stop arriving,
+  only that bound (``finishing the last 3 URLs, ≤ 25s``), never a rate-based 0-1 s;
 * the dead-lettered count is the current one: a URL stored after a replay leaves it, and the
   line says how many were recovered that way.
 """
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from workers.ledger import BatchProgress, RateMeter
-from workers.ledger.progress import Eta
+from workers.ledger.progress import Eta, tail_size
 from workers.settings import IngestorSettings
 
 __all__ = ["ProgressView", "Snapshot", "batch_line", "fetch_budget_s", "plain_line", "render_line"]
@@ -35,13 +36,11 @@ _MAX_BAR = 40
 
 
 def fetch_budget_s(ingestor: IngestorSettings) -> float:
-    """The longest one URL can spend in the ingestor: every attempt's timeout and the retry delays."""
+    """The longest one URL spends in the ingestor's retries: every attempt's timeout and the waits
+    between attempts (a Retry-After up to ``retry_after_cap_s``, else the backoff)."""
     attempts = ingestor.max_retries + 1
-    delays = sum(
-        min(ingestor.retry_max_delay_s, ingestor.retry_base_delay_s * 2**i)
-        for i in range(ingestor.max_retries)
-    )
-    return float(attempts * ingestor.total_timeout_s + delays)
+    waits = ingestor.max_retries * max(ingestor.retry_after_cap_s, ingestor.retry_max_delay_s)
+    return float(attempts * ingestor.total_timeout_s + waits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +131,7 @@ class ProgressView:
         self._finished = RateMeter()
         self._last_dead: int | None = None
         self._recovered = 0
+        self._tail_since: float | None = None
         self._drawn = False
 
     def _width(self) -> int:
@@ -147,7 +147,11 @@ class ProgressView:
         if self._last_dead is not None and progress.dead_lettered < self._last_dead:
             self._recovered += self._last_dead - progress.dead_lettered
         self._last_dead = progress.dead_lettered
-        eta = progress.eta(rate=self._finished.rate(), budget_s=self._budget_s)
+        if progress.in_flight > tail_size(progress):
+            self._tail_since = None
+        elif self._tail_since is None:
+            self._tail_since = time.time()  # wall clock, as the ledger's timestamps
+        eta = progress.eta(rate=self._finished.rate(), budget_s=self._budget_s, tail_since=self._tail_since)
         return Snapshot(progress, self._pages.rate(), eta, self._recovered)
 
     def update(self, progress: BatchProgress) -> None:
