@@ -73,9 +73,16 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     delay = settings.ingestor.total_timeout_s + 5
     urls = demo_urls(port=web.port, hosts=args.hosts, per_host=args.per_host, timeout_delay_s=delay)
     expected = Counter(u.expected for u in urls)
+    either = expected.get("any", 0)  # kinds that may end either way (stored or not)
     sys.stderr.write(
-        f"demo web on {web.address()}; crawling {len(urls)} URLs over {args.hosts} hosts "
-        f"(expected: {dict(expected)})\n"
+        f"demo web on {web.address()}; crawling {len(urls)} URLs over {args.hosts} hosts: expect "
+        + ", ".join(
+            f"{k.replace('_', '-')} {n}" + (f"-{n + either}" if k == "stored" and either else "")
+            for k, n in sorted(expected.items())
+            if k != "any"
+        )
+        + (f" ({either} URLs may end either way)" if either else "")
+        + "\n"
     )
     parsed = parse_list_lines([u.url for u in urls], scheme="http")
     batch = new_batch_id("demo")

@@ -123,10 +123,11 @@ def _print_scans(scans: list[LetterScan], filt: LetterFilter, *, limit: int) -> 
                 f"{row['url'] or '-'}{batch}\n    attempt {row['attempt']}: {row['error']}\n"
             )
         if s.matched > len(s.shown):
-            out.write(f"   … {s.matched - len(s.shown)} more (raise --limit {limit})\n")
+            out.write(f"   … {s.matched - len(s.shown)} more (--limit shows up to {limit} per topic)\n")
     t = _totals(scans)
     out.write(
-        f"total: {t['matched']} letters ({t['urls']} URLs) match {filt.describe()}"
+        f"total: {t['matched']} letters ({t['urls']} URLs)"
+        + (f" match {filt.describe()}" if filt.describe() != "all letters" else "")
         + (f"; {t['resolved_hidden']} resolved since" if t["resolved_hidden"] else "")
         + "\n"
     )
