@@ -5,7 +5,8 @@
 Starts a throwaway stack on free ports (S3, broker, PostgreSQL, Dagster, workers without
 the rich renderer) and the demo web, drives it through Dagster's GraphQL API like an
 operator would in the UI (provision topics, load a 40-site demo list, backfill two
-frontier partitions), waits for both stored_pages partitions and a dead-letter replay,
+frontier partitions), waits for both stored_pages partitions, re-crawls the first one one
+link deep (captured while in progress, then complete) and waits for a dead-letter replay,
 then captures pages with headless Chromium and stops everything it started.
 """
 
@@ -43,6 +44,7 @@ PAGES = {
     "01-lineage": "/assets/stored_pages?view=lineage&lineageScope=upstream&lineageDepth=6",
     "02-frontier-partitions": "/assets/crawl_frontier?view=partitions",
     "03-stored-pages": "/assets/stored_pages?view=partitions&partition=001-020",
+    "11-stored-pages-history": "/assets/stored_pages?view=events&partition=001-020",
     "04-stored-pages-checks": "/assets/stored_pages?view=checks",
     "05-raw-pages-events": "/assets/raw_pages?view=events",
     "06-tranco-list": "/assets/tranco_list?view=events",
@@ -50,6 +52,9 @@ PAGES = {
     "08-runs": "/runs",
     "09-dlq-replay-run": "/runs/{last_replay}",
 }
+IN_PROGRESS_PAGE = ("10-stored-pages-in-progress", "/assets/stored_pages?view=partitions&partition=001-020")
+TALL = {"03-stored-pages", "10-stored-pages-in-progress", "11-stored-pages-history"}
+"""Pages whose metadata table runs long: captured 2,000 px tall."""
 REPO = {"repositoryName": "__repository__", "repositoryLocationName": "crawl_assets"}
 
 
@@ -108,6 +113,9 @@ LAST_REPLAY = """{ runsOrError(filter: {pipelineName: "dlq_replay"}, limit: 1) {
   ... on Runs { results { runId } } } }"""
 STORED = """{ assetOrError(assetKey: {path: ["stored_pages"]}) {
   ... on Asset { assetMaterializations(limit: 20) { partition } } } }"""
+LATEST = """{ assetOrError(assetKey: {path: ["stored_pages"]}) { ... on Asset {
+  assetMaterializations(partitions: ["001-020"], limit: 1) {
+    metadataEntries { label ... on TextMetadataEntry { text } } } } } }"""
 
 
 async def _poison(settings: Settings) -> None:
@@ -119,7 +127,7 @@ async def _poison(settings: Settings) -> None:
         await producer.stop()
 
 
-def drive(settings: Settings, base: Path) -> None:
+def drive(settings: Settings, base: Path, out: Path, profile: Path) -> None:
     graphql(settings, "mutation { setNuxSeen }")
     graphql(
         settings,
@@ -162,16 +170,52 @@ def drive(settings: Settings, base: Path) -> None:
         mats = graphql(settings, STORED)["assetOrError"].get("assetMaterializations") or []
         if {m["partition"] for m in mats} >= {"001-020", "021-040"}:
             break
+    # Re-crawl the first partition one link deep: it shows in progress, then complete.
+    recrawl = {"ops": {"crawl_frontier": {"config": {"url_template": template, "recrawl": True, "depth": 1}}}}
+    graphql(
+        settings,
+        BACKFILL,
+        {
+            "p": {
+                "assetSelection": [{"path": ["crawl_frontier"]}],
+                "partitionNames": ["001-020"],
+                "runConfigData": recrawl,
+            }
+        },
+    )
+    _wait_status(settings, "in progress", timeout_s=300)
+    capture(settings, out, profile, [IN_PROGRESS_PAGE])
+    _wait_status(settings, "complete", timeout_s=900)
     time.sleep(90)  # let the DLQ sensor replay the poison and park it
 
 
-def capture(settings: Settings, out: Path, profile: Path) -> None:
+def _status(settings: Settings) -> str | None:
+    mats = graphql(settings, LATEST)["assetOrError"].get("assetMaterializations") or []
+    entries = {e["label"]: e.get("text") for e in mats[0]["metadataEntries"]} if mats else {}
+    return entries.get("status")
+
+
+def _wait_status(settings: Settings, status: str, *, timeout_s: float) -> None:
+    """Until partition 001-020's latest materialisation has ``status`` (a re-crawl's, after the first)."""
+    deadline = time.monotonic() + timeout_s
+    seen_other = status == "in progress"
+    while time.monotonic() < deadline:
+        now = _status(settings)
+        seen_other = seen_other or now != status
+        if now == status and seen_other:
+            return
+        time.sleep(2)
+    raise TimeoutError(f"partition 001-020 never reached status {status!r}")
+
+
+def capture(settings: Settings, out: Path, profile: Path, pages: list[tuple[str, str]] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     runs = graphql(settings, LAST_REPLAY)["runsOrError"]["results"]
     last_replay = runs[0]["runId"] if runs else ""
-    for name, page in PAGES.items():
+    for name, page in pages if pages is not None else list(PAGES.items()):
         path = page.format(last_replay=last_replay)
         target = out / f"{name}.png"
+        height = 2000 if name in TALL else 1000
         subprocess.run(
             [
                 "/usr/bin/chromium",
@@ -185,7 +229,7 @@ def capture(settings: Settings, out: Path, profile: Path) -> None:
                 "--disable-sync",
                 "--hide-scrollbars",
                 f"--user-data-dir={profile}",
-                "--window-size=1600,1000",
+                f"--window-size=1600,{height}",
                 "--virtual-time-budget=15000",
                 f"--screenshot={target}",
                 f"http://127.0.0.1:{settings.stack.dagster_port}{path}",
@@ -211,7 +255,7 @@ def main() -> int:
     try:
         stack.up()
         demo.ensure_running()
-        drive(settings, base)
+        drive(settings, base, args.out, base / "chromium")
         capture(settings, args.out, base / "chromium")
     finally:
         demo.stop()

@@ -28,6 +28,7 @@ import asyncpg
 
 from workers.dlq import ReplayReport, postgres_parker, read_letters_after, replay
 from workers.errors import ConfigError
+from workers.ledger.follow import connect
 from workers.messages import DeadLetter
 from workers.settings import KafkaSettings, PostgresSettings
 from workers.topics import DLQ_TOPICS, STAGES, Stage, Topic
@@ -160,7 +161,7 @@ async def scan_letters(
     limit: int,
 ) -> list[LetterScan]:
     """Read every letter of ``topics`` (in chunks; nothing committed) and count what matches."""
-    conn = await asyncpg.connect(pg.dsn(), timeout=10)
+    conn = await connect(pg)
     try:
         return [await _scan(kafka, conn, filt, topic, limit) for topic in topics]
     finally:
@@ -213,7 +214,7 @@ async def replay_letters(
     Unless ``include_resolved``, a resolved letter is committed past without a replay: its
     URL is stored, so fetching it again would only repeat work.
     """
-    conn = await asyncpg.connect(pg.dsn(), timeout=10)
+    conn = await connect(pg)
 
     async def settled(letters: Sequence[DeadLetter]) -> list[bool]:
         done = await resolved_letters(conn, letters)

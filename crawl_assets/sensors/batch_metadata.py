@@ -99,16 +99,19 @@ def batch_metadata(p: BatchProgress, details: BatchDetails | None = None) -> dic
     if p.dropped_by_reason:
         meta["links_not_followed"] = _by_reason(p.dropped_by_reason)
     if details is not None:
+        # Plain text, not Markdown: the UI shows text inline in the metadata table, Markdown
+        # only behind a button.
         if details.failed:
-            rows = ["| URL | error class |", "|---|---|"]
-            rows += [f"| {_md_cell(url)} | {reason} |" for url, reason in details.failed]
-            meta["failed_sample"] = MetadataValue.md("\n".join(rows))
+            meta["failed_sample"] = MetadataValue.text(
+                "\n".join(f"{url}  ({why})" for url, why in details.failed)
+            )
         if details.pages:
-            blocks = [
-                f"**{_md_cell(title) or '(no title)'}** — {url}\n\n> {text or '(no text)'}"
-                for url, title, text in details.pages
-            ]
-            meta["preview"] = MetadataValue.md("\n\n".join(blocks))
+            meta["preview"] = MetadataValue.text(
+                "\n\n".join(
+                    f"{title or '(no title)'} — {url}\n{text or '(no text)'}"
+                    for url, title, text in details.pages
+                )
+            )
         elif details.note:
             meta["preview"] = details.note
     return meta
