@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -165,11 +166,11 @@ def drive(settings: Settings, base: Path, out: Path, profile: Path) -> None:
         },
     )
     deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and {_status(settings, k) for k in ("001-020", "021-040")} != {
+        "complete"
+    }:
         time.sleep(10)
-        mats = graphql(settings, STORED)["assetOrError"].get("assetMaterializations") or []
-        if {m["partition"] for m in mats} >= {"001-020", "021-040"}:
-            break
+    first = _batch(settings, "001-020")
     # Re-crawl the first partition one link deep: it shows in progress, then complete.
     recrawl = {"ops": {"crawl_frontier": {"config": {"url_template": template, "recrawl": True, "depth": 1}}}}
     graphql(
@@ -183,29 +184,37 @@ def drive(settings: Settings, base: Path, out: Path, profile: Path) -> None:
             }
         },
     )
-    _wait_status(settings, "in progress", timeout_s=300)
-    capture(settings, out, profile, [IN_PROGRESS_PAGE])
-    _wait_status(settings, "complete", timeout_s=900)
+    _wait_for(settings, lambda: _batch(settings, "001-020") != first, what="a re-crawl batch", timeout_s=300)
+    if _status(settings, "001-020") == "in progress":
+        capture(settings, out, profile, [IN_PROGRESS_PAGE])
+    else:
+        print("the re-crawl completed before the sensor saw it running: no in-progress screenshot")
+    _wait_for(
+        settings, lambda: _status(settings, "001-020") == "complete", what="the re-crawl", timeout_s=900
+    )
     time.sleep(90)  # let the DLQ sensor replay the poison and park it
 
 
-def _status(settings: Settings) -> str | None:
-    mats = graphql(settings, LATEST)["assetOrError"].get("assetMaterializations") or []
-    entries = {e["label"]: e.get("text") for e in mats[0]["metadataEntries"]} if mats else {}
-    return entries.get("status")
+def _latest(settings: Settings, partition: str) -> dict[str, str | None]:
+    query = LATEST.replace("001-020", partition)
+    mats = graphql(settings, query)["assetOrError"].get("assetMaterializations") or []
+    return {e["label"]: e.get("text") for e in mats[0]["metadataEntries"]} if mats else {}
 
 
-def _wait_status(settings: Settings, status: str, *, timeout_s: float) -> None:
-    """Until partition 001-020's latest materialisation has ``status`` (a re-crawl's, after the first)."""
+def _status(settings: Settings, partition: str) -> str | None:
+    return _latest(settings, partition).get("status")
+
+
+def _batch(settings: Settings, partition: str) -> str | None:
+    return _latest(settings, partition).get("batch")
+
+
+def _wait_for(settings: Settings, done: Callable[[], bool], *, what: str, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
-    seen_other = status == "in progress"
-    while time.monotonic() < deadline:
-        now = _status(settings)
-        seen_other = seen_other or now != status
-        if now == status and seen_other:
-            return
+    while not done():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gave up waiting for {what}")
         time.sleep(2)
-    raise TimeoutError(f"partition 001-020 never reached status {status!r}")
 
 
 def capture(settings: Settings, out: Path, profile: Path, pages: list[tuple[str, str]] | None = None) -> None:

@@ -46,6 +46,7 @@ __all__ = [
     "ListKind",
     "ParsedList",
     "Rejected",
+    "has_scheme",
     "normalize_domain",
     "parse_list_lines",
     "read_list_file",
@@ -91,6 +92,11 @@ class ParsedList:
     def ranked(self) -> list[tuple[int, str]]:
         """(rank, domain) of the ranked rows, in file order (what a Tranco snapshot stores)."""
         return [(e.rank, e.domain) for e in self.entries if e.rank is not None and e.domain is not None]
+
+
+def has_scheme(text: str) -> bool:
+    """``text`` starts with a URL scheme (``https:``, ``ftp:``, ``mailto:``), not ``host:port``."""
+    return _SCHEME.match(text) is not None
 
 
 def normalize_domain(raw: str) -> str:

@@ -4,7 +4,8 @@ Counts, reasons, pages/s, duration and the ETA are the ledger's progress model
 (:class:`~workers.ledger.BatchProgress`, the one the CLI and the API show). For a complete
 batch the metadata also carries a sample of its failed URLs with their error class (the
 ledger's rows) and a preview of a few stored pages — title, URL and the first lines of the
-text — read through the storage layer (:class:`~workers.storage.PageStore`).
+text — read through the storage layer (:class:`~workers.storage.PageStore`), one
+``preview_<n>`` entry per page (plain text: the UI shows text inline, Markdown behind a button).
 """
 
 from __future__ import annotations
@@ -52,11 +53,12 @@ def _by_reason(counts: dict[str, int]) -> str:
     return ", ".join(f"{k}: {v}" for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
-def _first_lines(markdown: str) -> str:
+def _first_lines(markdown: str, title: str) -> str:
+    """The first lines of a page's text (the title, usually its first heading, left out)."""
     lines = []
     for raw in markdown.splitlines():
         text = " ".join(_MARKUP.sub(lambda m: m.group(1) or "", raw).split())
-        if len(text) >= 3:
+        if len(text) >= 3 and text != title.strip():
             lines.append(text[:160])
         if len(lines) >= _PREVIEW_LINES:
             break
@@ -99,21 +101,17 @@ def batch_metadata(p: BatchProgress, details: BatchDetails | None = None) -> dic
     if p.dropped_by_reason:
         meta["links_not_followed"] = _by_reason(p.dropped_by_reason)
     if details is not None:
-        # Plain text, not Markdown: the UI shows text inline in the metadata table, Markdown
-        # only behind a button.
+        # Plain text, not Markdown: the UI shows text inline, Markdown only behind a button.
         if details.failed:
             meta["failed_sample"] = MetadataValue.text(
                 "\n".join(f"{url}  ({why})" for url, why in details.failed)
             )
-        if details.pages:
-            meta["preview"] = MetadataValue.text(
-                "\n\n".join(
-                    f"{title or '(no title)'} — {url}\n{text or '(no text)'}"
-                    for url, title, text in details.pages
-                )
+        for n, (url, title, text) in enumerate(details.pages, start=1):
+            meta[f"preview_{n}"] = MetadataValue.text(
+                f"{title or '(no title)'} — {url} — {text or '(no text)'}"
             )
-        elif details.note:
-            meta["preview"] = details.note
+        if not details.pages and details.note:
+            meta["preview_1"] = details.note
     return meta
 
 
@@ -127,7 +125,8 @@ async def batch_details(conn: asyncpg.Connection, batch: str, store: PageStore |
     )
     out.failed = [(r["url"], r["reason"] or "unknown") for r in rows]
     hashes = await conn.fetch(
-        "SELECT url_hash FROM crawl_urls WHERE batch = $1 AND state = 'stored' AND kind = 'page' LIMIT $2",
+        "SELECT url_hash FROM crawl_urls WHERE batch = $1 AND state = 'stored' AND kind = 'page'"
+        " ORDER BY url_hash LIMIT $2",  # the primary key's order: an index scan that stops early
         batch,
         _PAGES,
     )
@@ -142,7 +141,7 @@ async def batch_details(conn: asyncpg.Connection, batch: str, store: PageStore |
             if page is None:
                 continue
             markdown = await store.get_markdown(r["url_hash"]) or ""
-            out.pages.append((page.url, page.title or "", _first_lines(markdown)))
+            out.pages.append((page.url, page.title or "", _first_lines(markdown, page.title or "")))
     except _STORAGE_ERRORS as exc:  # the preview is a nicety: a storage hiccup must not fail the tick
         out.note = f"preview unavailable: {type(exc).__name__}: {exc}"
     return out

@@ -215,6 +215,17 @@ def test_mixed_batch_in_a_terminal_at_80_and_200_columns_and_piped(
                 assert re.search(r"\d+/\d+ · \d+\.\d pages/s · (ETA|finishing)", frame), frame
             if mode == 200:
                 assert any("dead-lettered" in f and "in flight" in f for f in frames)
+    # `status` shows the same progress model for the latest batches.
+    status = json.loads(piped(settings, "status", "--json").out)
+    shown = {b["batch"]: b for b in status["batches"]}
+    assert batch in shown and shown[batch]["line"].startswith(
+        f"{batch}  complete  [{p.accounted}/{p.requested}]"
+    )
+    assert {k: shown[batch][k] for k in ("stored", "skipped", "dead_lettered")} == {
+        "stored": p.stored,
+        "skipped": p.skipped,
+        "dead_lettered": p.dead_lettered,
+    }
 
 
 def test_a_batch_that_entirely_fails_exits_5_with_the_breakdown_and_the_scheme_hint(

@@ -135,7 +135,11 @@ def test_a_recrawl_shows_in_progress_then_complete_with_the_new_batch(settings: 
     tick()
     done = _latest(instance)
     assert (done["status"], done["batch"], done["stored"], done["dead_lettered"]) == ("complete", first, 4, 0)
-    assert "Page 1" in done["preview"] and "First paragraph of page 1" in done["preview"]
+    page1 = next(done[f"preview_{n}"] for n in (1, 2, 3) if done[f"preview_{n}"].startswith("Page 1 — "))
+    assert (
+        page1
+        == f"Page 1 — {urls[0]} — Page 1 of the re-crawl / First paragraph of page 1. / Second paragraph."
+    )
 
     # The re-crawl starts: the partition's current state is the new batch, in progress.
     run_sync(_publish(settings, second, urls))
@@ -166,7 +170,7 @@ def test_a_recrawl_shows_in_progress_then_complete_with_the_new_batch(settings: 
     assert final["dead_by_reason"] == "PermanentFetchError: 2"
     assert "PermanentFetchError" in final["dlq_breakdown"] and urls[2] in final["failed_sample"]
     assert final["pages_per_s"] >= 0 and final["duration_s"] >= 0 and final["completed_at"] != "-"
-    assert "Page 1" in final["preview"]
+    assert final["preview_1"].startswith(("Page 1 — ", "Page 2 — "))  # the re-crawl stored pages 1 and 2
     passed = {e.check_name: e.passed for e in finished.asset_events if isinstance(e, AssetCheckEvaluation)}
     assert passed == {COMPLETE_CHECK: True, "dlq_rate_below_threshold": False}
     assert next(m for m in finished.asset_events if isinstance(m, AssetMaterialization)).partition == KEY

@@ -20,7 +20,8 @@ line on stdout instead.
 Targets: a URL is a URL (``https://x/robots.txt``, and ``ftp://…`` is refused as a non-HTTP(S)
 scheme, not looked up as a file); an existing file is a list (Tranco CSV, plain, gzipped or
 Tranco's ZIP, or one URL/domain per line); every refused line is reported with its line number
-and why.
+and why. ``--dry-run`` only reads the inputs and lists what would be crawled and every refused
+line (``--json``: one object), publishing nothing.
 
 Exit status with ``--wait``:
 

@@ -14,16 +14,14 @@ Files and arguments are parsed by :mod:`workers.lists`, the parser Dagster uses 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from workers.errors import ConfigError
-from workers.lists import ListEntry, Rejected, parse_list_lines, read_list_file
+from workers.lists import ListEntry, Rejected, has_scheme, parse_list_lines, read_list_file
 
 __all__ = ["Targets", "load_targets"]
 
-_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.\-]*:(?!\d+(?:[/?#]|$))")
 _LIST_SUFFIXES = {".csv", ".txt", ".lst", ".tsv", ".gz"}
 
 
@@ -62,7 +60,7 @@ def load_targets(targets: list[str], *, scheme: str) -> Targets:
     out = Targets()
     lines = 0
     for target in targets:
-        if _SCHEME.match(target):
+        if has_scheme(target):
             out.entries.append(_inline(target, scheme))
             continue
         path = Path(target).expanduser()
