@@ -9,13 +9,20 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.streamcrawl-installed
 # Debian packages: PostgreSQL 15 server binaries (embedded stack), Chromium (rich renderer),
-# venv support for the system Python, and runuser (util-linux) to run PostgreSQL as `postgres`.
-APT_PACKAGES := postgresql-15 chromium python3-venv util-linux ca-certificates
+# Prometheus with promtool (embedded stack's metrics, rule tests), venv support for the system
+# Python, runuser (util-linux) to run PostgreSQL as `postgres`, iproute2 (network namespaces of
+# the multi-host drill) and kubectl (`kubectl kustomize` renders deploy/kubernetes in the tests;
+# Debian's package is `kubernetes-client`, installed only when no kubectl is on PATH).
+APT_PACKAGES := postgresql-15 chromium prometheus python3-venv util-linux iproute2 ca-certificates
 PG_BIN := /usr/lib/postgresql/15/bin/initdb
 CHROMIUM := /usr/bin/chromium
+PROMETHEUS := /usr/bin/prometheus
 # The offline demo web's host names resolve to loopback inside StreamCrawl only.
+# Discovery treats demo.test as a public suffix, so blog.site-001.demo.test is on the domain of
+# site-001.demo.test (the demo's oracle assumes the same).
 DEMO_ENV := STREAMCRAWL_INGESTOR_ALLOW_PRIVATE_NETWORKS=true \
 	STREAMCRAWL_INGESTOR_RESOLVE_OVERRIDES='{"*.demo.test": "127.0.0.1"}' \
+	STREAMCRAWL_DISCOVERY_EXTRA_SUFFIXES='["demo.test"]' \
 	STREAMCRAWL_INGESTOR_TOTAL_TIMEOUT_S=8 STREAMCRAWL_INGESTOR_READ_TIMEOUT_S=4
 
 .PHONY: help install apt venv run demo up down status test unit lint typecheck bench bench-scale clean
@@ -34,6 +41,9 @@ apt:
 	@missing=""; \
 	[ -x $(PG_BIN) ] || missing="$$missing postgresql-15"; \
 	[ -x $(CHROMIUM) ] || missing="$$missing chromium"; \
+	[ -x $(PROMETHEUS) ] && command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	command -v ip >/dev/null || missing="$$missing iproute2"; \
+	command -v kubectl >/dev/null || missing="$$missing kubernetes-client"; \
 	$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || missing="$$missing python3-venv"; \
 	command -v runuser >/dev/null || missing="$$missing util-linux"; \
 	[ -f /etc/ssl/certs/ca-certificates.crt ] || missing="$$missing ca-certificates"; \

@@ -141,8 +141,9 @@ def _strip_link_targets(markdown: str) -> str:
 def _language_samples() -> list[tuple[str, str]]:
     """(expected language, main text) of readability pages that declare one, and demo articles."""
     from bench.quality import load_readability
+    from workers.demoweb.graph import article_path
     from workers.demoweb.hosts import demo_host
-    from workers.demoweb.pages import article_page
+    from workers.demoweb.pages import render_path
     from workers.demoweb.site import Origin, site_profile
 
     samples = []
@@ -153,8 +154,9 @@ def _language_samples() -> list[tuple[str, str]]:
     for index in range(1, 121):
         host = demo_host(index)
         profile = site_profile(host)
-        html = article_page(Origin(host, "", 10), profile, "/article/1")
-        samples.append((profile.lang, extract(html, url=f"http://{host}/article/1").text))
+        path = article_path(1, 1, 1)
+        html = render_path(Origin(host, "", 10), path)
+        samples.append((profile.lang, extract(html, url=f"http://{host}{path}").text))
     return samples
 
 

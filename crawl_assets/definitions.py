@@ -17,6 +17,7 @@ from typing import Any
 
 from dagster import Definitions, EnvVar, define_asset_job
 
+from crawl_assets.assets.corpus_export import build_corpus_export
 from crawl_assets.assets.frontier import build_crawl_frontier
 from crawl_assets.assets.lists import tranco_list
 from crawl_assets.assets.topics import kafka_topics
@@ -68,7 +69,13 @@ def build_definitions(
         description="Create the registry's missing topics; report drift (partitions, configs).",
     )
     return Definitions(
-        assets=[tranco_list, kafka_topics, crawl, *build_stage_specs(frontier)],
+        assets=[
+            tranco_list,
+            kafka_topics,
+            crawl,
+            *build_stage_specs(frontier),
+            build_corpus_export(frontier),
+        ],
         asset_checks=build_checks(settings),
         jobs=[dlq_replay, lag_alert_job, provision_topics, tranco_refresh, recrawl_frontier],
         sensors=[

@@ -8,6 +8,7 @@ page forced through the renderer must come out with the fast path's text.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import shutil
 import time
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.offline import fetched_page
 from bench.quality import text_f1
 from tests.helpers.kafka import produce
 from tests.helpers.ledger import crawl_batch
@@ -24,8 +26,9 @@ from tests.integration.test_pipeline_e2e import TIMEOUT_ENV
 from workers.demoweb import DemoWeb, data_urls
 from workers.demoweb.data import locate_data_dir
 from workers.dlq import read_dead_letters
-from workers.messages import DeadLetter, RawPage, RoutedPage, compress_html, encode
-from workers.settings import Settings
+from workers.ingestor import Fetcher
+from workers.messages import CrawlRequest, DeadLetter, RawPage, RoutedPage, encode
+from workers.settings import IngestorSettings, Settings
 from workers.storage import PageStore
 from workers.topics import PROCESS_RICH, PROCESSED_DLQ
 from workers.urls import host_of, normalize_url, url_hash
@@ -55,20 +58,18 @@ def _csr_apps() -> dict[str, list[str]]:
     return apps
 
 
+async def _fetched(url: str, *, batch: str) -> RawPage:
+    """``url`` fetched as the ingestor fetches it (the renderer never fetches a document)."""
+    ingestor = IngestorSettings(allow_private_networks=True, resolve_overrides={"*.demo.test": "127.0.0.1"})
+    async with Fetcher(ingestor, max_page_bytes=5 * 2**20) as fetcher:
+        request = CrawlRequest(url=url, url_hash=url_hash(url), host=host_of(url), requested_at=time.time())
+        page = await fetcher.fetch(request)
+    return dataclasses.replace(page, batch=batch)
+
+
 def _routed_rich(url: str, html: bytes, *, batch: str, rule: str) -> RoutedPage:
     """A page the router sent to the renderer, as it travels on process.rich."""
-    raw = RawPage(
-        url=url,
-        url_hash=url_hash(url),
-        host=host_of(url),
-        final_url=url,
-        status=200,
-        content_type="text/html",
-        html_zstd=compress_html(html),
-        content_hash="0" * 32,
-        fetched_at=time.time(),
-        batch=batch,
-    )
+    raw = dataclasses.replace(fetched_page(url, html, charset=None), batch=batch)
     return RoutedPage(page=raw, route="rich", score=0, rules=[rule])
 
 
@@ -127,7 +128,8 @@ async def test_static_page_through_the_renderer_matches_the_fast_path(
         assert progress.summary()["stored"] == 1
         # The same page forced onto the rich path, under its own URL (the query is ignored by the server).
         forced = normalize_url(url + "?via=rich")
-        routed = _routed_rich(forced, b"<html><body>static copy</body></html>", batch=batch, rule="forced")
+        fetched = await _fetched(forced, batch=batch)
+        routed = RoutedPage(page=fetched, route="rich", score=0, rules=["forced"])
         await produce(settings.kafka, PROCESS_RICH, [encode(routed)], key=b"readability.demo.test")
         async with PageStore(settings.postgres, settings.s3, settings.storage) as store:
             deadline = time.monotonic() + 90
@@ -154,9 +156,15 @@ async def test_page_that_never_loads_is_dead_lettered_and_the_renderer_keeps_ser
         stall = normalize_url(f"http://site-003.demo.test:{web.port}/stall/7")
         ok = normalize_url(f"http://site-003.demo.test:{web.port}/app/2")
         batch = f"stall-{time.time_ns()}"
-        # An empty shell: nothing usable for the raw-HTML fallback.
-        shell = b'<html><body><div id="root"></div></body></html>'
-        messages = [encode(_routed_rich(url, shell, batch=batch, rule="empty_root")) for url in (stall, ok)]
+        # An empty shell whose script never finishes arriving (the document itself comes from
+        # the RawPage): it never parses, and the raw-HTML fallback has nothing usable.
+        shell = f'<html><body><div id="root"></div><script src="{stall}"></script></body></html>'.encode()
+        messages = [
+            encode(_routed_rich(stall, shell, batch=batch, rule="empty_root")),
+            encode(
+                RoutedPage(page=await _fetched(ok, batch=batch), route="rich", score=0, rules=["empty_root"])
+            ),
+        ]
         started = time.monotonic()
         await produce(settings.kafka, PROCESS_RICH, messages, key=b"site-003.demo.test")
         letters: list[DeadLetter] = []

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from bench.quality import load_readability
+from workers.demoweb.graph import article_path
 from workers.demoweb.hosts import demo_host
-from workers.demoweb.pages import article_page
+from workers.demoweb.pages import render_path
 from workers.demoweb.site import Origin, site_profile
 from workers.extract import extract
 from workers.extract.language import detect_language
@@ -68,7 +69,7 @@ def test_language_of_demo_articles() -> None:
     for index in range(1, 80):
         host = demo_host(index)
         profile = site_profile(host)
-        out = extract(article_page(Origin(host, "", 10), profile, "/article/1"), url=f"http://{host}/")
+        out = extract(render_path(Origin(host, "", 10), article_path(1, 1, 1)), url=f"http://{host}/")
         assert out.language == profile.lang, host
         assert out.language_score is not None and out.language_score > 0.5
         seen.add(profile.lang)
