@@ -22,9 +22,9 @@ import sys
 import time
 
 from workers.cli.cmd_crawl import new_batch_id
-from workers.cli.progress_view import ProgressView, fetch_budget_s
+from workers.cli.progress_view import ProgressView
 from workers.demoweb import demo_urls
-from workers.ledger import BatchProgress, BatchSpec, RateMeter
+from workers.ledger import BatchProgress, BatchSpec, RateMeter, fetch_budget_s
 from workers.ledger.follow import run_batch
 from workers.lists import parse_list_lines
 from workers.messages import Scope

@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 
+from workers.api.routes.batches import batch_out
 from workers.cli.base import plain_help
 from workers.cli.crawl_report import EXIT_DEAD_SHARE, EXIT_NOTHING_STORED, EXIT_TIMEOUT, breakdown, verdict
 from workers.cli.main import build_parser
-from workers.cli.progress_view import ProgressView, Snapshot, fetch_budget_s, plain_line, render_line
-from workers.ledger import BatchProgress, Eta, estimate_eta
+from workers.cli.progress_view import ProgressView, Snapshot, batch_line, plain_line, render_line
+from workers.ledger import BatchProgress, Eta, estimate_eta, fetch_budget_s
 from workers.settings import IngestorSettings
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
@@ -198,3 +199,25 @@ def test_a_closed_pipe_ends_quietly() -> None:
         err = proc.stderr.read().decode()
         code = proc.wait(timeout=60)
     assert err == "" and code == 141, err
+
+
+def test_the_api_shows_the_eta_status_shows() -> None:
+    now = datetime.now(UTC)
+    times = {
+        "created_at": now - timedelta(seconds=60),
+        "published_at": now - timedelta(seconds=60),
+        "first_outcome_at": now - timedelta(seconds=59),
+    }
+    # The tail: 5 URLs left, the last outcome 2 s ago; no rate number, the bound from the budget.
+    tail = progress(stored=973, last_outcome_at=now - timedelta(seconds=2), **times)
+    out = batch_out(tail, budget_s=35.5)
+    assert out.eta_s is None and out.eta_bound_s is not None and 32.0 <= out.eta_bound_s <= 33.5
+    assert out.eta.startswith("finishing the last 5 URLs, ≤ 3")
+    assert "finishing the last 5 URLs" in batch_line(tail)
+    # The bulk: 288 URLs left at the batch's own rate (712 accounted for in ~60 s).
+    bulk = progress(last_outcome_at=now - timedelta(seconds=1), **times)
+    out = batch_out(bulk)
+    assert out.eta_s is not None and 23.0 <= out.eta_s <= 25.0 and out.eta_bound_s is None
+    assert out.eta in {"ETA 24s", "ETA 25s", "ETA 23s"} and "ETA 2" in batch_line(bulk)
+    done = batch_out(progress(stored=978, completed_at=now, **times))
+    assert done.eta_s == 0.0 and done.eta == "ETA 0s"

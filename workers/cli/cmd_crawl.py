@@ -45,9 +45,9 @@ import uuid
 from workers.cli.base import Subparsers
 from workers.cli.crawl_report import batch_hints, print_rejected, report, verdict
 from workers.cli.list_input import Targets, load_targets
-from workers.cli.progress_view import ProgressView, fetch_budget_s
+from workers.cli.progress_view import ProgressView
 from workers.errors import ConfigError
-from workers.ledger import BatchSpec
+from workers.ledger import BatchSpec, fetch_budget_s
 from workers.ledger.follow import run_batch
 from workers.messages import Scope
 from workers.scope import SCOPE_MODES, validate_scope

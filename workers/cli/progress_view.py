@@ -11,7 +11,7 @@ Numbers, all from the one progress model (:mod:`workers.ledger.progress`):
 * pages/s counts **stored and unchanged pages only**, over the last 30 s;
 * the ETA is :func:`workers.ledger.estimate_eta` at the rate URLs are accounted for (any final
   state) over the last 30 s; in the batch's tail it carries a bound — the ingestor's fetch
-  budget (:func:`fetch_budget_s`) from when the tail began — and once outcomes stop arriving,
+  budget (:func:`workers.ledger.fetch_budget_s`) from when the tail began — and once outcomes stop arriving,
   only that bound (``finishing the last 3 URLs, ≤ 25s``), never a rate-based 0-1 s;
 * the dead-lettered count is the current one: a URL stored after a replay leaves it, and the
   line says how many were recovered that way.
@@ -27,20 +27,11 @@ from typing import TextIO
 
 from workers.ledger import BatchProgress, RateMeter
 from workers.ledger.progress import Eta, tail_size
-from workers.settings import IngestorSettings
 
-__all__ = ["ProgressView", "Snapshot", "batch_line", "fetch_budget_s", "plain_line", "render_line"]
+__all__ = ["ProgressView", "Snapshot", "batch_line", "plain_line", "render_line"]
 
 _MIN_BAR = 10
 _MAX_BAR = 40
-
-
-def fetch_budget_s(ingestor: IngestorSettings) -> float:
-    """The longest one URL spends in the ingestor's retries: every attempt's timeout and the waits
-    between attempts (a Retry-After up to ``retry_after_cap_s``, else the backoff)."""
-    attempts = ingestor.max_retries + 1
-    waits = ingestor.max_retries * max(ingestor.retry_after_cap_s, ingestor.retry_max_delay_s)
-    return float(attempts * ingestor.total_timeout_s + waits)
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,11 +29,14 @@ from typing import Any
 
 import asyncpg
 
+from workers.settings import IngestorSettings
+
 __all__ = [
     "BatchProgress",
     "Eta",
     "RateMeter",
     "estimate_eta",
+    "fetch_budget_s",
     "list_progress",
     "read_progress",
     "recent_progress",
@@ -266,6 +269,15 @@ def _clock(seconds: float) -> str:
     if s < 3600:
         return f"{s // 60}m{s % 60:02d}s"
     return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+def fetch_budget_s(ingestor: IngestorSettings) -> float:
+    """The longest one URL spends in the ingestor's retries: every attempt's timeout and the waits
+    between attempts (a Retry-After up to ``retry_after_cap_s``, else the backoff) — the ETA's
+    bound in a batch's tail."""
+    attempts = ingestor.max_retries + 1
+    waits = ingestor.max_retries * max(ingestor.retry_after_cap_s, ingestor.retry_max_delay_s)
+    return float(attempts * ingestor.total_timeout_s + waits)
 
 
 def tail_size(p: BatchProgress) -> int:
