@@ -20,9 +20,10 @@ from pydantic import Field
 from crawl_assets.aio import run_sync
 from crawl_assets.resources import KafkaResource, PostgresResource
 from crawl_assets.stages import dlq_asset_key
-from workers.dlq import ReplayReport, postgres_parker, replay
+from workers.dlq import ReplayReport
 from workers.settings import DagsterSettings
-from workers.topics import DLQ_TOPICS, topic_by_name
+from workers.topics import DLQ_TOPICS, Stage, topic_by_name
+from workers.triage import LetterFilter, replay_letters
 
 __all__ = ["DLQ_TAG", "DlqReplayConfig", "LagAlertConfig", "build_dlq_replay_job", "lag_alert_job"]
 
@@ -36,6 +37,16 @@ class DlqReplayConfig(Config):
     max_records: int = Field(default=10_000, description="Letters read at most in this run.")
     error_class: str | None = Field(
         default=None, description="Replay only letters of this error class (e.g. TransientFetchError)."
+    )
+    batch: str | None = Field(default=None, description="Replay only letters of this crawl batch.")
+    stage: str | None = Field(
+        default=None,
+        description=f"Replay only letters of this stage ({', '.join(s.value for s in Stage)}).",
+    )
+    include_resolved: bool = Field(
+        default=False,
+        description="Replay letters whose URL was stored, unchanged or skipped since, too; by default "
+        "they are committed past without a replay (counted `resolved`).",
     )
     dry_run: bool = Field(
         default=False, description="Only read and report; publish, park and commit nothing."
@@ -56,6 +67,7 @@ def _report_metadata(report: ReplayReport) -> dict[str, Any]:
         "replayed": report.replayed,
         "parked": report.parked,
         "skipped": report.skipped,
+        "resolved": report.resolved,
         "undecodable": report.undecodable,
         "dry_run": report.dry_run,
         "by_error_class": MetadataValue.json(report.by_error_class),
@@ -74,23 +86,30 @@ def build_dlq_replay_job(settings: DagsterSettings) -> JobDefinition:
         topic = topic_by_name(config.topic)
         if not topic.is_dlq:
             raise Failure(f"{topic.name} is not a dead-letter topic; choose one of {_DLQ_NAMES}")
+        letters = LetterFilter(
+            batch=config.batch,
+            error_class=config.error_class,
+            stage=config.stage,
+            include_resolved=config.include_resolved,
+        )
         report = run_sync(
-            replay(
+            replay_letters(  # the code `streamcrawl dlq replay` runs
                 kafka.settings(),
+                postgres.settings(),
                 topic,
+                letters,
                 max_records=config.max_records,
                 max_attempts=config.max_attempts or settings.dlq_max_attempts,
-                park=postgres_parker(postgres.settings()),
-                error_class=config.error_class,
                 dry_run=config.dry_run,
             )
         )
         context.log.info(
-            "%s: read %d, replayed %d, parked %d, skipped %d%s",
+            "%s: read %d, replayed %d, parked %d, resolved %d, skipped %d%s",
             topic.name,
             report.read,
             report.replayed,
             report.parked,
+            report.resolved,
             report.skipped,
             " (dry run)" if report.dry_run else "",
         )

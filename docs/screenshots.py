@@ -5,7 +5,8 @@
 Starts a throwaway stack on free ports (S3, broker, PostgreSQL, Dagster, workers without
 the rich renderer) and the demo web, drives it through Dagster's GraphQL API like an
 operator would in the UI (provision topics, load a 40-site demo list, backfill two
-frontier partitions), waits for both stored_pages partitions and a dead-letter replay,
+frontier partitions), waits for both stored_pages partitions, re-crawls the first one one
+link deep (captured while in progress, then complete) and waits for a dead-letter replay,
 then captures pages with headless Chromium and stops everything it started.
 """
 
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,7 @@ PAGES = {
     "01-lineage": "/assets/stored_pages?view=lineage&lineageScope=upstream&lineageDepth=6",
     "02-frontier-partitions": "/assets/crawl_frontier?view=partitions",
     "03-stored-pages": "/assets/stored_pages?view=partitions&partition=001-020",
+    "11-stored-pages-history": "/assets/stored_pages?view=events&partition=001-020",
     "04-stored-pages-checks": "/assets/stored_pages?view=checks",
     "05-raw-pages-events": "/assets/raw_pages?view=events",
     "06-tranco-list": "/assets/tranco_list?view=events",
@@ -50,6 +53,9 @@ PAGES = {
     "08-runs": "/runs",
     "09-dlq-replay-run": "/runs/{last_replay}",
 }
+IN_PROGRESS_PAGE = ("10-stored-pages-in-progress", "/assets/stored_pages?view=partitions&partition=001-020")
+TALL = {"03-stored-pages", "10-stored-pages-in-progress", "11-stored-pages-history"}
+"""Pages whose metadata table runs long: captured 2,000 px tall."""
 REPO = {"repositoryName": "__repository__", "repositoryLocationName": "crawl_assets"}
 
 
@@ -108,6 +114,9 @@ LAST_REPLAY = """{ runsOrError(filter: {pipelineName: "dlq_replay"}, limit: 1) {
   ... on Runs { results { runId } } } }"""
 STORED = """{ assetOrError(assetKey: {path: ["stored_pages"]}) {
   ... on Asset { assetMaterializations(limit: 20) { partition } } } }"""
+LATEST = """{ assetOrError(assetKey: {path: ["stored_pages"]}) { ... on Asset {
+  assetMaterializations(partitions: ["001-020"], limit: 1) {
+    metadataEntries { label ... on TextMetadataEntry { text } } } } } }"""
 
 
 async def _poison(settings: Settings) -> None:
@@ -119,7 +128,7 @@ async def _poison(settings: Settings) -> None:
         await producer.stop()
 
 
-def drive(settings: Settings, base: Path) -> None:
+def drive(settings: Settings, base: Path, out: Path, profile: Path) -> None:
     graphql(settings, "mutation { setNuxSeen }")
     graphql(
         settings,
@@ -157,21 +166,65 @@ def drive(settings: Settings, base: Path) -> None:
         },
     )
     deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and {_status(settings, k) for k in ("001-020", "021-040")} != {
+        "complete"
+    }:
         time.sleep(10)
-        mats = graphql(settings, STORED)["assetOrError"].get("assetMaterializations") or []
-        if {m["partition"] for m in mats} >= {"001-020", "021-040"}:
-            break
+    first = _batch(settings, "001-020")
+    # Re-crawl the first partition one link deep: it shows in progress, then complete.
+    recrawl = {"ops": {"crawl_frontier": {"config": {"url_template": template, "recrawl": True, "depth": 1}}}}
+    graphql(
+        settings,
+        BACKFILL,
+        {
+            "p": {
+                "assetSelection": [{"path": ["crawl_frontier"]}],
+                "partitionNames": ["001-020"],
+                "runConfigData": recrawl,
+            }
+        },
+    )
+    _wait_for(settings, lambda: _batch(settings, "001-020") != first, what="a re-crawl batch", timeout_s=300)
+    if _status(settings, "001-020") == "in progress":
+        capture(settings, out, profile, [IN_PROGRESS_PAGE])
+    else:
+        print("the re-crawl completed before the sensor saw it running: no in-progress screenshot")
+    _wait_for(
+        settings, lambda: _status(settings, "001-020") == "complete", what="the re-crawl", timeout_s=900
+    )
     time.sleep(90)  # let the DLQ sensor replay the poison and park it
 
 
-def capture(settings: Settings, out: Path, profile: Path) -> None:
+def _latest(settings: Settings, partition: str) -> dict[str, str | None]:
+    query = LATEST.replace("001-020", partition)
+    mats = graphql(settings, query)["assetOrError"].get("assetMaterializations") or []
+    return {e["label"]: e.get("text") for e in mats[0]["metadataEntries"]} if mats else {}
+
+
+def _status(settings: Settings, partition: str) -> str | None:
+    return _latest(settings, partition).get("status")
+
+
+def _batch(settings: Settings, partition: str) -> str | None:
+    return _latest(settings, partition).get("batch")
+
+
+def _wait_for(settings: Settings, done: Callable[[], bool], *, what: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not done():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gave up waiting for {what}")
+        time.sleep(2)
+
+
+def capture(settings: Settings, out: Path, profile: Path, pages: list[tuple[str, str]] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     runs = graphql(settings, LAST_REPLAY)["runsOrError"]["results"]
     last_replay = runs[0]["runId"] if runs else ""
-    for name, page in PAGES.items():
+    for name, page in pages if pages is not None else list(PAGES.items()):
         path = page.format(last_replay=last_replay)
         target = out / f"{name}.png"
+        height = 2000 if name in TALL else 1000
         subprocess.run(
             [
                 "/usr/bin/chromium",
@@ -185,7 +238,7 @@ def capture(settings: Settings, out: Path, profile: Path) -> None:
                 "--disable-sync",
                 "--hide-scrollbars",
                 f"--user-data-dir={profile}",
-                "--window-size=1600,1000",
+                f"--window-size=1600,{height}",
                 "--virtual-time-budget=15000",
                 f"--screenshot={target}",
                 f"http://127.0.0.1:{settings.stack.dagster_port}{path}",
@@ -211,7 +264,7 @@ def main() -> int:
     try:
         stack.up()
         demo.ensure_running()
-        drive(settings, base)
+        drive(settings, base, args.out, base / "chromium")
         capture(settings, args.out, base / "chromium")
     finally:
         demo.stop()

@@ -51,6 +51,7 @@ __all__ = [
     "ParkFn",
     "Parked",
     "ReplayReport",
+    "SettleFn",
     "count_parked",
     "postgres_parker",
     "read_dead_letters",
@@ -75,6 +76,8 @@ class Parked:
 
 ParkFn = Callable[[Sequence[Parked]], Awaitable[None]]
 """Writes parked letters somewhere durable; must be idempotent (a chunk may be parked twice)."""
+SettleFn = Callable[[Sequence[DeadLetter]], Awaitable[Sequence[bool]]]
+"""Per letter of a chunk: True when it needs no replay any more (see :func:`replay`)."""
 
 
 @dataclass(slots=True)
@@ -87,6 +90,8 @@ class ReplayReport:
     parked: int = 0
     skipped: int = 0
     """Letters left alone by the error-class filter."""
+    resolved: int = 0
+    """Letters committed past without a replay: ``settled`` said their URL was stored since."""
     undecodable: int = 0
     by_error_class: dict[str, int] = field(default_factory=dict)
     replayed_to: dict[str, int] = field(default_factory=dict)
@@ -272,9 +277,17 @@ async def replay(
     max_attempts: int,
     park: ParkFn,
     error_class: str | None = None,
+    select: Callable[[DeadLetter], bool] | None = None,
+    settled: SettleFn | None = None,
     dry_run: bool = False,
 ) -> ReplayReport:
-    """Replay up to ``max_records`` letters of ``topic``; see the module docstring."""
+    """Replay up to ``max_records`` letters of ``topic``; see the module docstring.
+
+    ``select`` narrows the letters like ``error_class`` does: a letter it refuses is skipped
+    the same way. ``settled`` tells, per chunk, which letters need no replay any more (their
+    URL was stored since): those are counted ``resolved`` and committed past, neither
+    replayed nor parked. workers/triage.py builds both from the CLI's and the job's filters.
+    """
     _require_dlq(topic)
     group = replay_group(topic)
     report = ReplayReport(topic=topic.name, group=group, dry_run=dry_run)
@@ -289,17 +302,25 @@ async def replay(
             acks = []
             parked: list[Parked] = []
             commits: dict[TopicPartition, int] = {}
-            for record in chunk:
+            letters = [_decode_letter(r) for r in chunk]
+            known = [x for x in letters if x is not None]
+            flags = iter(await settled(known) if settled is not None and known else ())
+            done = [x is not None and bool(next(flags, False)) for x in letters]
+            for record, decoded, resolved in zip(chunk, letters, done, strict=True):
                 report.read += 1
-                letter, attempt, reason = _classify(record, _decode_letter(record), max_attempts=max_attempts)
+                letter, attempt, reason = _classify(record, decoded, max_attempts=max_attempts)
                 report.by_error_class[letter.error_class] = (
                     report.by_error_class.get(letter.error_class, 0) + 1
                 )
-                if error_class is not None and letter.error_class != error_class:
+                if (error_class is not None and letter.error_class != error_class) or (
+                    select is not None and not select(letter)
+                ):
                     report.skipped += 1
                     blocked.add(record.partition)
                     continue
-                if reason is not None:
+                if resolved:
+                    report.resolved += 1
+                elif reason is not None:
                     if letter.stage == "unknown":
                         report.undecodable += 1
                     report.parked += 1

@@ -1,18 +1,18 @@
-"""Turning lists into ``crawl.request`` records: Tranco CSVs, URL lists, publishing.
+"""Turning list entries into ``crawl.request`` records and publishing them.
 
 Used by the CLI (``streamcrawl crawl``) and by Dagster's ``crawl_frontier`` asset, so a
-URL is normalised, hashed and keyed by host in exactly one way.
+URL is normalised, hashed and keyed by host in exactly one way. Lists are parsed by
+:mod:`workers.lists` (re-exported here: ``ListEntry``, ``ParsedList``, ``parse_list_lines``,
+``read_list_file``).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 
-from workers.errors import ConfigError
 from workers.kafka import make_producer
+from workers.lists import ListEntry, ParsedList, parse_list_lines, read_list_file
 from workers.messages import CrawlRequest, encode, make_headers, new_trace_id
 from workers.settings import KafkaSettings
 from workers.topics import CRAWL_REQUEST
@@ -26,61 +26,6 @@ __all__ = [
     "publish_requests",
     "read_list_file",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class ListEntry:
-    url: str
-    rank: int | None
-
-
-@dataclass(slots=True)
-class ParsedList:
-    entries: list[ListEntry] = field(default_factory=list)
-    rejected: list[tuple[int, str, str]] = field(default_factory=list)
-    """(line number, line, reason) of every line that was dropped."""
-
-
-def parse_list_lines(lines: Iterable[str], *, scheme: str = "https") -> ParsedList:
-    """Parse a Tranco ``rank,domain`` CSV or a plain URL/domain list (one per line).
-
-    Blank lines and ``#`` comments are ignored; invalid lines are collected with a reason,
-    and duplicates (after normalisation) keep their first occurrence.
-    """
-    out = ParsedList()
-    seen: set[str] = set()
-    for number, raw in enumerate(lines, start=1):
-        line = raw.strip().lstrip("\ufeff")
-        if not line or line.startswith("#"):
-            continue
-        rank: int | None = None
-        target = line
-        if "," in line:
-            first, _, rest = line.partition(",")
-            if first.strip().isdigit():
-                rank, target = int(first), rest.strip()
-            else:
-                out.rejected.append((number, line, "expected `rank,domain`"))
-                continue
-        if "://" not in target:
-            target = f"{scheme}://{target}"
-        try:
-            url = normalize_url(target)
-        except ConfigError as exc:
-            out.rejected.append((number, line, str(exc)))
-            continue
-        if url in seen:
-            continue
-        seen.add(url)
-        out.entries.append(ListEntry(url=url, rank=rank))
-    return out
-
-
-def read_list_file(path: Path, *, scheme: str = "https") -> ParsedList:
-    if not path.is_file():
-        raise ConfigError(f"list file not found: {path} (pass a Tranco CSV, a URL list, or URLs)")
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        return parse_list_lines(handle, scheme=scheme)
 
 
 def build_request(

@@ -1,4 +1,12 @@
-"""``crawl_frontier``: rank-range partitions published to ``crawl.request`` as crawl batches."""
+"""``crawl_frontier``: rank-range partitions published to ``crawl.request`` as crawl batches.
+
+It does not depend on the ``kafka_topics`` asset: topics are infrastructure that `streamcrawl
+up` (or docker-compose's topic-init) provisions outside Dagster, so that asset is usually never
+materialised and the dependency only made every backfill warn that it was missing. Recording
+`up`'s provisioning as a materialisation would need the stack to reach the Dagster instance
+before the webserver runs (and the workers never import dagster). Instead the frontier checks,
+when it runs, that ``crawl.request`` exists and fails with what to do if it does not.
+"""
 
 # No `from __future__ import annotations` here: Dagster reads the Config and resource
 # annotations of decorated functions at definition time and cannot resolve strings.
@@ -11,6 +19,7 @@ from dagster import (
     AssetsDefinition,
     BackfillPolicy,
     Config,
+    Failure,
     LastPartitionMapping,
     MaterializeResult,
     PartitionsDefinition,
@@ -23,8 +32,10 @@ from crawl_assets.aio import run_sync
 from crawl_assets.frontier import BatchResult, latest_list_id, publish_partitions
 from crawl_assets.resources import KafkaResource, PostgresResource
 from crawl_assets.stages import FRONTIER_KEY
+from workers.lag import high_watermarks
 from workers.messages import Scope
 from workers.scope import validate_scope
+from workers.topics import CRAWL_REQUEST
 
 __all__ = ["FrontierConfig", "build_crawl_frontier"]
 
@@ -101,7 +112,7 @@ def build_crawl_frontier(partitions: PartitionsDefinition) -> AssetsDefinition:
             # One run per backfill, however many ranges: a run costs 7-25 s to start here, and the
             # asset publishes each partition as its own batch anyway.
             backfill_policy=BackfillPolicy.single_run(),
-            deps=[AssetDep("tranco_list", partition_mapping=LastPartitionMapping()), "kafka_topics"],
+            deps=[AssetDep("tranco_list", partition_mapping=LastPartitionMapping())],
             group_name="crawl",
             kinds={"kafka", "postgres"},
             description="Publishes the URLs of a rank range as one crawl batch (`<partition>@<run>`) with "
@@ -118,6 +129,11 @@ def build_crawl_frontier(partitions: PartitionsDefinition) -> AssetsDefinition:
             scope = config.to_scope()
 
             async def publish() -> tuple[str, list[BatchResult]]:
+                if CRAWL_REQUEST.name not in await high_watermarks(kafka.settings(), [CRAWL_REQUEST]):
+                    raise Failure(
+                        f"topic {CRAWL_REQUEST.name} does not exist on {kafka.settings().bootstrap_servers}: "
+                        "start the stack with `streamcrawl up`, or run the provision_topics job"
+                    )
                 async with postgres.connect() as conn:
                     list_id = config.list_id or await latest_list_id(conn)
                     results = await publish_partitions(

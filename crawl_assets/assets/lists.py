@@ -14,17 +14,19 @@ from pydantic import Field
 from crawl_assets.aio import run_sync
 from crawl_assets.partitions import TRANCO_PARTITIONS
 from crawl_assets.resources import PostgresResource, S3Resource
-from crawl_assets.tranco import ParsedTranco, download_tranco, read_tranco_file, store_snapshot
+from crawl_assets.tranco import download_tranco, read_tranco_file, store_snapshot
+from workers.lists import ParsedList
 
 __all__ = ["TrancoListConfig", "snapshot_object_key", "tranco_list"]
 
 _PREVIEW_ROWS = 10
+_REJECTED_SHOWN = 50
 
 
 class TrancoListConfig(Config):
     path: str | None = Field(
         default=None,
-        description="Local Tranco list (`rank,domain` CSV or its ZIP). Empty: download the list named by "
+        description="Local Tranco list (`rank,domain` CSV, gzipped or Tranco's ZIP). Empty: download the list named by "
         "the partition key (a Tranco list id or a YYYY-MM-DD date) with the `tranco` package (needs internet).",
     )
 
@@ -34,16 +36,19 @@ def snapshot_object_key(list_id: str) -> str:
     return f"tranco/{list_id}.csv.zst"
 
 
-def _preview(parsed: ParsedTranco) -> str:
+def _preview(parsed: ParsedList) -> str:
     lines = ["| rank | domain |", "|---:|---|"]
-    lines += [f"| {rank} | {domain} |" for rank, domain in parsed.rows[:_PREVIEW_ROWS]]
+    lines += [f"| {rank} | {domain} |" for rank, domain in parsed.ranked[:_PREVIEW_ROWS]]
     return "\n".join(lines)
 
 
-def _rejected_preview(parsed: ParsedTranco) -> str:
+def _rejected_preview(parsed: ParsedList) -> str:
     if not parsed.rejected:
         return "none"
-    return "\n".join(f"- line {n}: `{line[:80]}` ({why})" for n, line, why in parsed.rejected[:_PREVIEW_ROWS])
+    shown = [f"- line {n}: `{line[:80]}` — {why}" for n, line, why in parsed.rejected[:_REJECTED_SHOWN]]
+    if len(parsed.rejected) > _REJECTED_SHOWN:
+        shown.append(f"- … {len(parsed.rejected) - _REJECTED_SHOWN} more")
+    return "\n".join(shown)
 
 
 @asset(
@@ -70,8 +75,9 @@ def tranco_list(
             await store_snapshot(conn, list_id=list_id, source=source, parsed=parsed)
 
     run_sync(store())
+    rows = parsed.ranked
     body = zstandard.ZstdCompressor(level=3).compress(
-        "".join(f"{rank},{domain}\n" for rank, domain in parsed.rows).encode()
+        "".join(f"{rank},{domain}\n" for rank, domain in rows).encode()
     )
     bucket = s3.ensure_bucket()
     key = snapshot_object_key(list_id)
@@ -80,17 +86,18 @@ def tranco_list(
     context.log.info(
         "tranco list %s: %d rows, %d rejected, %.2f s",
         list_id,
-        len(parsed.rows),
+        len(rows),
         len(parsed.rejected),
         elapsed,
     )
     return MaterializeResult(
         metadata={
-            "row_count": len(parsed.rows),
+            "row_count": len(rows),
             "rejected_count": len(parsed.rejected),
-            "max_rank": max((r for r, _ in parsed.rows), default=0),
+            "max_rank": max((r for r, _ in rows), default=0),
             "top_ranks": MetadataValue.md(_preview(parsed)),
             "rejected_examples": MetadataValue.md(_rejected_preview(parsed)),
+            "ignored_columns": ", ".join(parsed.ignored_columns) or "none",
             "source": source,
             "archive": MetadataValue.path(f"s3://{bucket}/{key}"),
             "parse_seconds": round(parsed_s, 3),

@@ -1,15 +1,28 @@
-"""``completion_sensor``: materialises a ``stored_pages`` partition once its latest batch is done.
+"""``completion_sensor``: reports each ``stored_pages`` partition's latest crawl batch as it runs.
 
 "Done" is the ledger's definition (workers/ledger/progress.py), the same the CLI and the API
 use: every URL the batch ever requested — listed and discovered — is stored, unchanged,
 skipped or dead-lettered. The outcomes are recorded by the discovery stage; this sensor only
-reads the ledger.
+reads the ledger (and, for the preview, the storage layer).
 
-Each tick (bounded): the frontier batches that are not reported yet — still open, or completed
-after the cursor's watermark — at most ``_BATCHES_PER_TICK``, oldest first. A complete batch
-yields an AssetMaterialization of its partition (with the batch's metadata) plus the
-partition_complete and dlq_rate checks; an open one yields a progress observation when its
-counts moved.
+A (re-)crawl of a partition shows as **in progress**, then **complete**:
+
+* the first tick that sees a batch open reports a materialisation of its partition with
+  ``status: in progress`` (its counts and ETA so far) and a failing ``partition_complete``
+  check of severity WARN: from then on the partition's current state is the new batch, and
+  the previous batch's materialisation stays in the partition's history;
+* while it runs, an observation when its counts moved;
+* once complete, a materialisation with ``status: complete`` and the batch's metadata
+  (batch id, counts and skips by reason, pages/s, duration, the DLQ breakdown by error class,
+  a sample of failed URLs, a preview of a few stored pages), and both checks evaluated.
+
+Why not Dagster's own "in progress" state: it belongs to a run that planned the
+materialisation and is still running. The crawl runs in the always-on hot path, not in a run;
+holding a run open for the batch's hours would show a run that does nothing, and fail the
+partition whenever that run's process is restarted while the crawl goes on.
+
+Each tick (bounded): the frontier batches not reported yet — still open, or completed after
+the cursor's watermark — at most ``_BATCHES_PER_TICK``, oldest first.
 
 Cursor: ``{"completed_after": <epoch of the newest completion reported>, "seen": {batch:
 accounted}}``; ``seen`` holds open batches only, so it is bounded by what is in flight.
@@ -17,15 +30,16 @@ accounted}}``; ``seen`` holds open batches only, so it is bounded by what is in 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC
 
 import asyncpg
 from dagster import (
     AssetCheckEvaluation,
+    AssetCheckSeverity,
     AssetMaterialization,
     AssetObservation,
     DefaultSensorStatus,
+    MetadataValue,
     SensorDefinition,
     SensorEvaluationContext,
     SensorResult,
@@ -34,11 +48,12 @@ from dagster import (
 )
 
 from crawl_assets.aio import run_sync
-from crawl_assets.resources import PostgresResource
+from crawl_assets.resources import PostgresResource, S3Resource
+from crawl_assets.sensors.batch_metadata import BatchDetails, batch_details, batch_metadata, open_store
 from crawl_assets.sensors.cursor import dump_cursor, load_cursor
 from crawl_assets.stages import STORED_PAGES
 from workers.ledger import BatchProgress, list_progress
-from workers.settings import DagsterSettings
+from workers.settings import DagsterSettings, StorageSettings
 
 __all__ = [
     "COMPLETE_CHECK",
@@ -46,6 +61,7 @@ __all__ = [
     "batch_metadata",
     "build_completion_sensor",
     "completion_events",
+    "started_events",
 ]
 
 COMPLETE_CHECK = "partition_complete"
@@ -55,43 +71,21 @@ _BATCHES_PER_TICK = 200
 Event = AssetMaterialization | AssetObservation | AssetCheckEvaluation
 
 
-def _iso(ts: datetime | None) -> str:
-    return ts.astimezone(UTC).isoformat(timespec="seconds") if ts is not None else "-"
-
-
-def batch_metadata(p: BatchProgress) -> dict[str, Any]:
-    """What a stored_pages partition shows about its batch (materialisation and observations)."""
-    meta: dict[str, Any] = {
-        "batch": p.batch,
-        "requested": p.requested,
-        "discovered": p.discovered,
-        "stored": p.stored,
-        "unchanged": p.unchanged,
-        "skipped": p.skipped,
-        "dead_lettered": p.dead_lettered,
-        "in_flight": p.in_flight,
-        "dlq_rate": round(p.dlq_rate, 4),
-        "pages_per_s": round(p.pages_per_s, 2),
-        "published_at": _iso(p.published_at),
-        "duration_s": round(p.duration_s or 0.0, 1),
-    }
-    for name, counts in (("skipped_by_reason", p.skipped_by_reason), ("dead_by_reason", p.dead_by_reason)):
-        if counts:
-            meta[name] = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
-    return meta
-
-
-def completion_events(p: BatchProgress, *, dlq_rate_threshold: float) -> list[Event]:
+def completion_events(
+    p: BatchProgress, *, dlq_rate_threshold: float, details: BatchDetails | None = None
+) -> list[Event]:
     """The materialisation and check evaluations reporting a complete batch."""
-    meta = {**batch_metadata(p), "completed_at": _iso(p.completed_at)}
+    completed = p.completed_at.astimezone(UTC).isoformat(timespec="seconds") if p.completed_at else "-"
+    meta = {**batch_metadata(p, details), "completed_at": completed}
     assert p.partition_key is not None
+    checked = {k: v for k, v in meta.items() if not isinstance(v, MetadataValue)}
     return [
         AssetMaterialization(asset_key=STORED_PAGES, partition=p.partition_key, metadata=meta),
         AssetCheckEvaluation(
             asset_key=STORED_PAGES,
             check_name=COMPLETE_CHECK,
             passed=p.complete,
-            metadata={"partition": p.partition_key, **meta},
+            metadata={"partition": p.partition_key, **checked},
         ),
         AssetCheckEvaluation(
             asset_key=STORED_PAGES,
@@ -107,7 +101,26 @@ def completion_events(p: BatchProgress, *, dlq_rate_threshold: float) -> list[Ev
     ]
 
 
-async def _tick(postgres: PostgresResource, *, completed_after: float, keys: set[str]) -> list[BatchProgress]:
+def started_events(p: BatchProgress) -> list[Event]:
+    """A batch seen open for the first time: its partition is in progress from now on."""
+    assert p.partition_key is not None
+    meta = batch_metadata(p)
+    return [
+        AssetMaterialization(asset_key=STORED_PAGES, partition=p.partition_key, metadata=meta),
+        AssetCheckEvaluation(
+            asset_key=STORED_PAGES,
+            check_name=COMPLETE_CHECK,
+            passed=False,
+            severity=AssetCheckSeverity.WARN,
+            description=f"batch {p.batch} in progress: {p.accounted} of {p.requested} URLs accounted for",
+            metadata={"partition": p.partition_key, **meta},
+        ),
+    ]
+
+
+async def _tick(
+    postgres: PostgresResource, s3: S3Resource, *, completed_after: float, keys: set[str]
+) -> list[tuple[BatchProgress, BatchDetails | None]]:
     async with postgres.connect() as conn:
         has_ledger = await conn.fetchval("SELECT to_regclass('crawl_urls') IS NOT NULL")
         if not has_ledger:
@@ -126,7 +139,11 @@ async def _tick(postgres: PostgresResource, *, completed_after: float, keys: set
             _BATCHES_PER_TICK,
         )
         batches = [r["batch"] for r in [*done, *open_] if r["partition_key"] in keys]
-        return await list_progress(conn, batches)
+        progress = await list_progress(conn, batches)
+        if not any(p.complete for p in progress):
+            return [(p, None) for p in progress]
+        async with open_store(postgres.settings(), s3.settings(), StorageSettings()) as store:
+            return [(p, await batch_details(conn, p.batch, store) if p.complete else None) for p in progress]
 
 
 def build_completion_sensor(settings: DagsterSettings, frontier_keys: list[str]) -> SensorDefinition:
@@ -136,29 +153,34 @@ def build_completion_sensor(settings: DagsterSettings, frontier_keys: list[str])
         name="completion_sensor",
         minimum_interval_seconds=15,
         default_status=DefaultSensorStatus.RUNNING,
-        description="Materialises a stored_pages partition once every URL its latest crawl batch "
-        "requested (listed and discovered) is stored, unchanged, skipped or dead-lettered, with the "
-        "completeness and DLQ-rate checks; reports progress of open batches as observations.",
+        description="Reports each stored_pages partition's latest crawl batch: a materialisation with "
+        "status `in progress` when it starts (the previous one stays in history) and progress "
+        "observations, then a materialisation with status `complete` once every URL it requested is "
+        "stored, unchanged, skipped or dead-lettered, with the completeness and DLQ-rate checks.",
     )
     def completion_sensor(
-        context: SensorEvaluationContext, postgres: PostgresResource
+        context: SensorEvaluationContext, postgres: PostgresResource, s3: S3Resource
     ) -> SensorResult | SkipReason:
         state = load_cursor(context.cursor)
         after = float(state.get("completed_after", 0.0))
         try:
-            progress = run_sync(_tick(postgres, completed_after=after, keys=keys))
+            progress = run_sync(_tick(postgres, s3, completed_after=after, keys=keys))
         except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
             return SkipReason(f"PostgreSQL unreachable: {type(exc).__name__}: {exc}")
         seen: dict[str, int] = dict(state.get("seen", {}))
         events: list[Event] = []
         open_now: dict[str, int] = {}
-        for p in progress:
+        for p, details in progress:
             if p.complete and p.completed_at is not None:
-                events += completion_events(p, dlq_rate_threshold=settings.dlq_rate_threshold)
+                events += completion_events(
+                    p, dlq_rate_threshold=settings.dlq_rate_threshold, details=details
+                )
                 after = max(after, p.completed_at.timestamp())
             else:
                 open_now[p.batch] = p.accounted
-                if seen.get(p.batch) != p.accounted:
+                if p.batch not in seen:
+                    events += started_events(p)
+                elif seen.get(p.batch) != p.accounted:
                     events.append(
                         AssetObservation(
                             asset_key=STORED_PAGES, partition=p.partition_key, metadata=batch_metadata(p)

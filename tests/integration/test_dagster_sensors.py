@@ -24,7 +24,7 @@ from dagster._core.storage.dagster_run import DagsterRun
 
 from crawl_assets.aio import run_sync
 from crawl_assets.jobs import DLQ_TAG, build_dlq_replay_job, lag_alert_job
-from crawl_assets.resources import KafkaResource, PostgresResource
+from crawl_assets.resources import KafkaResource, PostgresResource, S3Resource
 from crawl_assets.sensors.completion import build_completion_sensor
 from crawl_assets.sensors.cursor import load_cursor
 from crawl_assets.sensors.dlq import build_dlq_sensor
@@ -220,7 +220,10 @@ async def _outcomes(settings: Settings, outcomes: list[Outcome]) -> None:
 def test_completion_sensor_materialises_a_partition_once_complete(settings: Settings) -> None:
     keys = ["001-005", "006-010"]
     sensor = build_completion_sensor(DagsterSettings(dlq_rate_threshold=0.3), keys)
-    resources = {"postgres": PostgresResource.from_settings(settings.postgres)}
+    resources = {
+        "postgres": PostgresResource.from_settings(settings.postgres),
+        "s3": S3Resource.from_settings(settings.s3),
+    }
     run = uuid.uuid4().hex[:6]
     batches = [f"{keys[0]}@{run}", f"{keys[1]}@{run}"]
     done_reqs = [
@@ -247,14 +250,29 @@ def test_completion_sensor_materialises_a_partition_once_complete(settings: Sett
     run_sync(_outcomes(settings, stored(batches[0], done_reqs[:3]) + stored(batches[1], open_reqs[:1])))
     first = tick(None)
     mats = [e for e in first.asset_events if isinstance(e, AssetMaterialization)]
-    assert [m.partition for m in mats] == [keys[0]]
+    # The complete batch is materialised; the open one is reported in progress (first sight).
+    assert [m.partition for m in mats] == keys
     meta = {k: v.value for k, v in mats[0].metadata.items()}
     assert (meta["batch"], meta["requested"], meta["stored"], meta["dead_lettered"]) == (batches[0], 5, 3, 2)
-    assert meta["dead_by_reason"] == "PermanentFetchError: 2"
-    checks = {e.check_name: e.passed for e in first.asset_events if isinstance(e, AssetCheckEvaluation)}
-    assert checks == {"partition_complete": True, "dlq_rate_below_threshold": False}  # 40% > 30%
-    progress = [e for e in first.asset_events if isinstance(e, AssetObservation)]
-    assert [(p.partition, p.metadata["stored"].value) for p in progress] == [(keys[1], 1)]
+    assert meta["status"] == "complete" and meta["dead_by_reason"] == "PermanentFetchError: 2"
+    started = {k: v.value for k, v in mats[1].metadata.items()}
+    assert (started["status"], started["batch"], started["stored"], started["in_flight"]) == (
+        "in progress",
+        batches[1],
+        1,
+        4,
+    )
+    checks = {
+        (e.metadata["partition"].value, e.check_name): e.passed
+        for e in first.asset_events
+        if isinstance(e, AssetCheckEvaluation)
+    }
+    assert checks == {
+        (keys[0], "partition_complete"): True,
+        (keys[0], "dlq_rate_below_threshold"): False,  # 40% > 30%
+        (keys[1], "partition_complete"): False,  # in progress (severity WARN)
+    }
+    assert not [e for e in first.asset_events if isinstance(e, AssetObservation)]
 
     quiet = tick(first.cursor)
     assert quiet.asset_events == [] and quiet.skip_reason is not None

@@ -1,39 +1,15 @@
-"""Pure control-plane logic: Tranco parsing, the lag sensor's decisions, cursors."""
+"""Pure control-plane logic: the lag sensor's decisions, cursors (list parsing: test_lists.py)."""
 
 from __future__ import annotations
-
-import pytest
 
 from crawl_assets.sensors.cursor import dump_cursor, load_cursor
 from crawl_assets.sensors.lag import consumer_groups, producer_groups
 from crawl_assets.sensors.lag_state import LagSample, decide
 from crawl_assets.stages import STAGE_ASSETS
-from crawl_assets.tranco import normalize_domain, parse_tranco_lines
 from workers.topics import RAW_PAGE, STAGES, Stage
 
 ROUTER = STAGES[Stage.ROUTER].group
 INGESTOR = STAGES[Stage.INGESTOR].group
-
-
-def test_domains_are_normalised_or_rejected_with_a_reason() -> None:
-    assert normalize_domain(" Example.COM. ") == "example.com"
-    assert normalize_domain("bücher.de") == "xn--bcher-kva.de"
-    for bad in ("localhost", "-a.com", "a_b.com", "http://x.com/", "1.2.3.4", "", "a..com"):
-        with pytest.raises(ValueError):
-            normalize_domain(bad)
-
-
-def test_tranco_lines_drop_invalid_and_duplicate_entries() -> None:
-    parsed = parse_tranco_lines(
-        ["1,google.com", "2,Google.com", "x,foo.com", "3,bad_domain.com", "", "# c", "4,ok.org", "4,dup.org"]
-    )
-    assert parsed.rows == [(1, "google.com"), (4, "ok.org")]
-    assert [why for _, _, why in parsed.rejected] == [
-        "duplicate domain",
-        "expected `rank,domain` with a positive rank",
-        "invalid label 'bad_domain'",
-        "duplicate rank",
-    ]
 
 
 def _decide(state: dict, lags: dict[str, int], now: float, offsets: int = 10):  # type: ignore[no-untyped-def,type-arg]

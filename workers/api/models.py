@@ -118,7 +118,18 @@ class BatchOut(BaseModel):
     pages_per_s: float
     duration_s: float | None
     eta_s: float | None = Field(
-        description="in_flight / pages_per_s while running; 0 when complete; null before the first page."
+        description="Seconds left at the rate URLs are accounted for (last outcomes); 0 when complete; "
+        "null before a rate is known, when the batch stalled, or in its tail (see eta_bound_s)."
+    )
+    eta_bound_s: float | None = Field(
+        default=None,
+        description="In the batch's tail (its last, typically slow URLs): the longest they can still "
+        "take from the ingestor's fetch budget; null otherwise or once past it.",
+    )
+    eta: str = Field(
+        default="",
+        description="The ETA as `streamcrawl crawl --wait` shows it: `ETA 12s`, `ETA ?`, "
+        "`finishing the last 3 URLs, ≤ 1m52s`.",
     )
 
 

@@ -13,8 +13,24 @@ URLs already stored are skipped (counted as skipped: already_stored) unless ``--
 which fetches them again with If-None-Match / If-Modified-Since.
 
 ``--wait`` follows the batch until every URL it requested — listed and discovered — is
-stored, unchanged, skipped or dead-lettered (or ``--timeout`` passes); ``--json`` prints the
-final summary as one JSON line on stdout.
+stored, unchanged, skipped or dead-lettered (or ``--timeout`` passes), then prints the
+outcome with a breakdown by reason (one example URL each); ``--json`` prints it as one JSON
+line on stdout instead.
+
+Targets: a URL is a URL (``https://x/robots.txt``, and ``ftp://…`` is refused as a non-HTTP(S)
+scheme, not looked up as a file); an existing file is a list (Tranco CSV, plain, gzipped or
+Tranco's ZIP, or one URL/domain per line); every refused line is reported with its line number
+and why. ``--dry-run`` only reads the inputs and lists what would be crawled and every refused
+line (``--json``: one object), publishing nothing.
+
+Exit status with ``--wait``:
+
+* 0 — every URL accounted for, something stored (or everything was already stored), and
+  the dead-lettered share at most ``--max-dead-share``;
+* 1 — an error (one line on stderr saying what to fix);
+* 4 — ``--timeout`` passed with URLs still in flight;
+* 5 — nothing was stored: every URL was dead-lettered or skipped;
+* 6 — more than ``--max-dead-share`` of the requested URLs were dead-lettered.
 """
 
 from __future__ import annotations
@@ -27,15 +43,17 @@ import time
 import uuid
 
 from workers.cli.base import Subparsers
-from workers.cli.list_input import load_targets
+from workers.cli.crawl_report import batch_hints, print_rejected, report, verdict
+from workers.cli.list_input import Targets, load_targets
 from workers.cli.progress_view import ProgressView
-from workers.ledger import BatchProgress, BatchSpec
+from workers.errors import ConfigError
+from workers.ledger import BatchSpec, fetch_budget_s
 from workers.ledger.follow import run_batch
 from workers.messages import Scope
 from workers.scope import SCOPE_MODES, validate_scope
 from workers.settings import Settings
 
-__all__ = ["add_scope_arguments", "register", "run", "scope_from_args"]
+__all__ = ["add_scope_arguments", "new_batch_id", "register", "run", "scope_from_args"]
 
 
 def add_scope_arguments(parser: argparse.ArgumentParser) -> None:
@@ -103,7 +121,19 @@ def register(subparsers: Subparsers) -> None:
         "--recrawl", action="store_true", help="fetch again (conditionally) if already stored"
     )
     parser.add_argument(
-        "--timeout", type=float, default=1800.0, help="--wait gives up after this many seconds"
+        "--timeout", type=float, default=1800.0, help="--wait gives up after this many seconds (exit 4)"
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="only read the inputs: report what would be crawled and every refused line; publish nothing",
+    )
+    parser.add_argument(
+        "--max-dead-share",
+        type=float,
+        default=0.5,
+        metavar="F",
+        help="--wait exits 6 when more than this share of the requested URLs was dead-lettered (default 0.5)",
     )
     add_scope_arguments(parser)
     parser.set_defaults(handler=run)
@@ -113,22 +143,42 @@ def new_batch_id(prefix: str) -> str:
     return f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
 
 
+def _dry_run(targets: Targets, *, json_out: bool) -> int:
+    """``--dry-run``: the inputs as the batch would get them, every refused line included."""
+    refused = [
+        {"file": name, "line": r.line, "text": r.text, "reason": r.reason} for name, r in targets.rejected
+    ]
+    if json_out:
+        sys.stdout.write(json.dumps({"urls": len(targets.entries), "rejected": refused}) + "\n")
+        return 0
+    for entry in targets.entries:
+        sys.stdout.write(entry.url + "\n")
+    print_rejected(targets.rejected, several_files=len({r["file"] for r in refused}) > 1, limit=None)
+    sys.stderr.write(f"{len(targets.entries)} URLs would be crawled, {len(refused)} lines refused\n")
+    return 0
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    if not 0.0 <= args.max_dead_share <= 1.0:
+        raise ConfigError(f"--max-dead-share must be between 0 and 1, not {args.max_dead_share}")
     scope = scope_from_args(args)
-    parsed = load_targets(args.targets, scheme=args.scheme)
+    targets = load_targets(args.targets, scheme=args.scheme)
     batch = args.batch or new_batch_id("cli")
-    for number, line, reason in parsed.rejected[:10]:
-        sys.stderr.write(f"skipped line {number}: {line!r}: {reason}\n")
-    if len(parsed.rejected) > 10:
-        sys.stderr.write(f"… {len(parsed.rejected) - 10} more invalid lines skipped\n")
+    if args.dry_run:
+        return _dry_run(targets, json_out=args.json)
+    print_rejected(targets.rejected, several_files=len({name for name, _ in targets.rejected}) > 1)
     spec = BatchSpec(batch=batch, origin="cli", scope=scope, recrawl=args.recrawl, sitemaps=args.sitemaps)
-    view = ProgressView(total=len(parsed.entries)) if args.wait else None
+    view = (
+        ProgressView(total=len(targets.entries), budget_s=fetch_budget_s(settings.ingestor))
+        if args.wait
+        else None
+    )
     try:
         result, progress = asyncio.run(
             run_batch(
                 settings,
                 spec,
-                parsed.entries,
+                targets.entries,
                 wait=args.wait,
                 timeout_s=args.timeout,
                 on_tick=view.update if view else None,
@@ -143,34 +193,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             "listed": result.listed,
             "published": result.published,
             "already_stored": result.already_stored,
-            "rejected": len(parsed.rejected),
+            "rejected": len(targets.rejected),
         }
         sys.stdout.write(
             json.dumps(out) + "\n"
             if args.json
             else f"published {result.published} requests as batch {batch}"
-            f" ({result.already_stored} already stored, skipped)\n"
+            f" ({result.already_stored} already stored, skipped; follow it with `streamcrawl status`)\n"
         )
         return 0
-    return report(progress, args=args, rejected=len(parsed.rejected))
-
-
-def report(progress: BatchProgress, *, args: argparse.Namespace, rejected: int) -> int:
-    """Print the final summary; exit 1 when URLs are still in flight at the timeout."""
-    summary = {**progress.summary(), "rejected": rejected, "lost": progress.in_flight}
-    if args.json:
-        sys.stdout.write(json.dumps(summary) + "\n")
-    else:
-        sys.stdout.write(
-            f"batch {progress.batch}: requested {summary['requested']} ({summary['discovered']} discovered),"
-            f" stored {summary['stored']}, unchanged {summary['unchanged']}, skipped {summary['skipped']},"
-            f" dead-lettered {summary['dead_lettered']}, in flight {summary['in_flight']}"
-            f" in {summary['duration_s']} s\n"
-        )
-    if progress.in_flight:
-        sys.stderr.write(
-            f"{progress.in_flight} URLs were not accounted for within {args.timeout:.0f} s: "
-            "check `streamcrawl status` (are the workers up?) and wait longer with --timeout\n"
-        )
-        return 1
-    return 0
+    outcome = verdict(progress, max_dead_share=args.max_dead_share, timeout_s=args.timeout)
+    hints = asyncio.run(batch_hints(settings, progress.batch)) if progress.dead_lettered else []
+    return report(progress, outcome, json_out=args.json, rejected=len(targets.rejected), hints=hints)

@@ -1,4 +1,4 @@
-"""`streamcrawl status [--json]`: components, worker programs, Prometheus targets, topic ends, group lag, DLQ depths."""
+"""`streamcrawl status [--json]`: components, workers, Prometheus targets, topic ends, group lag, DLQs, batches."""
 
 from __future__ import annotations
 
@@ -9,6 +9,10 @@ import sys
 from typing import Any
 
 from workers.cli.base import Subparsers
+from workers.cli.progress_view import batch_line
+from workers.errors import StreamCrawlError
+from workers.ledger import BatchProgress, recent_progress
+from workers.ledger.follow import connect
 from workers.settings import Settings
 from workers.stack.api_probe import api_status
 from workers.stack.kafka_status import KafkaStatus, kafka_status
@@ -28,12 +32,30 @@ def register(subparsers: Subparsers) -> None:
         description=(
             "Each component up/down with its address and PID, each worker program's supervisord "
             "state and what the worker says about itself (partitions held, lag, or why it is not "
-            "ready), orphaned workers of an earlier supervisord, per-topic log end, per-group lag "
-            f"and DLQ depths. Exits {EXIT_DOWN} when an enabled component is down."
+            "ready), orphaned workers of an earlier supervisord, per-topic log end, per-group lag, "
+            f"DLQ depths and the progress of the open and latest crawl batches. Exits {EXIT_DOWN} "
+            "when an enabled component is down."
         ),
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(handler=run)
+
+
+async def _batches(settings: Settings) -> tuple[list[BatchProgress], str | None]:
+    try:
+        conn = await connect(settings)
+    except StreamCrawlError as exc:
+        return [], str(exc)
+    try:
+        return await recent_progress(conn), None
+    finally:
+        await conn.close()
+
+
+def _uptime(description: str) -> str:
+    """supervisord's ``pid 123, uptime 0:01:02`` without the pid (shown in its own column)."""
+    head, sep, rest = description.partition(", ")
+    return rest if sep and head.startswith("pid ") else description
 
 
 def collect(settings: Settings) -> dict[str, Any]:
@@ -51,6 +73,8 @@ def collect(settings: Settings) -> dict[str, Any]:
         )
     enabled = {c.name for c in stack.components() if stack.enabled(c)}
     prometheus_up = any(c.name == stack.prometheus.name and c.up for c in components)
+    # Asked of PostgreSQL itself, not of the component: it may be an external server.
+    batches, batch_error = asyncio.run(_batches(settings))
     return {
         "prometheus": stack.prometheus.targets().as_dict() if prometheus_up else None,
         "up": all(c.up for c in components if c.name in enabled),
@@ -62,6 +86,8 @@ def collect(settings: Settings) -> dict[str, Any]:
         if settings.stack.start_workers and settings.api.enabled
         else None,
         "kafka": kafka.as_dict(),
+        "batches": [{**b.summary(), "line": batch_line(b)} for b in batches],
+        "batches_error": batch_error,
     }
 
 
@@ -76,7 +102,9 @@ def _print_human(report: dict[str, Any]) -> None:
         out.write("\n")
         for p in report["programs"]:
             said = f"  | {describe(p['health'])}" if p["state"] == "RUNNING" else ""
-            out.write(f"{p['name']:<22} {p['state']:<9} pid {p['pid'] or '-':<8} {p['description']}{said}\n")
+            out.write(
+                f"{p['name']:<22} {p['state']:<9} pid {p['pid'] or '-':<8} {_uptime(p['description'])}{said}\n"
+            )
     if report["orphans"]:
         pids = ", ".join(str(o["pid"]) for o in report["orphans"])
         out.write(
@@ -98,6 +126,7 @@ def _print_human(report: dict[str, Any]) -> None:
     out.write("\n")
     if kafka["error"]:
         out.write(f"kafka: {kafka['error']}\n")
+        _print_batches(report)
         return
     for name, topic in kafka["topics"].items():
         out.write(f"{name:<18} {topic['partitions']:>3} partitions  end {topic['high_watermark']}\n")
@@ -107,6 +136,17 @@ def _print_human(report: dict[str, Any]) -> None:
         behind = f", oldest {_hours(age)} of {_hours(lag['retention_s'])} retention" if age else ""
         out.write(f"{group:<30} on {lag['topic']:<16} lag {lag['lag']}{behind}\n")
     out.write("\ndead letters: " + ", ".join(f"{k} {v}" for k, v in kafka["dlq"].items()) + "\n")
+    _print_batches(report)
+
+
+def _print_batches(report: dict[str, Any]) -> None:
+    out = sys.stdout
+    if report["batches_error"]:
+        out.write(f"\nbatches: {report['batches_error']}\n")
+    elif report["batches"]:
+        out.write("\nbatches (open first, then the latest):\n")
+        for b in report["batches"]:
+            out.write(f"  {b['line']}\n")
 
 
 def _hours(seconds: float) -> str:

@@ -17,7 +17,16 @@ from __future__ import annotations
 from workers.ledger.admission import Admission, Candidate, add_reasons, admit
 from workers.ledger.batches import BatchSpec, create_batch, mark_published, scope_from_json, scope_to_json
 from workers.ledger.outcomes import STATE_RANK, Outcome, Transition, record_outcomes
-from workers.ledger.progress import BatchProgress, RateMeter, list_progress, read_progress
+from workers.ledger.progress import (
+    BatchProgress,
+    Eta,
+    RateMeter,
+    estimate_eta,
+    fetch_budget_s,
+    list_progress,
+    read_progress,
+    recent_progress,
+)
 from workers.ledger.publish import PublishResult, aux_hash, build_requests, publish_batch, republish
 
 __all__ = [
@@ -26,6 +35,7 @@ __all__ = [
     "BatchProgress",
     "BatchSpec",
     "Candidate",
+    "Eta",
     "Outcome",
     "PublishResult",
     "RateMeter",
@@ -35,10 +45,13 @@ __all__ = [
     "aux_hash",
     "build_requests",
     "create_batch",
+    "estimate_eta",
+    "fetch_budget_s",
     "list_progress",
     "mark_published",
     "publish_batch",
     "read_progress",
+    "recent_progress",
     "record_outcomes",
     "republish",
     "scope_from_json",

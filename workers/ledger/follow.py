@@ -17,16 +17,16 @@ from workers.frontier import ListEntry
 from workers.ledger.batches import BatchSpec
 from workers.ledger.progress import BatchProgress, read_progress
 from workers.ledger.publish import PublishResult, publish_batch
-from workers.settings import Settings
+from workers.settings import PostgresSettings, Settings
 
 __all__ = ["connect", "follow_batch", "run_batch"]
 
 Tick = Callable[[BatchProgress], None]
 
 
-async def connect(settings: Settings) -> asyncpg.Connection:
+async def connect(settings: Settings | PostgresSettings) -> asyncpg.Connection:
     """A PostgreSQL connection for the CLI, with an error that says what to do when it fails."""
-    pg = settings.postgres
+    pg = settings.postgres if isinstance(settings, Settings) else settings
     try:
         return await asyncpg.connect(pg.dsn(), timeout=10)
     except (OSError, asyncpg.PostgresError, TimeoutError) as exc:

@@ -11,7 +11,7 @@ from workers.api.cursor import bad_cursor, decode_cursor, encode_cursor
 from workers.api.errors import ApiError, error_responses
 from workers.api.models import BatchList, BatchOut
 from workers.api.routes.params import Cursor, as_utc, page_limit, reject_unknown_query
-from workers.ledger import BatchProgress, list_progress, read_progress
+from workers.ledger import BatchProgress, fetch_budget_s, list_progress, read_progress
 from workers.settings import Settings
 
 __all__ = ["BATCH_ID_PATTERN", "batch_out", "router"]
@@ -20,19 +20,24 @@ Ctx = Annotated[ApiContext, Depends(get_context)]
 BATCH_ID_PATTERN = r"^[^\x00/]{1,200}$"
 
 
-def batch_out(progress: BatchProgress) -> BatchOut:
-    """The CLI's summary plus the batch's origin, creation time and an ETA derived from it."""
-    summary = progress.summary()
-    rate = progress.pages_per_s
-    if progress.complete:
-        eta: float | None = 0.0
-    else:
-        eta = round(progress.in_flight / rate, 1) if rate > 0 else None
-    return BatchOut(**summary, origin=progress.origin, created_at=progress.created_at, eta_s=eta)
+def batch_out(progress: BatchProgress, *, budget_s: float | None = None) -> BatchOut:
+    """The CLI's summary plus the batch's origin, creation time and the ETA `crawl --wait` and
+    `status` show (:meth:`BatchProgress.eta`: at the rate URLs are accounted for; in the batch's
+    tail no rate estimate, only the URLs left and the bound from the fetch budget ``budget_s``)."""
+    eta = progress.eta(budget_s=budget_s)
+    return BatchOut(
+        **progress.summary(),
+        origin=progress.origin,
+        created_at=progress.created_at,
+        eta_s=None if eta.seconds is None else round(eta.seconds, 1),
+        eta_bound_s=None if eta.bound is None else round(eta.bound, 1),
+        eta=eta.describe(),
+    )
 
 
 def router(settings: Settings) -> APIRouter:
     api = settings.api
+    budget_s = fetch_budget_s(settings.ingestor)
     r = APIRouter(tags=["batches"], dependencies=[Depends(reject_unknown_query)])
 
     @r.get(
@@ -83,7 +88,7 @@ def router(settings: Settings) -> APIRouter:
         progress = await list_progress(ctx.store.pool, [row["batch"] for row in page])
         last = page[-1] if page and len(rows) > limit else None
         return BatchList(
-            items=[batch_out(p) for p in progress],
+            items=[batch_out(p, budget_s=budget_s) for p in progress],
             next_cursor=encode_cursor("batches", [last["created_at"].isoformat(), last["batch"]])
             if last
             else None,
@@ -106,6 +111,6 @@ def router(settings: Settings) -> APIRouter:
         progress = await read_progress(ctx.store.pool, batch)
         if progress is None:
             raise ApiError(404, f"no batch {batch!r} (list batches with GET /batches)")
-        return batch_out(progress)
+        return batch_out(progress, budget_s=budget_s)
 
     return r
