@@ -141,8 +141,8 @@ def _strip_link_targets(markdown: str) -> str:
 def _language_samples() -> list[tuple[str, str]]:
     """(expected language, main text) of readability pages that declare one, and demo articles."""
     from bench.quality import load_readability
-    from workers.demoweb.hosts import demo_host
     from workers.demoweb.graph import article_path
+    from workers.demoweb.hosts import demo_host
     from workers.demoweb.pages import render_path
     from workers.demoweb.site import Origin, site_profile
 
