@@ -31,6 +31,7 @@ from typing import Final
 from selectolax.lexbor import LexborNode
 
 from workers.extract.links import Resolver
+from workers.extract.segments import prune
 
 __all__ = ["LINK_BLOCK_DENSITY", "Written", "plain", "render"]
 
@@ -336,7 +337,10 @@ def render(nodes: list[LexborNode], resolver: Resolver, *, drop_link_blocks: boo
     writer, out = _write(nodes, resolver, drop_links=drop_link_blocks)
     if writer.dropped_chars * 2 > writer.chars:
         writer, out = _write(nodes, resolver, drop_links=False)
-    body = _finish("".join(out)).replace(_BR, "\n")
+    body = _finish("".join(out))
+    if writer.drop_links:
+        body = prune(body)
+    body = body.replace(_BR, "\n")
     both = "\x06" in body
     markdown = _TEXT_PART.sub("", body) if both else body
     markdown = markdown.replace("\x04", "").replace("\x05", "").replace(_INDENT, "    ")
