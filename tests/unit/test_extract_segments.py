@@ -1,5 +1,5 @@
-"""Block pruning of the written main content (workers/extract/segments.py) and the Markdown
-writer's link-text accounting, on real pages of the tuning sets (CleanEval, readability;
+"""Block pruning of the written main content (workers/extract/segments.py), the Markdown
+writer's link-text accounting and the byline rule (workers/extract/cleaning.py), on real pages of the tuning sets (CleanEval, readability;
 never the unseen Dragnet set). Skipped when ../shared/data is absent."""
 
 from __future__ import annotations
@@ -96,3 +96,16 @@ def test_prune_is_linear_on_many_short_blocks() -> None:
     assert time.process_time() - started < 5
     assert text.startswith("A sentence")
     assert "\nx" not in text and "a link and" not in text
+
+
+@pytest.mark.parametrize(
+    ("name", "byline"),
+    [("ars-1", "Dan Goodin - Apr 16, 2015 8:02 pm UTC"), ("webmd-2", "By Kelli Miller")],
+)
+def test_the_byline_is_metadata_not_main_text(
+    readability: list[ReadabilityCase], name: str, byline: str
+) -> None:
+    case = _case(readability, name)
+    out = extract(case.source, url=f"http://fakehost/test/{name}/")
+    assert byline not in out.text.split("\n")
+    assert text_f1(out.text, case.expected_text) > 0.95
