@@ -109,3 +109,24 @@ def test_the_byline_is_metadata_not_main_text(
     out = extract(case.source, url=f"http://fakehost/test/{name}/")
     assert byline not in out.text.split("\n")
     assert text_f1(out.text, case.expected_text) > 0.95
+
+
+@pytest.mark.parametrize(
+    ("name", "notice"),
+    [
+        ("628", "www.patchworkprogression.com | Copyright ©2003-2006 Patch | ccl"),
+        ("508", "Information Please® Database, © 2006 Pearson Education, Inc. All rights reserved."),
+    ],
+)
+def test_copyright_notices_are_dropped(cleaneval: list[ReadabilityCase], name: str, notice: str) -> None:
+    case = _case(cleaneval, name)
+    out = extract(case.source, url="http://fakehost/page/", charset=case.charset)
+    assert notice not in out.text and notice not in out.markdown
+    assert "copyright" not in out.text.lower().split("\n")[-1]
+
+
+def test_a_copyright_word_in_prose_is_content(cleaneval: list[ReadabilityCase]) -> None:
+    # CleanEval 124: "a surprisingly strong victory for copyright companies" is news text.
+    case = _case(cleaneval, "124")
+    out = extract(case.source, url="http://fakehost/page/", charset=case.charset)
+    assert "strong victory for copyright companies" in out.text

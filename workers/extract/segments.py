@@ -10,6 +10,7 @@ paragraph-separated segments the Markdown writer produced (markers still in):
 * **bad**: at least ``BAD_LINK_DENSITY`` of the text is link text. List and table blocks
   are exempt (the writer tests them item by item and row by row: a reference list is
   mostly links and still content), and so are headings (a post title is often a link);
+  a block under ``GOOD_CHARS`` that holds a copyright notice is bad too;
 * **good**: at least ``GOOD_CHARS`` characters with under ``GOOD_LINK_DENSITY`` link text;
 * **short**: under ``SHORT_CHARS`` characters; otherwise **medium**.
 
@@ -40,6 +41,8 @@ _MARKDOWN_ONLY: Final = re.compile(r"\x04[^\x04\x05\x06]*\x05")
 _HEADING: Final = re.compile(r"\A\x04#{1,6} \x05")
 _LISTED: Final = re.compile(r"\A(?:\x01|\x04(?:- |\d+\. |\| )\x05)")
 """A list item, its continuation (indented) or a table row starts the segment."""
+_NOTICE: Final = re.compile(r"(?:©|\(c\)|\bcopyright)\s*(?:©\s*)?(?:19|20)\d\d|all rights reserved", re.I)
+"""A copyright notice: ``© 2004``, ``Copyright © 1996-99``, ``(c) 2010``, ``All rights reserved``."""
 _BAD, _SHORT, _MEDIUM, _GOOD, _EXEMPT = 0, 1, 2, 3, 4
 
 
@@ -54,6 +57,8 @@ def _kind(segment: str, size: int) -> int:
     links = sum(_chars(m) for m in _LINK.findall(segment)) if "\x04[" in segment else 0
     density = links / size
     if density >= BAD_LINK_DENSITY and _LISTED.match(segment) is None:
+        return _BAD
+    if size < GOOD_CHARS and _NOTICE.search(segment):
         return _BAD
     if size >= GOOD_CHARS and density < GOOD_LINK_DENSITY:
         return _GOOD
