@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
+    "ApiSettings",
     "DagsterSettings",
     "DiscoverySettings",
     "ExtractorSettings",
@@ -114,6 +115,8 @@ class KafkaSettings(BaseSettings):
     """Consumer group heartbeat interval."""
     commit_interval_s: float = 1.0
     """How often workers commit the offsets of fully handled records."""
+    request_timeout_ms: int = 30_000
+    """Client request timeout: a produce not acknowledged within it fails and is sent again by the worker."""
 
 
 class PostgresSettings(BaseSettings):
@@ -195,6 +198,16 @@ class WorkerSettings(BaseSettings):
     """On SIGTERM, how long in-flight work may take before the worker gives up (keep under supervisord's stopwaitsecs)."""
     max_page_bytes: int = 5 * 1024 * 1024
     """Raw HTML size cap. Larger bodies are truncated to this size and flagged `truncated` (see ARCHITECTURE.md)."""
+    max_crashes: int = 3
+    """Deaths of a worker process blamed on one record (handled alone after the first) before that record is dead-lettered as WorkerCrashed."""
+    revoke_wait_s: float = 10.0
+    """On partition revocation, how long the revoked partitions' in-flight records may take to finish before their offsets are committed (keep under the rebalance timeout)."""
+    no_partitions_exit_s: float = 300.0
+    """A worker that holds no partitions for this long (and its group is not simply saturated) exits non-zero, to be restarted."""
+    stall_exit_s: float = 300.0
+    """A worker that finishes no record for this long while records wait or are in flight (or hears no fetch response) exits non-zero."""
+    loop_block_exit_s: float = 120.0
+    """A worker whose event loop is blocked this long (one record hogging the CPU) is killed by its watchdog thread; the record is then blamed like a crash."""
 
 
 class IngestorSettings(BaseSettings):
@@ -335,6 +348,8 @@ class RendererSettings(BaseSettings):
 
     chromium_path: Path = Path("/usr/bin/chromium")
     """Chromium executable used by Crawl4AI."""
+    browser_start_timeout_s: float = 90.0
+    """Longest Chromium may take to open its DevTools port (a cold start on a loaded 2-core machine took over 30 s)."""
     concurrency: int = 4
     """Pages rendered at once per renderer process."""
     page_timeout_s: float = 20.0
@@ -376,6 +391,37 @@ class RendererSettings(BaseSettings):
     """Rendered HTML size cap (UTF-8 bytes); larger DOMs are truncated and flagged (truncated_parts: rendered)."""
 
 
+class ApiSettings(BaseSettings):
+    """The read API (`workers.api`): search, pages, batches, crawl submission."""
+
+    model_config = _config("API_")
+
+    enabled: bool = True
+    """Run the API under supervisord with `streamcrawl up` (it also needs STREAMCRAWL_START_WORKERS)."""
+    bind_host: str = "127.0.0.1"
+    """Address the API listens on (0.0.0.0 only inside a container, behind a proxy or a Service)."""
+    port: int = 18400
+    """Port of the API."""
+    pool_size: int = 8
+    """PostgreSQL connections of the API process (its one pool, shared by every route)."""
+    query_timeout_s: float = 5.0
+    """Longest a PostgreSQL query of a request may run; it is cancelled after that and the request answers 503."""
+    default_page_size: int = 20
+    """Items per page of a list route when `limit` is not given."""
+    max_page_size: int = 100
+    """Largest `limit` a list route accepts."""
+    max_query_chars: int = 256
+    """Longest search query `q` accepted."""
+    rank_window: int = 1_000
+    """Relevance order ranks the N most recently fetched pages that match `q` (ranking every match of a common word costs seconds at 100k pages)."""
+    max_crawl_urls: int = 100_000
+    """Most URLs one `POST /crawls` may list (`urls` and the valid lines of `list` together)."""
+    rate_limit_per_s: int = 50
+    """Requests per second one API key may make (per API process), unless the key sets its own."""
+    dead_letter_scan: int = 2_000
+    """Dead-letter records one `GET /dead-letters` page reads from Kafka at most (follow `next_cursor` for more)."""
+
+
 class DagsterSettings(BaseSettings):
     """The Dagster control plane."""
 
@@ -395,6 +441,8 @@ class DagsterSettings(BaseSettings):
     """Largest share of a stored frontier partition's URLs that may be dead-lettered before its check fails."""
     stale_after_s: float = 300.0
     """A stage asset whose offsets have not advanced for this long while work is pending upstream is stale."""
+    retention_alert_ratio: float = 0.5
+    """The retention check fails when a group's oldest unconsumed record is older than this share of its topic's retention.ms."""
     recrawl_after_days: float = 30.0
     """The frontier_recrawl schedule (off by default) re-crawls partitions whose latest batch completed longer ago than this."""
     recrawl_cron: str = "0 3 * * *"
@@ -421,6 +469,7 @@ class Settings(BaseModel):
     renderer: RendererSettings = Field(default_factory=RendererSettings)
     discovery: DiscoverySettings = Field(default_factory=DiscoverySettings)
     dagster: DagsterSettings = Field(default_factory=DagsterSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
 
     @classmethod
     def load(cls) -> Settings:

@@ -130,8 +130,14 @@ async def test_up_status_down_cycle(stack_dir: Path) -> None:
         "fast_extractor",
         "storage_writer",
         "lag_exporter",
+        "discovery",
+        "api",
     }
     assert status["prometheus"]["error"] is None and status["prometheus"]["total"] >= 6
+    # The read API answers under supervisord, bound to 127.0.0.1, and `status` says so.
+    api_ready = wait_until(lambda: bool(_status(env)["api"]["ready"]), timeout_s=60, interval_s=1.0)
+    assert api_ready, _status(env)["api"]
+    assert _status(env)["api"]["address"] == f"http://127.0.0.1:{env['STREAMCRAWL_API_PORT']}"
     assert status["kafka"]["error"] is None
     assert status["kafka"]["topics"]["raw.page"]["partitions"] == 12
     assert set(status["kafka"]["dlq"]) == {t.name for t in DLQ_TOPICS}

@@ -219,7 +219,7 @@ class Renderer:
             extra_args=[*isolation_flags(self.blackhole.port), *self._content_flags()],
         )
         self._session = session
-        await session.open()
+        await session.open(timeout_s=self.settings.browser_start_timeout_s)
         self._pages_since_start = 0
 
     def _content_flags(self) -> list[str]:

@@ -12,7 +12,7 @@ import asyncpg
 from workers.storage.pages import PART_COLUMNS, pg_errors, refs_from_record, split_lines, unsigned_simhash
 from workers.storage.plan import ObjectRefs
 
-__all__ = ["PageRow", "count_rows", "existing_hashes", "fetch_row", "fetch_validators"]
+__all__ = ["ROW_COLUMNS", "PageRow", "count_rows", "existing_hashes", "fetch_row", "fetch_validators"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,14 +92,14 @@ class PageRow:
 
 _LISTS = ("rules", "outlinks", "quality_flags", "robots", "truncated_parts", "redirects")
 _SCALARS = frozenset(PageRow.__dataclass_fields__) - {"refs"}
-_ROW_COLUMNS = ", ".join(
+ROW_COLUMNS = ", ".join(  # what PageRow.from_record reads (the API selects these too)
     [*("quality::text AS quality" if c == "quality" else c for c in sorted(_SCALARS)), *PART_COLUMNS]
 )
 
 
 async def fetch_row(pool: asyncpg.Pool, url_hash: str) -> PageRow | None:
     with pg_errors("page lookup"):
-        record = await pool.fetchrow(f"SELECT {_ROW_COLUMNS} FROM pages WHERE url_hash = $1", url_hash)
+        record = await pool.fetchrow(f"SELECT {ROW_COLUMNS} FROM pages WHERE url_hash = $1", url_hash)
     return None if record is None else PageRow.from_record(record)
 
 
