@@ -15,9 +15,9 @@ from typing import Final
 
 from selectolax.lexbor import LexborNode
 
-from workers.extract.signals import class_weight, has_ancestor
+from workers.extract.signals import class_weight, has_ancestor, is_byline
 
-__all__ = ["clean_conditionally", "is_data_table"]
+__all__ = ["clean_conditionally", "drop_bylines", "is_data_table"]
 
 _CLEANED: Final = "table, ul, div"
 _COUNTED: Final = "p, img, li, input, object, embed, iframe, a, h1, h2, h3, h4, h5, h6, ul, ol"
@@ -179,3 +179,25 @@ def clean_conditionally(roots: list[LexborNode]) -> list[LexborNode]:
             else:
                 kept[key] = stats
     return [r for r in roots if r.mem_id not in gone] if gone else roots
+
+
+_BYLINE_CHARS: Final = 100
+_BYLINE_CANDIDATES: Final = "[class], [id], [rel], [itemprop]"
+
+
+def drop_bylines(roots: list[LexborNode]) -> list[LexborNode]:
+    """Remove the byline inside ``roots`` (the author line is metadata, not main text), as
+    Readability does: an element marked ``rel=author``/``itemprop=author`` or whose class/id
+    says byline, author, dateline, with 1-99 characters of text; the first such element in
+    document order, as Readability takes one byline. Returns the surviving roots."""
+    root_ids = {r.mem_id for r in roots}
+    for root in roots:
+        for node in root.css(_BYLINE_CANDIDATES):
+            if (
+                node.mem_id not in root_ids
+                and is_byline(node)
+                and 0 < len(node.text(strip=True)) < _BYLINE_CHARS
+            ):
+                node.decompose()
+                return roots
+    return roots

@@ -4,8 +4,9 @@ The algorithm follows Mozilla Readability's ``grabArticle``: drop hidden nodes, 
 paragraph-like elements (commas, length) into up to five ancestors, scale candidates by
 link density, pick the best, climb to a better ancestor when several strong candidates
 share it, append qualifying siblings, then clean the result conditionally (link-heavy
-blocks, forms, image strips). Readability deletes "unlikely" elements (class/id such as
-comment, sidebar, footer) before scoring; here paragraphs under such an element are not
+blocks, forms, image strips) and drop its byline (metadata: Readability keeps it apart).
+Readability deletes "unlikely" elements (class/id such as comment, sidebar, footer) before
+scoring; here paragraphs under such an element are not
 scored (each ancestor tested once, memoised) and the elements are removed from the
 result only: the same outcome without testing every node of the page. Element selection
 uses CSS queries that lexbor runs in C, so the Python work follows the number of
@@ -31,7 +32,7 @@ from typing import Final
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from workers.extract.cleaning import clean_conditionally
+from workers.extract.cleaning import clean_conditionally, drop_bylines
 from workers.extract.signals import HIDDEN_SELECTOR, class_weight, link_density, remove_all, unlikely
 
 __all__ = ["MainContent", "describe", "implausible", "longest_article", "main_content"]
@@ -336,6 +337,7 @@ def _attempt(
         nodes = _strip_unlikely(nodes)
     if clean:
         nodes = clean_conditionally(nodes)
+    nodes = drop_bylines(nodes)
     return MainContent.of(nodes, method=method, top=top)
 
 

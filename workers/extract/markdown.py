@@ -31,6 +31,7 @@ from typing import Final
 from selectolax.lexbor import LexborNode
 
 from workers.extract.links import Resolver
+from workers.extract.segments import prune
 
 __all__ = ["LINK_BLOCK_DENSITY", "Written", "plain", "render"]
 
@@ -124,7 +125,9 @@ pages with hundreds of unclosed <div>s would otherwise hit Python's recursion li
 
 
 class _Writer:
-    __slots__ = ("chars", "code", "depth", "drop_links", "dropped", "dropped_chars", "link_chars", "resolver")
+    __slots__ = (
+        "chars", "code", "depth", "drop_links", "dropped", "dropped_chars", "in_link", "link_chars", "resolver",
+    )  # fmt: skip
 
     def __init__(self, resolver: Resolver, *, drop_links: bool) -> None:
         self.resolver = resolver
@@ -133,18 +136,23 @@ class _Writer:
         self.drop_links = drop_links
         self.chars = 0
         self.link_chars = 0
+        # <a> elements around the node being written: their text is link text as it is met,
+        # so a block inside a link (a teaser card wrapped in one) is a link block.
+        self.in_link = 0
         self.dropped = 0
         self.dropped_chars = 0
 
-    def link_block(self, chars: int, links: int) -> bool:
-        """Was the block just written (``chars``/``links`` counters at its start) a link block?"""
+    def link_block(self, chars: int, links: int, dropped: int) -> bool:
+        """Was the block just written (``chars``/``links``/``dropped_chars`` counters at its
+        start) a link block? Its dropped characters replace those of link blocks dropped
+        inside it, so nested blocks are not counted twice."""
         if not self.drop_links:
             return False
         text = self.chars - chars
         if text <= 0 or (self.link_chars - links) < LINK_BLOCK_DENSITY * text:
             return False
         self.dropped += 1
-        self.dropped_chars += text
+        self.dropped_chars = dropped + text
         return True
 
     def render(self, node: LexborNode) -> str:
@@ -177,7 +185,10 @@ class _Writer:
                 text = child.text_content
                 if text:
                     out.append(text)
-                    self.chars += len(text.strip())
+                    size = len(text.strip())
+                    self.chars += size
+                    if self.in_link:
+                        self.link_chars += size
             elif tag[0] != "-":  # not a comment or another special node
                 self.element(child, out, tag)
             child = child.next
@@ -196,18 +207,18 @@ class _Writer:
 
     def _element(self, node: LexborNode, out: list[str], tag: str) -> None:
         if tag in _BLOCKS:
-            start, chars, links = len(out), self.chars, self.link_chars
+            start, chars, links, dropped = len(out), self.chars, self.link_chars, self.dropped_chars
             out.append(_PARA)
             self.children(node, out)
             out.append(_PARA)
-            if tag in _LINK_BLOCKS and self.link_block(chars, links):
+            if tag in _LINK_BLOCKS and self.link_block(chars, links, dropped):
                 del out[start:]
                 out.append(_PARA)
         elif tag == "a":
             href = self.resolver.resolve(node.attrs.get("href"))
-            chars = self.chars
+            self.in_link += 1
             out.append(self.wrapped(node, _md("["), _md(f"]({href})")) if href else self.render(node))
-            self.link_chars += self.chars - chars
+            self.in_link -= 1
         elif tag in _INLINE_MARKS:
             mark = _md(_INLINE_MARKS[tag])
             out.append(self.wrapped(node, mark, mark))
@@ -220,11 +231,11 @@ class _Writer:
         elif tag == "br":
             out.append(_BR)
         elif tag == "tr":
-            start, chars, links = len(out), self.chars, self.link_chars
+            start, chars, links, dropped = len(out), self.chars, self.link_chars, self.dropped_chars
             out.append(_BR)
             self.children(node, out)
             out.append(_BR)
-            if self.link_block(chars, links):
+            if self.link_block(chars, links, dropped):
                 del out[start:]
         elif tag == "img":
             attrs = node.attributes
@@ -262,9 +273,9 @@ class _Writer:
         while child is not None:
             if child.is_element_node:
                 if child.tag == "li":
-                    chars, links = self.chars, self.link_chars
+                    chars, links, dropped = self.chars, self.link_chars, self.dropped_chars
                     lines = self.lines(child)
-                    if (lines[0] or len(lines) > 1) and not self.link_block(chars, links):
+                    if (lines[0] or len(lines) > 1) and not self.link_block(chars, links, dropped):
                         marker = _md(f"{number}. " if ordered else "- ")
                         number += 1
                         rest = [(_INDENT + line) if line else "" for line in lines[1:]]
@@ -283,13 +294,13 @@ class _Writer:
         first = True
         for row in rows:
             cells = []
-            chars, links = self.chars, self.link_chars
+            chars, links, dropped = self.chars, self.link_chars, self.dropped_chars
             cell = row.child
             while cell is not None:
                 if cell.tag in ("td", "th"):
                     cells.append(self.line(cell).replace("|", _both("\\|", "|")))
                 cell = cell.next
-            if self.link_block(chars, links):
+            if self.link_block(chars, links, dropped):
                 continue
             out.append(_md("| ") + _both(" | ", " ").join(cells) + _md(" |") + _BR)
             if first:
@@ -326,7 +337,10 @@ def render(nodes: list[LexborNode], resolver: Resolver, *, drop_link_blocks: boo
     writer, out = _write(nodes, resolver, drop_links=drop_link_blocks)
     if writer.dropped_chars * 2 > writer.chars:
         writer, out = _write(nodes, resolver, drop_links=False)
-    body = _finish("".join(out)).replace(_BR, "\n")
+    body = _finish("".join(out))
+    if writer.drop_links:
+        body = prune(body)
+    body = body.replace(_BR, "\n")
     both = "\x06" in body
     markdown = _TEXT_PART.sub("", body) if both else body
     markdown = markdown.replace("\x04", "").replace("\x05", "").replace(_INDENT, "    ")

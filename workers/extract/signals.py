@@ -17,6 +17,7 @@ __all__ = [
     "HIDDEN_SELECTOR",
     "class_weight",
     "has_ancestor",
+    "is_byline",
     "link_density",
     "remove_all",
     "unlikely",
@@ -51,6 +52,7 @@ _IS_NEGATIVE: Final = _Words(
     "-ad-|hidden|banner|combx|comment|com-|contact|footer|gdpr|masthead|media|meta|outbrain|promo|"
     "related|scroll|share|shoutbox|sidebar|skyscraper|sponsor|shopping|tags|widget"
 )
+_IS_BYLINE: Final = _Words("byline|author|dateline|writtenby|p-author")
 _UNLIKELY_ROLES: Final = frozenset(
     {"menu", "menubar", "complementary", "navigation", "alert", "alertdialog", "dialog"}
 )
@@ -65,6 +67,7 @@ HIDDEN_SELECTOR: Final = (
 
 _weights: dict[tuple[str, str], int] = {}
 _unlikely: dict[tuple[str, str, str], bool] = {}
+_bylines: dict[str, bool] = {}
 
 
 def _negative(lowered: str) -> bool:
@@ -125,6 +128,22 @@ def unlikely(node: LexborNode) -> bool:
             _unlikely.clear()
         _unlikely[key] = verdict
     return verdict and not (has_ancestor(node, "table") or has_ancestor(node, "code"))
+
+
+def is_byline(node: LexborNode) -> bool:
+    """Readability's byline test of an element's attributes (its text length not included):
+    ``rel="author"``, ``itemprop`` containing author, or a class/id matching its BYLINE regex."""
+    attrs = node.attributes
+    if attrs.get("rel") == "author" or "author" in (attrs.get("itemprop") or ""):
+        return True
+    key = f"{attrs.get('class') or ''} {attrs.get('id') or ''}"
+    verdict = _bylines.get(key)
+    if verdict is None:
+        verdict = _IS_BYLINE(key.lower())
+        if len(_bylines) > _MEMO_LIMIT:
+            _bylines.clear()
+        _bylines[key] = verdict
+    return verdict
 
 
 def remove_all(nodes: list[LexborNode]) -> None:
