@@ -91,6 +91,7 @@ async def fetch(url: str, **overrides: Any) -> RawPage:
         "allow_private_networks": True,
         "resolve_overrides": {"*.demo.test": "127.0.0.1"},
         "per_host_delay_s": 0.0,
+        "per_ip_delay_s": 0.0,
         "max_retries": 0,
     }
     options.update(overrides)
