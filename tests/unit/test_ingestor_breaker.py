@@ -9,7 +9,9 @@ from workers.ingestor.breaker import CircuitBreaker
 from workers.ingestor.failures import HostPaused
 
 
-def make(failures: int = 3, pause: float = 60.0, max_pause: float = 600.0) -> tuple[CircuitBreaker, list[float]]:
+def make(
+    failures: int = 3, pause: float = 60.0, max_pause: float = 600.0
+) -> tuple[CircuitBreaker, list[float]]:
     now = [0.0]
     return CircuitBreaker(failures=failures, pause_s=pause, max_pause_s=max_pause, clock=lambda: now[0]), now
 
@@ -21,7 +23,9 @@ def test_trips_after_consecutive_failures_and_pauses_the_host() -> None:
         breaker.check("h")
     breaker.record_failure("h", "HTTP 503 Service Unavailable from http://h/")
     now[0] = 15.0
-    with pytest.raises(HostPaused, match=r"host h paused .*: 3 consecutive failures \(last: HTTP 503") as caught:
+    with pytest.raises(
+        HostPaused, match=r"host h paused .*: 3 consecutive failures \(last: HTTP 503"
+    ) as caught:
         breaker.check("h")
     # A pause is retryable with the time left: the daemon re-queues, it does not dead-letter.
     assert isinstance(caught.value, RetryableError) and caught.value.retry_after == pytest.approx(45.0)

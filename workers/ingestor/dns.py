@@ -16,8 +16,8 @@ thread at all.
 - no such name / no address → :class:`~workers.errors.PermanentFetchError`
   ``DNS lookup of <host> failed: Domain name not found``;
 - a timeout, SERVFAIL, refused or unreachable server →
-  :class:`~workers.errors.TransientFetchError` ``DNS lookup of <host> failed: ...`` (or
-  ``... timed out after 5s``).
+  :class:`~workers.ingestor.failures.DNSFailure` (a TransientFetchError)
+  ``DNS lookup of <host> failed: ...`` (or ``... timed out after 5s``).
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from collections.abc import Sequence
 import aiodns
 import pycares
 
-from workers.errors import PermanentFetchError, TransientFetchError
+from workers.errors import PermanentFetchError
+from workers.ingestor.failures import DNSFailure
 
 __all__ = ["AsyncDNS"]
 
@@ -76,9 +77,9 @@ class AsyncDNS:
             message = f"DNS lookup of {host} failed: {detail}"
             if code in _PERMANENT:
                 raise PermanentFetchError(message) from exc
-            raise TransientFetchError(message) from exc
+            raise DNSFailure(message) from exc
         except TimeoutError as exc:
-            raise TransientFetchError(f"DNS lookup of {host} timed out after {self._timeout:g}s") from exc
+            raise DNSFailure(f"DNS lookup of {host} timed out after {self._timeout:g}s") from exc
         except (UnicodeError, ValueError) as exc:
             raise PermanentFetchError(f"DNS lookup of {host} failed: {exc}") from exc
         v4: list[str] = []

@@ -24,6 +24,8 @@ ingestor raises and handles them; neither ever reaches a dead-letter topic under
 name (the DLQ replay knows the classes of ``workers/errors.py``):
 
 * :class:`TLSFetchError` becomes a PermanentFetchError once the retries are used up;
+* :class:`DNSFailure` marks a DNS server failure or timeout (the robots.txt cache passes it
+  through as the page's own error instead of caching "robots.txt unreachable");
 * :class:`FetchTimeout` marks a timeout, so the fetcher can tell whether the event loop
   was overloaded meanwhile (then the host is not blamed);
 * :class:`HostPaused` (an open circuit breaker) re-queues the request with ``not_before``;
@@ -41,13 +43,25 @@ import httpx
 
 from workers.errors import PermanentFetchError, StreamCrawlError, TransientFetchError
 
-__all__ = ["FetchTimeout", "HostPaused", "TLSFetchError", "classify", "parse_retry_after", "status_error"]
+__all__ = [
+    "DNSFailure",
+    "FetchTimeout",
+    "HostPaused",
+    "TLSFetchError",
+    "classify",
+    "parse_retry_after",
+    "status_error",
+]
 
 _TRANSIENT_STATUSES = frozenset({408, 429})
 
 
 class TLSFetchError(TransientFetchError):
     """A TLS handshake failure other than a rejected certificate: retried, then permanent."""
+
+
+class DNSFailure(TransientFetchError):
+    """A DNS lookup that may pass later: timeout, SERVFAIL, refused or unreachable server."""
 
 
 class FetchTimeout(TransientFetchError):

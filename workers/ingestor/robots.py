@@ -24,7 +24,7 @@ into a skipped page (``RawPage.skipped="robots"``), not a dead letter.
 :meth:`RobotsCache.refresh` fetches an origin's robots.txt now and returns the response
 itself too, for ``kind="robots"`` requests (discovery reads its ``Sitemap:`` lines).
 
-DNS failures, TLS failures and SSRF refusals are not cached here: they propagate as the
+DNS failures (permanent or transient), TLS failures and SSRF refusals are not cached here: they propagate as the
 page's error (the page would fail the same way; the resolver caches DNS failures).
 """
 
@@ -41,7 +41,7 @@ from urllib.parse import urlsplit
 from protego import Protego
 
 from workers.errors import BlockedError, TransientFetchError
-from workers.ingestor.failures import TLSFetchError
+from workers.ingestor.failures import DNSFailure, TLSFetchError
 
 __all__ = [
     "ROBOTS_MAX_BYTES",
@@ -223,8 +223,8 @@ class RobotsCache:
     async def _load(self, origin: str) -> tuple[RobotsRules, RobotsAnswer | None]:
         try:
             answer = await self._fetch(f"{origin}/robots.txt")
-        except TLSFetchError:
-            raise  # the page would fail the same way: report the TLS failure itself
+        except (TLSFetchError, DNSFailure):
+            raise  # the page would fail the same way: report the TLS or DNS failure itself
         except TransientFetchError as exc:
             return self._remember_unreachable(origin, str(exc)), None
         status = answer.status
