@@ -7,7 +7,9 @@ coordination between processes. Each record is handled on its own (batch size 1)
 1. a request whose ``not_before`` lies ahead sleeps until then, holding no fetch place:
    up to ``max_waiting`` such requests wait beside the ``4 × concurrency`` being fetched,
    so a paused host's URLs never hold up the other hosts of the partition (nothing polls:
-   one timer each; past ``max_waiting`` the consumer reads no more until one is due);
+   one timer each; past ``max_waiting`` the consumer reads no more until one is due). On
+   shutdown a sleeping request is given up at once, uncommitted (it is redelivered), so
+   it never holds the drain;
 2. the fetcher returns a RawPage — fetched, skipped (robots, non-HTML, binary) or a 304 —
    which is produced to ``raw.page``, or to ``raw.sitemap`` for ``kind`` robots/sitemap;
 3. a transient failure, a paused host or an unreachable robots.txt re-queues the request
@@ -64,6 +66,7 @@ class Ingestor(Worker):
         self.max_in_flight = s.concurrency * 4 + max(0, s.max_waiting)
         self.fetcher = Fetcher(s, max_page_bytes=settings.worker.max_page_bytes)
         self.fetcher.governor.on_adjust = self._on_adjust
+        self._leaving = asyncio.Event()
 
     async def on_start(self) -> None:
         await self.fetcher.__aenter__()
@@ -71,6 +74,10 @@ class Ingestor(Worker):
 
     async def on_stop(self) -> None:
         await self.fetcher.__aexit__(None, None, None)
+
+    async def stop(self) -> None:
+        self._leaving.set()
+        await super().stop()
 
     @staticmethod
     def _on_adjust(limit: int, lag: float) -> None:
@@ -83,15 +90,25 @@ class Ingestor(Worker):
             if request is None:
                 REQUESTS.labels("malformed").inc()
                 continue
-            wait = request.not_before - time.time()
-            if wait > 0:
-                WAITING.inc()
-                try:
-                    await asyncio.sleep(wait)
-                finally:
-                    WAITING.dec()
+            await self._wait_until(request.not_before)
             async with self._fetching:
                 await self._fetch(item, request)
+
+    async def _wait_until(self, not_before: float) -> None:
+        """Sleep until ``not_before`` (epoch s); cancelled at once by ``stop()``."""
+        wait = not_before - time.time()
+        if wait <= 0:
+            return
+        WAITING.inc()
+        try:
+            async with asyncio.timeout(wait):
+                await self._leaving.wait()
+        except TimeoutError:
+            return  # due
+        finally:
+            WAITING.dec()
+        # Shutting down: leave the record uncommitted; whoever owns the partition next has it.
+        raise asyncio.CancelledError
 
     async def _fetch(self, item: Incoming, request: CrawlRequest) -> None:
         started = time.perf_counter()
