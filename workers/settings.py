@@ -320,6 +320,8 @@ class DagsterSettings(BaseSettings):
     """Consecutive lagging sensor ticks before an alert is raised."""
     dlq_max_attempts: int = 3
     """Dead letters that already failed this many times are parked, not replayed."""
+    dlq_replay_backoff_s: float = 60.0
+    """A dead letter is replayed no sooner than this after its last failure, doubled per attempt (capped at 6 h)."""
     dlq_rate_threshold: float = 0.1
     """Largest share of a stored frontier partition's URLs that may be dead-lettered before its check fails."""
     stale_after_s: float = 300.0

@@ -162,4 +162,5 @@ def test_backfill_through_graphql_materialises_stored_partitions(stack: Settings
     print(f"\nstored partitions {sorted(stored)} and poison parked after {time.monotonic() - started:.0f} s")
     assert stored == set(PARTITIONS), _log_tails(stack)
     assert len(parked) == 1 and parked[0]["payload"] == b"\x93poison"
-    assert parked[0]["attempt"] == 2 and "max_attempts=2" in parked[0]["reason"]  # replayed once, then parked
+    # Undecodable is not retryable: parked by the first replay, never re-published.
+    assert parked[0]["attempt"] == 1 and parked[0]["reason"] == "not retryable: MessageDecodeError"
