@@ -65,10 +65,10 @@ class Hop:
     headers: dict[str, str]
     """The kept subset (KEPT_HEADERS), lower-case names, repeated ones joined."""
     http_version: str
-    raw_headers: RawHeaders = field(default_factory=list)
-    """Every response header as received, in order."""
-    request_headers: RawHeaders = field(default_factory=list)
-    """What this hop sent."""
+    response_headers: list[list[str]] = field(default_factory=list)
+    """Every response header as received, in order, ``[name, value]``."""
+    request_headers: list[list[str]] = field(default_factory=list)
+    """What this hop sent, ``[name, value]``."""
     peer_ip: str | None = None
     location: str | None = None
     """The canonical redirect target, for a 3xx with a Location."""
@@ -83,19 +83,23 @@ def _text(raw: bytes) -> str:
         return raw.decode("latin-1")  # what RFC 9110 allows
 
 
-def header_pairs(raw: RawHeaders) -> list[list[str]]:
+def header_pairs(raw: Sequence[tuple[bytes, bytes]]) -> list[list[str]]:
     """``[[name, value], …]`` as on the wire (names keep their case)."""
     return [[_text(name), _text(value)] for name, value in raw]
 
 
-def _header_map(raw: RawHeaders) -> dict[str, str]:
-    """Response headers by lower-case name, repeated ones joined (one pass over the raw list)."""
-    out: dict[str, str] = {}
+def _read_headers(raw: RawHeaders) -> tuple[dict[str, str], list[list[str]]]:
+    """One pass over the raw list: headers by lower-case name (repeated ones joined), and
+    every header as received."""
+    by_name: dict[str, str] = {}
+    received: list[list[str]] = []
     for raw_key, raw_value in raw:
-        key = raw_key.decode("latin-1").lower()
+        name = raw_key.decode("latin-1")
         value = _text(raw_value)
-        out[key] = f"{out[key]}, {value}" if key in out else value
-    return out
+        received.append([name, value])
+        key = name.lower()
+        by_name[key] = f"{by_name[key]}, {value}" if key in by_name else value
+    return by_name, received
 
 
 def _redirect_target(base: httpx.URL, location: str) -> str:
@@ -132,6 +136,7 @@ class Exchanger:
             (b"Accept", b"text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"),
             (b"Accept-Encoding", b"gzip, deflate"),
         ]
+        self._sent = header_pairs(self.headers)  # decoded once; Host and validators vary
         self.timeouts = timeouts
 
     def request(self, target: httpx.URL, conditional: Sequence[tuple[bytes, bytes]] = ()) -> httpx.Request:
@@ -164,15 +169,18 @@ class Exchanger:
                 response = await client.send(request)
                 try:
                     ttfb = time.perf_counter() - started
-                    raw = response.headers.raw
-                    headers = _header_map(raw)
+                    headers, received = _read_headers(response.headers.raw)
                     hop = Hop(
                         status=response.status_code,
                         reason=response.reason_phrase,
                         headers={k: v for k, v in headers.items() if k in KEPT_HEADERS},
                         http_version=response.http_version,
-                        raw_headers=raw,
-                        request_headers=request.headers.raw,
+                        response_headers=received,
+                        request_headers=[
+                            ["Host", target.netloc.decode("ascii")],
+                            *self._sent,
+                            *header_pairs(conditional),
+                        ],
                         peer_ip=_peer(response),
                         timings={"ttfb": ttfb * 1000},
                     )

@@ -20,8 +20,9 @@ rate-limited host or address cannot starve the others. Each waiter is spaced by 
 delay against the last start: on a busy address shared with other hosts, a host with a
 long Crawl-delay waits until the address has been quiet that long.
 
-State is created on first use and dropped once idle (no user, delay elapsed): a timer per
-idle host or address, so memory follows what is being crawled right now. "Idle" waits
+State is created on first use and dropped once idle (no user, delay elapsed): one timer
+per idle period of a host or address (a busy one re-arms it only when it fires), so
+memory follows what is being crawled right now. "Idle" waits
 for the largest spacing any request may ask for (``max_delay_s``, the Crawl-delay cap).
 Limits hold per ingestor process: ``crawl.request`` is keyed by host, so one process owns
 a host, but two hosts on one address may belong to two processes.
@@ -73,15 +74,12 @@ class _Table:
         state = self.queues.get(key)
         if state is None:
             state = self.queues[key] = _Queue(self._places)
-        elif state.timer is not None:
-            state.timer.cancel()
-            state.timer = None
-        state.users += 1
+        state.users += 1  # a pending eviction timer finds it in use and lets it be
         return state
 
     def leave(self, key: str, state: _Queue) -> None:
         state.users -= 1
-        if state.users:
+        if state.users or state.timer is not None:
             return
         wait = state.idle_at(self._linger) - self._clock()
         if wait <= 0:
@@ -91,9 +89,15 @@ class _Table:
             state.timer = asyncio.get_running_loop().call_later(wait, self._evict, key, state)
 
     def _evict(self, key: str, state: _Queue) -> None:
+        """One timer per idle period (not one per request): re-armed while the state is used."""
         state.timer = None
-        if state.users == 0 and self.queues.get(key) is state:
+        if state.users or self.queues.get(key) is not state:
+            return  # in use again: its last leave() arms a new timer
+        wait = state.idle_at(self._linger) - self._clock()
+        if wait <= 0:
             del self.queues[key]
+        else:
+            state.timer = asyncio.get_running_loop().call_later(wait, self._evict, key, state)
 
 
 class _Slot:

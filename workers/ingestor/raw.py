@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 
 from workers.ingestor.charset import detect_charset, media_type
-from workers.ingestor.exchange import Hop, header_pairs
+from workers.ingestor.exchange import Hop
 from workers.messages import CrawlRequest, RawPage, compress_html
 
 __all__ = ["EMPTY_HASH", "Fetched", "build_page", "digest", "skipped_page"]
@@ -99,8 +99,8 @@ async def build_page(
         kind=request.kind,
         ctx=request.ctx,
         status_reason=hop.reason,
-        response_headers=header_pairs(hop.raw_headers),
-        request_headers=header_pairs(hop.request_headers),
+        response_headers=hop.response_headers,
+        request_headers=hop.request_headers,
         peer_ip=hop.peer_ip,
         request_id=request.request_id,
     )
