@@ -37,6 +37,10 @@ TIMEOUT_ENV = {
     "STREAMCRAWL_INGESTOR_PER_HOST_DELAY_S": "0.05",
     "STREAMCRAWL_INGESTOR_CRAWL_DELAY_CAP_S": "0.2",
     "STREAMCRAWL_INGESTOR_RETRY_AFTER_CAP_S": "2",
+    # Failing pages are re-queued once, half a second later, then dead-lettered.
+    "STREAMCRAWL_INGESTOR_MAX_REQUEUES": "1",
+    "STREAMCRAWL_INGESTOR_REQUEUE_BASE_DELAY_S": "0.5",
+    "STREAMCRAWL_INGESTOR_PER_IP_CONCURRENCY": "64",  # the whole demo web is 127.0.0.1
 }
 
 

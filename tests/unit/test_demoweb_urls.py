@@ -57,7 +57,7 @@ def test_expected_outcomes_follow_the_kind_table(mix: list[DemoURL]) -> None:
         assert (u.expected, u.route, u.reason) == (spec.expected, spec.route, spec.reason)
         if u.expected == "dead_lettered" or u.expected == "skipped":
             assert u.reason
-    assert {u.kind for u in mix if u.expected == "skipped"} == {"pdf", "json", "image"}
+    assert {u.kind for u in mix if u.expected == "skipped"} == {"pdf", "json", "image", "robots_blocked"}
 
 
 def test_failures_are_spread_so_no_breaker_trips(mix: list[DemoURL]) -> None:

@@ -54,7 +54,7 @@ KINDS: dict[str, KindSpec] = {
     "flaky": KindSpec("/flaky/{n}", "stored", "fast", None, True),
     "throttled": KindSpec("/throttle/{n}", "stored", "fast", None, True),
     "throttled_always": KindSpec("/throttle-always/{n}", "dead_lettered", None, "http_429", True),
-    "robots_blocked": KindSpec(PRIVATE_PREFIX + "{n}", "dead_lettered", None, "robots", True),
+    "robots_blocked": KindSpec(PRIVATE_PREFIX + "{n}", "skipped", None, "robots", True),
     "slow": KindSpec("/slow/{n}", "stored", "fast"),
     "timeout": KindSpec("/slow/{n}?delay={delay}", "dead_lettered", None, "timeout", True),
     "stall": KindSpec("/stall/{n}", "dead_lettered", None, "timeout", True),
