@@ -11,7 +11,7 @@ from workers.kafka import make_consumer, make_producer
 from workers.settings import KafkaSettings
 from workers.topics import Topic
 
-__all__ = ["consume", "produce"]
+__all__ = ["consume", "produce", "read_since"]
 
 
 async def produce(
@@ -80,6 +80,33 @@ async def consume(
                 tp = TopicPartition(rec.topic, rec.partition)
                 positions[tp] = max(positions.get(tp, 0), rec.offset + 1)
             await consumer.commit(positions)
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def read_since(
+    kafka: KafkaSettings, topic: Topic, start: dict[int, int], *, polls: int = 200
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record of ``topic`` from ``start`` (partition -> offset; missing = 0) to the log
+    end seen now, without a group (nothing committed)."""
+    from workers.lag import high_watermarks
+
+    ends = (await high_watermarks(kafka, [topic])).get(topic.name, {})
+    consumer = make_consumer(kafka, group_id=None, client_id="streamcrawl-test-reader")
+    await consumer.start()
+    await asyncio.sleep(0)  # aiokafka's stop() right after start() raises CancelledError otherwise
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        tps = [TopicPartition(topic.name, p) for p in ends]
+        consumer.assign(tps)
+        for tp in tps:
+            consumer.seek(tp, start.get(tp.partition, 0))
+        for _ in range(polls):
+            if all([await consumer.position(tp) >= ends[tp.partition] for tp in tps]):
+                break
+            for batch in (await consumer.getmany(timeout_ms=200)).values():
+                records += [r for r in batch if r.offset < ends[r.partition]]
     finally:
         await consumer.stop()
     return records

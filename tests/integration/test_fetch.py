@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from tests.helpers.web import serve
 from workers.errors import BlockedError, PermanentFetchError, TransientFetchError
 from workers.ingestor import Fetcher
 from workers.ingestor.failures import HostPaused
@@ -117,15 +118,8 @@ class Site:
 @pytest.fixture(scope="module")
 async def site() -> AsyncIterator[Site]:
     state = Site()
-    app = web.Application()
-    app.router.add_route("GET", "/{tail:.*}", state.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    tcp = web.TCPSite(runner, "127.0.0.1", 0)
-    await tcp.start()
-    state.port = runner.addresses[0][1]
-    yield state
-    await runner.cleanup()
+    async with serve(state.handle) as state.port:
+        yield state
 
 
 def settings(**overrides: Any) -> IngestorSettings:

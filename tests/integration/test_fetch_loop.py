@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from tests.helpers.web import serve
 from workers.errors import PermanentFetchError, TransientFetchError
 from workers.ingestor import Fetcher
 from workers.messages import CrawlContext, CrawlRequest, RawPage, Scope, decompress_html
@@ -108,14 +109,8 @@ class Site:
 @pytest.fixture(scope="module")
 async def site() -> AsyncIterator[Site]:
     state = Site()
-    app = web.Application()
-    app.router.add_route("GET", "/{tail:.*}", state.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    state.port = runner.addresses[0][1]
-    yield state
-    await runner.cleanup()
+    async with serve(state.handle) as state.port:
+        yield state
 
 
 def settings(**overrides: Any) -> IngestorSettings:

@@ -23,6 +23,8 @@ from aiokafka import TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 from prometheus_client import REGISTRY
 
+from tests.helpers.kafka import read_since
+from tests.helpers.web import serve
 from workers.ingestor.daemon import Ingestor
 from workers.kafka import make_consumer, make_producer
 from workers.lag import high_watermarks
@@ -66,14 +68,8 @@ class Site:
 @pytest.fixture(scope="module")
 async def site() -> AsyncIterator[Site]:
     state = Site()
-    app = web.Application()
-    app.router.add_route("GET", "/{tail:.*}", state.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    state.port = runner.addresses[0][1]
-    yield state
-    await runner.cleanup()
+    async with serve(state.handle) as state.port:
+        yield state
 
 
 async def _offsets(kafka: KafkaSettings, topic: Topic) -> dict[int, int]:
@@ -152,28 +148,9 @@ class Run:
 
     async def read(self, topic: Topic, cls: type[Message]) -> list[Any]:
         """Every record of ``topic`` of this batch produced since the run began."""
-        ends = await _offsets(self.kafka, topic)
-        consumer = make_consumer(self.kafka, group_id=None)
-        await consumer.start()
-        await asyncio.sleep(0)  # aiokafka's stop() right after start() raises CancelledError otherwise
-        out: list[Any] = []
-        try:
-            tps = [TopicPartition(topic.name, p) for p in ends]
-            consumer.assign(tps)
-            for tp in tps:
-                consumer.seek(tp, self.start[topic.name].get(tp.partition, 0))
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and any(
-                [await consumer.position(tp) < ends[tp.partition] for tp in tps]
-            ):
-                for records in (await consumer.getmany(timeout_ms=200)).values():
-                    for record in records:
-                        message = decode(record.value, cls)
-                        if getattr(message, "batch", None) == self.batch:
-                            out.append(message)
-        finally:
-            await consumer.stop()
-        return out
+        records = await read_since(self.kafka, topic, self.start[topic.name])
+        messages = [decode(r.value, cls) for r in records]
+        return [m for m in messages if getattr(m, "batch", None) == self.batch]
 
     async def wait_for(
         self, topic: Topic, cls: type[Message], done: Callable[[list[Any]], bool], within: float = 30.0

@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import TopicPartition
 
-from workers.kafka import make_consumer, make_producer
+from tests.helpers.kafka import read_since
+from workers.kafka import make_producer
 from workers.lag import high_watermarks
 from workers.messages import CrawlRequest, DeadLetter, RawPage, decode, encode, make_headers
 from workers.settings import Settings
@@ -115,24 +115,8 @@ def _pinned(command: list[str]) -> list[str]:
 
 
 async def _read(kafka: Any, topic: Topic, start: dict[int, int], batch: str, cls: type[Any]) -> list[Any]:
-    ends = (await high_watermarks(kafka, [topic])).get(topic.name, {})
-    consumer = make_consumer(kafka, group_id=None)
-    await consumer.start()
-    await asyncio.sleep(0)
-    out: list[Any] = []
-    try:
-        tps = [TopicPartition(topic.name, p) for p in ends]
-        consumer.assign(tps)
-        for tp in tps:
-            consumer.seek(tp, start.get(tp.partition, 0))
-        for _ in range(200):
-            if all([await consumer.position(tp) >= ends[tp.partition] for tp in tps]):
-                break
-            for records in (await consumer.getmany(timeout_ms=200)).values():
-                out += [m for m in (decode(r.value, cls) for r in records) if m.batch == batch]
-    finally:
-        await consumer.stop()
-    return out
+    messages = [decode(r.value, cls) for r in await read_since(kafka, topic, start)]
+    return [m for m in messages if m.batch == batch]
 
 
 async def _crawl(settings: Settings, port: int, *, starved: bool, log: Path) -> dict[str, Any]:

@@ -114,14 +114,7 @@ async def read_sitemap_body(response: httpx.Response, headers: Mapping[str, str]
         body.skipped = f"non-sitemap content-type: {kind}"
         return body
     keep_raw = encoding in ("", "identity", "gzip", "x-gzip")
-    chunks: list[bytes] = []
-    received = 0
-    async for chunk in response.aiter_raw() if keep_raw else response.aiter_bytes():
-        chunks.append(chunk)
-        received += len(chunk)
-        if received > max_bytes:
-            break
-    data = b"".join(chunks)
+    data, received = await _read_upto(response.aiter_raw() if keep_raw else response.aiter_bytes(), max_bytes)
     if kind not in SITEMAP_TYPES and not data.startswith(_GZIP_MAGIC) and data.lstrip()[:1] != b"<":
         body.skipped = f"non-sitemap content-type: {kind or 'none'} (body is neither XML nor gzip)"
         return body
@@ -134,16 +127,21 @@ async def read_capped(response: httpx.Response, headers: Mapping[str, str], *, m
     """The decoded body up to ``max_bytes``, whatever its type (robots.txt)."""
     kind, charset = media_type(headers.get("content-type"))
     body = Body(content_type=kind, header_charset=charset)
+    data, body.size = await _read_upto(_chunks(response, headers), max_bytes)
+    body.data, body.truncated = truncate_body(data, max_bytes)
+    return body
+
+
+async def _read_upto(chunks_in: AsyncIterator[bytes], max_bytes: int) -> tuple[bytes, int]:
+    """(what was read, its size): stops once more than ``max_bytes`` arrived."""
     chunks: list[bytes] = []
     received = 0
-    async for chunk in _chunks(response, headers):
+    async for chunk in chunks_in:
         chunks.append(chunk)
         received += len(chunk)
         if received > max_bytes:
-            break
-    body.data, body.truncated = truncate_body(b"".join(chunks), max_bytes)
-    body.size = received
-    return body
+            break  # the rest is never downloaded: aclose() drops the connection
+    return b"".join(chunks), received
 
 
 def _sniff_reason(kind: str) -> str:

@@ -207,25 +207,35 @@ class Fetcher:
     async def _read_sitemap(self, response: httpx.Response, headers: Mapping[str, str]) -> Body:
         return await read_sitemap_body(response, headers, max_bytes=self.settings.sitemap_max_bytes)
 
-    async def _follow(self, url: str, read: BodyReader, *, conditional: Conditional = ()) -> Fetched:
-        """Follow ``url``'s redirects through the gates; the final hop."""
+    async def _follow(
+        self, url: str, read: BodyReader, *, conditional: Conditional = (), robots: bool = False
+    ) -> Fetched:
+        """Follow ``url``'s redirects through the gates; the final hop.
+
+        ``robots``: a robots.txt fetch — no breaker and no robots.txt of its own, and too
+        many redirects end with the last 3xx (which RobotsCache reads as "unavailable").
+        """
         chain: list[str] = []
         budget = self.settings.total_timeout_s
         waited = network = 0.0
         for _ in range(self.settings.max_redirects + 1):
             target = _target(url)
-            self.breaker.check(target.host)
-            try:
-                rules = await self.robots.check(url)
-            except RobotsDisallowed as exc:
-                raise _Disallowed(url, chain) from exc
+            crawl_delay = 0.0
+            if not robots:
+                self.breaker.check(target.host)
+                try:
+                    crawl_delay = (await self.robots.check(url)).crawl_delay or 0.0
+                except RobotsDisallowed as exc:
+                    raise _Disallowed(url, chain) from exc
             hop, hop_wait, hop_time = await self._send(
-                target, url, budget, read, conditional, crawl_delay=rules.crawl_delay or 0.0
+                target, url, budget, read, conditional, crawl_delay=crawl_delay, robots=robots
             )
             waited += hop_wait
             network += hop_time
             budget -= hop_time
             if hop.location is None:
+                return Fetched(hop, url, chain, waited, network)
+            if robots and len(chain) == self.settings.max_redirects:
                 return Fetched(hop, url, chain, waited, network)
             chain.append(url)
             url = hop.location
@@ -314,24 +324,7 @@ class Fetcher:
 
         Not subject to robots.txt itself, and never counted by the circuit breaker.
         """
-        chain: list[str] = []
-        budget = self.settings.total_timeout_s
-        waited = network = 0.0
-        hop: Hop | None = None
-        for _ in range(self.settings.max_redirects + 1):
-            hop, hop_wait, hop_time = await self._send(
-                _target(url), url, budget, self._read_robots, (), robots=True
-            )
-            waited += hop_wait
-            network += hop_time
-            budget -= hop_time
-            if hop.location is None:
-                return Fetched(hop, url, chain, waited, network)
-            chain.append(url)
-            url = hop.location
-        assert hop is not None
-        # Too many redirects: a 3xx without a body, which RobotsCache reads as "unavailable".
-        return Fetched(hop, url, chain, waited, network)
+        return await self._follow(url, self._read_robots, robots=True)
 
 
 def _target(url: str) -> httpx.URL:

@@ -16,6 +16,7 @@ import concurrent.futures
 import hashlib
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from workers.ingestor.charset import detect_charset, media_type
 from workers.ingestor.exchange import Hop
@@ -77,9 +78,7 @@ async def build_page(
         skipped, size, truncated, detected = None, 0, False, None
     timings = {"wait": fetched.waited * 1000, "total": fetched.network * 1000, **hop.timings}
     return RawPage(
-        url=request.url,
-        url_hash=request.url_hash,
-        host=request.host,
+        **_carried(request),
         final_url=fetched.url,
         status=hop.status,
         content_type=content_type,
@@ -94,24 +93,17 @@ async def build_page(
         redirects=fetched.chain,
         http_version=hop.http_version,
         skipped=skipped,
-        batch=request.batch,
-        rank=request.rank,
-        kind=request.kind,
-        ctx=request.ctx,
         status_reason=hop.reason,
         response_headers=hop.response_headers,
         request_headers=hop.request_headers,
         peer_ip=hop.peer_ip,
-        request_id=request.request_id,
     )
 
 
 def skipped_page(request: CrawlRequest, url: str, chain: list[str], reason: str) -> RawPage:
     """A RawPage for a request that was not fetched (``status`` 0, no body), e.g. robots."""
     return RawPage(
-        url=request.url,
-        url_hash=request.url_hash,
-        host=request.host,
+        **_carried(request),
         final_url=url,
         status=0,
         content_type="",
@@ -120,9 +112,18 @@ def skipped_page(request: CrawlRequest, url: str, chain: list[str], reason: str)
         fetched_at=time.time(),
         redirects=chain,
         skipped=reason,
-        batch=request.batch,
-        rank=request.rank,
-        kind=request.kind,
-        ctx=request.ctx,
-        request_id=request.request_id,
     )
+
+
+def _carried(request: CrawlRequest) -> dict[str, Any]:
+    """What every RawPage copies from its request, unchanged."""
+    return {
+        "url": request.url,
+        "url_hash": request.url_hash,
+        "host": request.host,
+        "batch": request.batch,
+        "rank": request.rank,
+        "kind": request.kind,
+        "ctx": request.ctx,
+        "request_id": request.request_id,
+    }
