@@ -48,7 +48,7 @@ async def _robots_allows(session: aiohttp.ClientSession, url: str) -> bool:
 async def _outcome(session: aiohttp.ClientSession, url: str) -> tuple[str, bytes, str]:
     """(stored | dead_lettered | skipped, body, content type) as a simple ingestor would see it."""
     if not await _robots_allows(session, url):
-        return "dead_lettered", b"", ""
+        return "skipped", b"", ""  # robots.txt disallow is a skip, not a dead letter
     for _ in range(3):
         try:
             async with asyncio.timeout(2.5):  # total deadline per attempt, body included
