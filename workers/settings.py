@@ -225,7 +225,7 @@ class IngestorSettings(BaseSettings):
     retry_after_cap_s: float = 30.0
     """Longest Retry-After waited in-process (only with max_retries > 0); longer ones re-queue the request."""
     max_requeues: int = 5
-    """Times a request is put back on crawl.request (transient failure, paused host, unreachable robots.txt) before it is dead-lettered."""
+    """Times a request is put back on crawl.request after its own transient failure or an unreachable robots.txt before it is dead-lettered; a paused host's requests wait without spending it, until the host's breaker has tripped more than this many times in a row."""
     requeue_base_delay_s: float = 5.0
     """Delay before the first re-queued try; doubles with each requeue (with jitter), at least the server's Retry-After."""
     requeue_max_delay_s: float = 600.0

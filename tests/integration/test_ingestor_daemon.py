@@ -222,6 +222,20 @@ async def test_a_tripped_host_is_paused_and_the_next_batch_is_not_dead_lettered(
     assert len({p.url for p in pages}) == 8
 
 
+async def test_waiting_out_a_pause_spends_no_requeues(kafka_service: KafkaSettings, site: Site) -> None:
+    # Paused requests wake every 0.3 s through a 1.5 s pause: several re-queues each, with a
+    # budget of one. They are paused, not failing, so none is dead-lettered.
+    site.failures["hold"] = 1
+    options = {"breaker_failures": 1, "breaker_pause_s": 1.5, "requeue_max_delay_s": 0.3}
+    async with Run(kafka_service, max_requeues=1, per_host_concurrency=1, **options) as run:
+        await run.publish([run.request(site.url("hold", f"/{name}")) for name in ("a", "b")])
+        pages = await run.wait_for(RAW_PAGE, RawPage, lambda p: len(p) >= 2)
+        requeued = [r for r in await run.read(CRAWL_REQUEST, CrawlRequest) if r.not_before]
+        letters = await run.read(RAW_PAGE_DLQ, DeadLetter)
+    assert letters == [] and sorted(p.status for p in pages) == [200, 200]
+    assert len(requeued) >= 4 and max(r.requeues for r in requeued) == 1  # only the 503 spent one
+
+
 async def test_robots_and_sitemap_requests_go_to_raw_sitemap_and_disallow_is_a_skip(
     kafka_service: KafkaSettings, site: Site
 ) -> None:

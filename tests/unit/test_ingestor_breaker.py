@@ -54,16 +54,17 @@ def test_half_open_then_each_trip_doubles_the_pause_up_to_the_cap() -> None:
     breaker, now = make(pause=10.0, max_pause=25.0)
     for _ in range(3):
         breaker.record_failure("h", "x")
-    pauses = []
+    pauses, trips = [], []
     for _ in range(3):
         with pytest.raises(HostPaused) as caught:
             breaker.check("h")
         assert caught.value.retry_after is not None
         pauses.append(caught.value.retry_after)
+        trips.append(caught.value.trips)
         now[0] += caught.value.retry_after + 0.5
         breaker.check("h")  # pause over: requests pass again (half-open)
         breaker.record_failure("h", "x")  # one more failure trips it again at once
-    assert pauses == [10.0, 20.0, 25.0]
+    assert pauses == [10.0, 20.0, 25.0] and trips == [1, 2, 3]
     breaker.record_success("h")
     assert not breaker.is_open("h")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from workers.errors import TransientFetchError
 from workers.ingestor.failures import HostPaused
-from workers.ingestor.requeue import give_up_error, requeue_delay, requeued
+from workers.ingestor.requeue import give_up_error, next_try, requeue_delay, requeued
 from workers.messages import CrawlRequest
 from workers.settings import IngestorSettings
 
@@ -43,3 +43,30 @@ def test_requeued_counts_and_sets_not_before() -> None:
     error = give_up_error(request(5), TransientFetchError("connect timeout: no connection to a.test"))
     assert type(error) is TransientFetchError
     assert str(error) == "gave up after 6 tries (5 requeues): connect timeout: no connection to a.test"
+
+
+def test_a_pause_spends_no_requeue_until_the_host_keeps_tripping() -> None:
+    settings = IngestorSettings(max_requeues=2, breaker_pause_s=30.0)
+    exhausted = request(2)  # its own budget is used up
+    for trips in (1, 2):
+        again = next_try(
+            exhausted, HostPaused("host a.test paused", retry_after=5.0, trips=trips), settings, now=100.0
+        )
+        assert isinstance(again, CrawlRequest)
+        assert again.requeues == 2 and 105.0 <= again.not_before <= 105.5
+    gave_up = next_try(
+        exhausted, HostPaused("host a.test paused", retry_after=5.0, trips=3), settings, now=100.0
+    )
+    assert type(gave_up) is TransientFetchError
+    assert (
+        str(gave_up)
+        == "gave up after the host's circuit breaker tripped 3 times in a row: host a.test paused"
+    )
+
+
+def test_own_failures_spend_requeues() -> None:
+    settings = IngestorSettings(max_requeues=2, requeue_base_delay_s=1.0)
+    again = next_try(request(1), TransientFetchError("HTTP 503"), settings, now=10.0)
+    assert isinstance(again, CrawlRequest) and again.requeues == 2 and again.not_before > 10.0
+    gave_up = next_try(request(2), TransientFetchError("HTTP 503"), settings, now=10.0)
+    assert str(gave_up) == "gave up after 3 tries (2 requeues): HTTP 503"

@@ -73,6 +73,7 @@ class CircuitBreaker:
                 f"host {host} paused by the circuit breaker: {state.failures} consecutive failures "
                 f"(last: {state.last_error}); paused for another {left:.0f}s",
                 retry_after=left,
+                trips=state.trips,
             )
 
     def is_open(self, host: str) -> bool:

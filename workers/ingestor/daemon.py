@@ -12,9 +12,10 @@ coordination between processes. Each record is handled on its own (batch size 1)
    it never holds the drain;
 2. the fetcher returns a RawPage — fetched, skipped (robots, non-HTML, binary) or a 304 —
    which is produced to ``raw.page``, or to ``raw.sitemap`` for ``kind`` robots/sitemap;
-3. a transient failure, a paused host or an unreachable robots.txt re-queues the request
-   (``requeues + 1``, ``not_before`` later: ``workers/ingestor/requeue.py``) instead of
-   burning attempts back to back; after ``max_requeues`` it is dead-lettered;
+3. a transient failure or an unreachable robots.txt re-queues the request (``requeues + 1``,
+   ``not_before`` later: ``workers/ingestor/requeue.py``) instead of burning attempts back
+   to back; after ``max_requeues`` it is dead-lettered. A paused host's request is re-queued
+   for the end of the pause without spending a requeue (never dead-lettered for being paused);
 4. a permanent failure (4xx, DNS name not found, SSRF refusal, TLS) is raised and
    dead-lettered by the lifecycle at once, with the reason.
 
@@ -32,7 +33,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from workers.errors import TransientFetchError
 from workers.ingestor.fetch import Fetcher
-from workers.ingestor.requeue import give_up_error, requeue_delay, requeued
+from workers.ingestor.requeue import next_try
 from workers.lifecycle import Incoming, Worker
 from workers.messages import CrawlRequest, RawPage, encode
 from workers.settings import Settings
@@ -127,13 +128,13 @@ class Ingestor(Worker):
 
     async def _requeue(self, item: Incoming, request: CrawlRequest, exc: TransientFetchError) -> None:
         """Put ``request`` back with a delay, or dead-letter it once its requeues are used up."""
-        if request.requeues >= self.settings.ingestor.max_requeues:
+        now = time.time()
+        again = next_try(request, exc, self.settings.ingestor, now=now)
+        if isinstance(again, TransientFetchError):
             REQUESTS.labels("dead_lettered").inc()
-            await self.dead_letter(item, give_up_error(request, exc), first_failure_at=time.time())
+            await self.dead_letter(item, again, first_failure_at=now)
             return
         REQUESTS.labels("requeued").inc()
-        delay = requeue_delay(request, exc, self.settings.ingestor)
-        again = requeued(request, delay=delay, now=time.time())
         await self.emit_raw(
             CRAWL_REQUEST,
             encode(again),

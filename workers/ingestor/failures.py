@@ -69,7 +69,14 @@ class FetchTimeout(TransientFetchError):
 
 
 class HostPaused(TransientFetchError):
-    """The host's circuit breaker is open; ``retry_after`` is the time left in its pause."""
+    """The host's circuit breaker is open; ``retry_after`` is the time left in its pause.
+
+    ``trips``: how many times in a row the host's breaker has tripped (1 for the first pause).
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None, trips: int = 1) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.trips = trips
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:

@@ -10,8 +10,12 @@ once: the record's offset is committed, the count survives a crash, and the requ
   ``requeue_max_delay_s``), jittered over the upper half so that requests failing together
   spread out while the delay still grows; a server's Retry-After is a floor;
 * a paused host's request waits for the end of the pause (plus up to a tenth of it, so the
-  host's requests do not all return in the same instant);
-* after ``max_requeues`` the request is dead-lettered as a plain
+  host's requests do not all return in the same instant) **without spending its own
+  requeues**: it is never dead-lettered for being paused. Only when the host's breaker has
+  tripped more than ``max_requeues`` times in a row (the host kept failing through every
+  half-open try, pauses doubling, see ``breaker.py``) are its waiting requests given up,
+  naming the host's failures;
+* after ``max_requeues`` of its own failures the request is dead-lettered as a plain
   :class:`~workers.errors.TransientFetchError` naming the last failure: retryable, so the
   DLQ replay tries it again later.
 """
@@ -26,7 +30,24 @@ from workers.ingestor.failures import HostPaused
 from workers.messages import CrawlRequest
 from workers.settings import IngestorSettings
 
-__all__ = ["give_up_error", "requeue_delay", "requeued"]
+__all__ = ["give_up_error", "next_try", "requeue_delay", "requeued"]
+
+
+def next_try(
+    request: CrawlRequest, exc: TransientFetchError, settings: IngestorSettings, *, now: float
+) -> CrawlRequest | TransientFetchError:
+    """The request to put back after ``exc``, or the error to dead-letter it with."""
+    limit = settings.max_requeues
+    if isinstance(exc, HostPaused):
+        if exc.trips > limit:
+            return TransientFetchError(
+                f"gave up after the host's circuit breaker tripped {exc.trips} times in a row: {exc}",
+                retry_after=exc.retry_after,
+            )
+        return requeued(request, delay=requeue_delay(request, exc, settings), now=now, count=False)
+    if request.requeues >= limit:
+        return give_up_error(request, exc)
+    return requeued(request, delay=requeue_delay(request, exc, settings), now=now)
 
 
 def requeue_delay(request: CrawlRequest, exc: TransientFetchError, settings: IngestorSettings) -> float:
@@ -42,9 +63,9 @@ def requeue_delay(request: CrawlRequest, exc: TransientFetchError, settings: Ing
     return delay
 
 
-def requeued(request: CrawlRequest, *, delay: float, now: float) -> CrawlRequest:
-    """The request to put back: one more requeue, not before ``now + delay``."""
-    return dataclasses.replace(request, not_before=now + delay, requeues=request.requeues + 1)
+def requeued(request: CrawlRequest, *, delay: float, now: float, count: bool = True) -> CrawlRequest:
+    """The request to put back, not before ``now + delay``; one more requeue if ``count``."""
+    return dataclasses.replace(request, not_before=now + delay, requeues=request.requeues + int(count))
 
 
 def give_up_error(request: CrawlRequest, exc: TransientFetchError) -> TransientFetchError:
