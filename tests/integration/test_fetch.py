@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from tests.helpers.web import serve
+from tests.helpers.web import local_ingestor_settings, serve
 from workers.errors import BlockedError, PermanentFetchError, TransientFetchError
 from workers.ingestor import Fetcher
 from workers.ingestor.failures import HostPaused
@@ -123,20 +123,9 @@ async def site() -> AsyncIterator[Site]:
 
 
 def settings(**overrides: Any) -> IngestorSettings:
-    base: dict[str, Any] = {
-        "allow_private_networks": True,
-        "resolve_overrides": {"*.demo.test": "127.0.0.1"},
-        "per_host_delay_s": 0.0,
-        "per_ip_delay_s": 0.0,
-        "retry_base_delay_s": 0.01,
-        "retry_max_delay_s": 0.05,
-        "max_retries": 2,
-        "connect_timeout_s": 2.0,
-        "read_timeout_s": 2.0,
-        "total_timeout_s": 5.0,
-    }
-    base.update(overrides)
-    return IngestorSettings(**base)
+    retries: dict[str, Any] = {"retry_base_delay_s": 0.01, "retry_max_delay_s": 0.05, "max_retries": 2}
+    timeouts = {"connect_timeout_s": 2.0, "read_timeout_s": 2.0}
+    return local_ingestor_settings(**{**retries, **timeouts, **overrides})
 
 
 def req(url: str, **fields: Any) -> CrawlRequest:

@@ -19,11 +19,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from tests.helpers.web import serve
+from tests.helpers.web import local_ingestor_settings, serve
 from workers.errors import PermanentFetchError, TransientFetchError
 from workers.ingestor import Fetcher
 from workers.messages import CrawlContext, CrawlRequest, RawPage, Scope, decompress_html
-from workers.settings import IngestorSettings
 from workers.urls import url_hash
 
 pytestmark = pytest.mark.integration
@@ -113,15 +112,7 @@ async def site() -> AsyncIterator[Site]:
         yield state
 
 
-def settings(**overrides: Any) -> IngestorSettings:
-    base: dict[str, Any] = {
-        "allow_private_networks": True,
-        "resolve_overrides": {"*.demo.test": "127.0.0.1"},
-        "per_host_delay_s": 0.0,
-        "per_ip_delay_s": 0.0,
-        "total_timeout_s": 5.0,
-    }
-    return IngestorSettings(**{**base, **overrides})
+settings = local_ingestor_settings
 
 
 def req(url: str, **fields: Any) -> CrawlRequest:
