@@ -1,7 +1,9 @@
 """Run every stage benchmark in its own process and write BENCHMARKS.md.
 
 Each ``bench/stage_*.py`` exposes ``bench(*, quick: bool) -> list[dict]`` (sync or async);
-rows carry our figure next to a baseline measured in the same run. Running each module in
+rows carry our figure next to a baseline measured in the same run. A stage's rows are kept
+in ``bench/results/<stage>.json`` (with the machine and commit they were measured on), so
+``--only scale`` (``make bench-scale``) refreshes one stage and re-renders the whole file. Running each module in
 a fresh interpreter keeps peak-RSS figures per stage and stops one stage's event loop or
 threads from skewing the next.
 """
@@ -23,7 +25,9 @@ import time
 from typing import Any
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-ORDER = ["ingestor", "router", "fast_extractor", "storage", "rich", "e2e"]
+ORDER = ["ingestor", "router", "fast_extractor", "storage", "rich", "discovery", "e2e", "scale"]
+RESULTS = ROOT / "bench" / "results"
+"""Each stage's last rows (committed), so `--only STAGE` re-renders the whole of BENCHMARKS.md."""
 
 
 def stage_modules() -> list[str]:
@@ -128,8 +132,8 @@ def main() -> None:
     if args.stage:
         print(json.dumps(run_one(args.stage, args.quick)))
         return
-    rows: list[dict[str, Any]] = []
     failures: dict[str, str] = {}
+    info = machine()
     for stage in args.only or stage_modules():
         started = time.monotonic()
         print(f">> bench {stage} ...", file=sys.stderr, flush=True)
@@ -140,9 +144,23 @@ def main() -> None:
             print(proc.stderr[-3000:], file=sys.stderr)
             continue
         stage_rows = json.loads(proc.stdout.strip().splitlines()[-1])
-        rows.extend(stage_rows)
+        if not args.quick:
+            RESULTS.mkdir(parents=True, exist_ok=True)
+            (RESULTS / f"{stage}.json").write_text(
+                json.dumps({"machine": info, "rows": stage_rows}, indent=1, default=str) + "\n"
+            )
         print(f"   {len(stage_rows)} rows in {time.monotonic() - started:.0f}s", file=sys.stderr)
-    pathlib.Path(args.output).write_text(render(rows, machine(), failures))
+    rows: list[dict[str, Any]] = []
+    for stage in stage_modules():
+        saved = RESULTS / f"{stage}.json"
+        if saved.exists() and not args.quick:
+            data = json.loads(saved.read_text())
+            for row in data["rows"]:
+                row.setdefault("note", "")
+                if data["machine"].get("commit") != info["commit"]:
+                    row["note"] = f"{row['note']} (measured at {data['machine'].get('commit')})".strip()
+            rows.extend(data["rows"])
+    pathlib.Path(args.output).write_text(render(rows, info, failures))
     print(f"wrote {args.output}", file=sys.stderr)
 
 

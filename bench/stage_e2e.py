@@ -27,18 +27,17 @@ import asyncpg
 from bs4 import BeautifulSoup
 from minio import Minio
 
+from tests.helpers.ledger import crawl_batch
 from tests.helpers.pipeline import Pipeline
 from tests.helpers.services import start_kafka, start_postgres, start_s3
-from workers.cli.cmd_crawl import crawl
 from workers.demoweb import DemoResolver, DemoWeb
 from workers.demoweb.data import DataFiles, locate_data_dir
-from workers.frontier import parse_list_lines
 from workers.settings import IngestorSettings, Settings, StackSettings
 
 __all__ = ["bench"]
 
 MIRRORS = 100
-WORKERS = ("ingestor", "router", "fast_extractor", "fast_extractor#2", "storage_writer")
+WORKERS = ("ingestor", "router", "fast_extractor", "fast_extractor#2", "storage_writer", "discovery")
 BENCH_ENV = {
     "STREAMCRAWL_INGESTOR_RESOLVE_OVERRIDES": '{"*.demo.test": "127.0.0.1"}',
     "STREAMCRAWL_INGESTOR_ALLOW_PRIVATE_NETWORKS": "true",
@@ -75,12 +74,10 @@ def _proc_stats(pids: list[int]) -> tuple[float, int]:
 
 
 async def _pipeline_run(settings: Settings, urls: list[str], batch: str) -> float:
-    parsed = parse_list_lines(urls, scheme="http")
     started = time.monotonic()
-    progress = await crawl(settings, parsed, batch=batch, wait=True, timeout_s=600)
-    assert progress is not None
+    progress = await crawl_batch(settings, urls, batch, timeout_s=600)
     summary = progress.summary()
-    if summary["lost"] or summary["dead_lettered"]:
+    if summary["in_flight"] or summary["dead_lettered"]:
         raise RuntimeError(f"bench crawl incomplete: {summary}")
     return len(urls) / (time.monotonic() - started)
 

@@ -3,7 +3,9 @@
 Data: the 130 readability test pages (scored with bench/quality.py). Baselines measured
 in the same run on the same pages: BeautifulSoup ``get_text`` of the whole page (lxml
 builder) and readability-lxml (``Document(html).summary()``), for speed and F1; for
-titles, ``og:title`` else ``<title>``.
+titles, ``og:title`` else ``<title>``. Then (bench/extraction_sets.py) main text on the
+Dragnet set (unseen: never tuned on) and the CleanEval set (tuned on) beside trafilatura
+and readability-lxml, language identification, and the extraction-process hand-off.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 
 from selectolax.lexbor import LexborHTMLParser
 
+from bench.extraction_sets import gold_rows, handoff_rows, language_rows
 from bench.quality import ReadabilityCase, load_readability, text_f1, title_match, visible_text
 from workers.extract import extract
 
@@ -33,7 +36,7 @@ _MARKDOWN: dict[str, str] = {}
 
 
 def _ours(case: ReadabilityCase) -> tuple[str, str | None]:
-    out = extract(case.source, url=f"http://fakehost/test/{case.name}/")
+    out = extract(case.source, url=f"http://fakehost/test/{case.name}/", charset=case.charset)
     _MARKDOWN[case.name] = out.markdown
     return out.text, out.title
 
@@ -97,6 +100,11 @@ def bench(*, quick: bool) -> list[dict[str, Any]]:
         return [{"section": SECTION, "metric": "skipped", "note": "../shared/data not found"}]
     if quick:
         cases = cases[::10]
+    rows = _readability_rows(cases, quick=quick)
+    return rows + gold_rows(quick=quick) + language_rows(quick=quick) + handoff_rows(cases, quick=quick)
+
+
+def _readability_rows(cases: list[ReadabilityCase], *, quick: bool) -> list[dict[str, Any]]:
     runs = 1 if quick else 7
     load_before = os.getloadavg()[0]
     ours_wall, ours_cpu, ours_best, ours_out = _run(_ours, cases, runs)

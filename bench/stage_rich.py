@@ -2,17 +2,23 @@
 
 A separate process serves, with aiohttp on 127.0.0.1, the 11 TodoMVC apps of
 ``../shared/data/spa/todomvc`` and real article pages of ``../shared/data/readability``
-under ``*.bench.test`` (Chromium's ``--host-resolver-rules`` map it to 127.0.0.1 and make
-every other host unresolvable, so nothing leaves the machine). Both sides get the same
-URLs, the same Chromium (``RendererSettings.chromium_path``) with the same flags and the
+under ``*.bench.test`` (mapped to 127.0.0.1 by the guard's resolver overrides on our side
+and by Chromium's ``--host-resolver-rules`` on the baseline's; every other host is
+unresolvable or refused, so nothing leaves the machine). Both sides get the same URLs,
+the same Chromium (``RendererSettings.chromium_path``) with the same base flags and the
 same number of pages at once (``RendererSettings.concurrency``, default 4), in
 alternating runs after a warm-up:
 
-- StreamCrawl: ``Renderer.render`` → ``Rendered`` (Crawl4AI over CDP, reused tabs,
-  DOMContentLoaded + settle wait, DOM capture with shadow roots flattened, Markdown,
-  metadata and outlinks);
+- StreamCrawl: ``Renderer.render(raw_page)`` → ``Rendered`` (Crawl4AI over CDP, reused
+  tabs, the document served from the RawPage the ingestor fetched, every sub-resource
+  fetched by the guard: SSRF check, robots.txt, politeness, our User-Agent; images,
+  media and fonts not loaded, as configured by default; DOMContentLoaded + settle wait,
+  DOM capture with shadow roots flattened, Markdown, metadata and outlinks). The RawPages
+  are built from the served files before the clock starts: fetching documents is the
+  ingestor's work;
 - baseline: plain Playwright, ``chromium.launch(executable_path=...)``, one context with
-  ``concurrency`` reused pages, ``page.goto(wait_until="load")`` + ``page.content()``.
+  ``concurrency`` reused pages, ``page.goto(wait_until="load")`` + ``page.content()``,
+  Chromium fetching everything itself (the document from loopback, ~1 ms).
 
 Reported: median pages/s, Python CPU seconds per page, peak memory of Chromium's process
 tree (PSS, sampled every second: pages shared between Chromium's processes counted once;
@@ -34,17 +40,20 @@ from typing import Any
 
 import psutil
 
+from bench.offline import OverridesOnly, fetched_page
 from workers.errors import StreamCrawlError
+from workers.messages import RawPage
 from workers.rich import Renderer
 from workers.rich.browser import BASE_FLAGS, resolver_rules
 from workers.rich.memory import TreeMemory, tree_memory
-from workers.settings import RendererSettings
+from workers.settings import IngestorSettings, RendererSettings
 
 __all__ = ["bench", "bench_urls"]
 
 DATA = Path(os.environ.get("STREAMCRAWL_SHARED_DATA", "/work/shared/data"))
 HOST = "site.bench.test"
 RULES = {"*.bench.test": "127.0.0.1", "*": "~NOTFOUND"}
+GUARD = IngestorSettings(resolve_overrides={"*.bench.test": "127.0.0.1"}, allowed_networks=["127.0.0.1/32"])
 SERVER = """
 import asyncio, socket, sys
 from aiohttp import web
@@ -59,6 +68,11 @@ async def main():
     await asyncio.Event().wait()
 asyncio.run(main())
 """
+
+
+def raw_page(url: str) -> RawPage:
+    """The RawPage the ingestor would have fetched for a bench URL (its body read from disk)."""
+    return fetched_page(url, (DATA / url.split("/", 3)[3]).read_bytes())
 
 
 def bench_urls(port: int, *, articles: int) -> list[str]:
@@ -119,11 +133,13 @@ async def _ours(
 ) -> list[tuple[float, float, int, TreeMemory]]:
     out = []
     with tempfile.TemporaryDirectory(prefix="bench-rich-") as tmp:
-        async with Renderer(settings, data_dir=Path(tmp), host_resolver_rules=RULES) as renderer:
+        pages = {url: raw_page(url) for url in {*urls, *warm}}
+        resolver = OverridesOnly(overrides=GUARD.resolve_overrides, allowed_networks=GUARD.allowed_networks)
+        async with Renderer(settings, data_dir=Path(tmp), ingestor=GUARD, resolver=resolver) as renderer:
 
             async def one(url: str) -> bool:
                 try:
-                    rendered = await renderer.render(url)
+                    rendered = await renderer.render(pages[url])
                 except StreamCrawlError:
                     return False
                 return bool(rendered.markdown)

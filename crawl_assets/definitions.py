@@ -17,6 +17,7 @@ from typing import Any
 
 from dagster import Definitions, EnvVar, define_asset_job
 
+from crawl_assets.assets.corpus_export import build_corpus_export
 from crawl_assets.assets.frontier import build_crawl_frontier
 from crawl_assets.assets.lists import tranco_list
 from crawl_assets.assets.topics import kafka_topics
@@ -24,7 +25,7 @@ from crawl_assets.checks import build_checks
 from crawl_assets.jobs import build_dlq_replay_job, lag_alert_job
 from crawl_assets.partitions import frontier_keys, frontier_partitions
 from crawl_assets.resources import KafkaResource, PostgresResource, S3Resource
-from crawl_assets.schedules import build_tranco_weekly_refresh
+from crawl_assets.schedules import build_frontier_recrawl, build_tranco_weekly_refresh
 from crawl_assets.sensors.completion import build_completion_sensor
 from crawl_assets.sensors.dlq import build_dlq_sensor
 from crawl_assets.sensors.lag import build_kafka_lag_sensor
@@ -55,21 +56,37 @@ def build_definitions(
         selection=[tranco_list],
         description="Load one Tranco snapshot (the partition).",
     )
+    crawl = build_crawl_frontier(frontier)
+    recrawl_frontier = define_asset_job(
+        "recrawl_frontier",
+        selection=[crawl],
+        partitions_def=frontier,
+        description="Re-crawl frontier partitions (launched by the frontier_recrawl schedule).",
+    )
     provision_topics = define_asset_job(
         "provision_topics",
         selection=[kafka_topics],
         description="Create the registry's missing topics; report drift (partitions, configs).",
     )
     return Definitions(
-        assets=[tranco_list, kafka_topics, build_crawl_frontier(frontier), *build_stage_specs(frontier)],
+        assets=[
+            tranco_list,
+            kafka_topics,
+            crawl,
+            *build_stage_specs(frontier),
+            build_corpus_export(frontier),
+        ],
         asset_checks=build_checks(settings),
-        jobs=[dlq_replay, lag_alert_job, provision_topics, tranco_refresh],
+        jobs=[dlq_replay, lag_alert_job, provision_topics, tranco_refresh, recrawl_frontier],
         sensors=[
             build_kafka_lag_sensor(settings, lag_alert_job),
             build_dlq_sensor(dlq_replay, settings),
             build_completion_sensor(settings, frontier_keys(settings)),
         ],
-        schedules=[build_tranco_weekly_refresh(tranco_refresh)],
+        schedules=[
+            build_tranco_weekly_refresh(tranco_refresh),
+            build_frontier_recrawl(recrawl_frontier, settings),
+        ],
         resources=dict(resources) if resources is not None else default_resources(),
     )
 

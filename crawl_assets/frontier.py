@@ -1,42 +1,46 @@
-"""Publishing frontier partitions: rank ranges of a Tranco snapshot -> ``crawl.request``.
+"""Publishing frontier partitions: rank ranges of a Tranco snapshot -> crawl batches.
 
 URLs are built from a template (``https://{domain}/`` by default; the demo web and tests
-use ``http://{domain}:PORT/``), normalised and hashed by ``workers.frontier.build_request``
-and published by ``workers.frontier.publish_requests``, exactly like the CLI. URLs that are
-already stored are skipped unless ``recrawl``. Each partition is one crawl batch
-(``batch`` = the partition key) recorded in ``crawl_batches`` before publishing and marked
-``published`` once the broker acknowledged every record.
+use ``http://{domain}:PORT/``), canonicalised with ``workers.urls.normalize_url`` and published
+through ``workers.ledger.publish_batch`` — the same path as the CLI: the batch and its scope go
+into the ledger, URLs already stored are skipped (counted ``already_stored``) unless ``recrawl``.
+
+Each materialisation of a partition is **its own batch** (``<partition>@<run id>``, with
+``partition_key`` recorded): a re-crawl of a partition never rewrites the previous batch's
+membership or progress, and the completion sensor follows the latest batch of each partition.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import asyncpg
 
-from crawl_assets.batches import begin_batch, finish_batch
 from crawl_assets.partitions import rank_range
 from workers.errors import ConfigError
-from workers.frontier import build_request, publish_requests
-from workers.messages import CrawlRequest
+from workers.frontier import ListEntry
+from workers.ledger import BatchSpec, publish_batch
+from workers.messages import Scope
 from workers.settings import KafkaSettings
+from workers.urls import InvalidURL, normalize_url
 
-__all__ = ["BatchResult", "StoredHashes", "latest_list_id", "publish_partitions", "render_url"]
-
-StoredHashes = Callable[[Iterable[str]], Awaitable[set[str]]]
-"""The subset of URL hashes that already has a stored page (``PageStore.stored_hashes``)."""
+__all__ = ["BatchResult", "batch_id", "latest_list_id", "publish_partitions", "render_url"]
 
 
 @dataclass(frozen=True, slots=True)
 class BatchResult:
     batch: str
+    partition: str
     first_rank: int
     last_rank: int
     in_list: int
     """Domains of the snapshot in this rank range."""
     published: int
     skipped_stored: int
+    invalid: int = 0
+    refused: dict[str, int] = field(default_factory=dict)
 
 
 def render_url(template: str, domain: str) -> str:
@@ -46,6 +50,11 @@ def render_url(template: str, domain: str) -> str:
         raise ConfigError(f"url_template {template!r} must contain only the {{domain}} field") from exc
 
 
+def batch_id(partition: str, run_id: str | None) -> str:
+    """``0000001-0001000@1a2b3c4d``: one batch per materialisation of a partition."""
+    return f"{partition}@{(run_id or uuid.uuid4().hex)[:8]}"
+
+
 async def latest_list_id(conn: asyncpg.Connection) -> str:
     list_id = await conn.fetchval("SELECT list_id FROM tranco_snapshots ORDER BY loaded_at DESC LIMIT 1")
     if list_id is None:
@@ -53,20 +62,27 @@ async def latest_list_id(conn: asyncpg.Connection) -> str:
     return str(list_id)
 
 
-async def _requests_for(
-    conn: asyncpg.Connection, *, list_id: str, batch: str, template: str, recrawl: bool
-) -> list[CrawlRequest]:
-    lo, hi = rank_range(batch)
+async def _entries(
+    conn: asyncpg.Connection, *, list_id: str, key: str, template: str
+) -> tuple[list[ListEntry], int, int]:
+    """(unique entries, domains in range, invalid) of one partition."""
+    lo, hi = rank_range(key)
     rows = await conn.fetch(
         "SELECT rank, domain FROM tranco_lists WHERE list_id = $1 AND rank BETWEEN $2 AND $3 ORDER BY rank",
         list_id,
         lo,
         hi,
     )
-    return [
-        build_request(render_url(template, r["domain"]), batch=batch, rank=r["rank"], recrawl=recrawl)
-        for r in rows
-    ]
+    seen: dict[str, ListEntry] = {}
+    invalid = 0
+    for r in rows:
+        try:
+            url = normalize_url(render_url(template, r["domain"]))
+        except InvalidURL:
+            invalid += 1
+            continue
+        seen.setdefault(url, ListEntry(url=url, rank=r["rank"]))
+    return list(seen.values()), len(rows), invalid
 
 
 async def publish_partitions(
@@ -76,8 +92,9 @@ async def publish_partitions(
     keys: Sequence[str],
     list_id: str,
     url_template: str,
+    scope: Scope,
     recrawl: bool,
-    stored_hashes: StoredHashes,
+    sitemaps: bool = False,
     run_id: str | None = None,
 ) -> list[BatchResult]:
     """Publish each partition as its own batch, in key order; returns one result per key."""
@@ -86,25 +103,32 @@ async def publish_partitions(
     results: list[BatchResult] = []
     for key in sorted(keys):
         lo, hi = rank_range(key)
-        requests = await _requests_for(
-            conn, list_id=list_id, batch=key, template=url_template, recrawl=recrawl
-        )
-        unique = list({r.url_hash: r for r in requests}.values())
-        stored = set() if recrawl else await stored_hashes([r.url_hash for r in unique])
-        todo = [r for r in unique if r.url_hash not in stored]
-        await begin_batch(
-            conn,
-            batch=key,
+        entries, in_list, invalid = await _entries(conn, list_id=list_id, key=key, template=url_template)
+        batch = batch_id(key, run_id)
+        spec = BatchSpec(
+            batch=batch,
+            origin="dagster",
+            scope=scope,
+            recrawl=recrawl,
+            sitemaps=sitemaps,
+            partition_key=key,
             list_id=list_id,
             ranks=(lo, hi),
             url_template=url_template,
-            recrawl=recrawl,
-            urls=[(r.url_hash, r.url, r.rank) for r in todo],
-            skipped=len(unique) - len(todo),
             run_id=run_id,
         )
-        if todo:
-            await publish_requests(kafka, todo)
-        await finish_batch(conn, key)
-        results.append(BatchResult(key, lo, hi, len(requests), len(todo), len(unique) - len(todo)))
+        published = await publish_batch(conn, kafka, spec, entries)
+        results.append(
+            BatchResult(
+                batch=batch,
+                partition=key,
+                first_rank=lo,
+                last_rank=hi,
+                in_list=in_list,
+                published=published.admitted,
+                skipped_stored=published.already_stored,
+                invalid=invalid,
+                refused=dict(published.refused),
+            )
+        )
     return results

@@ -4,12 +4,11 @@
 
     tranco_snapshots    one row per loaded list snapshot (the tranco_list partition)
     tranco_lists        (list_id, rank, domain): the snapshot's rows, COPY-loaded
-    crawl_batches       one row per frontier partition published (its crawl batch)
-    crawl_batch_urls    the URL hashes a batch published: what "complete" is measured against
-    crawl_dead_letters  (batch, url_hash) seen on any *.dlq, recorded by completion_sensor
     dlq_parked          dead letters taken out of circulation (workers/dlq.py)
 
-The ``pages`` table belongs to the storage layer (workers/storage/migrations).
+The ``pages`` table and the crawl ledger (``crawl_batches``, ``crawl_urls``, … — what a batch
+requested and what became of it) belong to the workers' numbered migrations
+(workers/storage/migrations), which :func:`ensure_schema` applies first.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ from __future__ import annotations
 import asyncpg
 
 from workers.dlq import PARKED_TABLE_DDL
+from workers.storage.migrate import apply_migrations
 
 __all__ = ["SCHEMA_LOCK_KEY", "ensure_schema"]
 
@@ -41,47 +41,13 @@ _DDL = (
         PRIMARY KEY (list_id, rank)
     )
     """,
-    """
-    CREATE TABLE IF NOT EXISTS crawl_batches (
-        batch         text PRIMARY KEY,
-        list_id       text NOT NULL,
-        first_rank    integer NOT NULL,
-        last_rank     integer NOT NULL,
-        url_template  text NOT NULL,
-        recrawl       boolean NOT NULL,
-        requested     integer NOT NULL,
-        skipped       integer NOT NULL,
-        status        text NOT NULL,
-        run_id        text,
-        published_at  timestamptz,
-        updated_at    timestamptz NOT NULL DEFAULT now()
-    )
-    """,
-    """
-    CREATE TABLE IF NOT EXISTS crawl_batch_urls (
-        batch     text NOT NULL,
-        url_hash  text COLLATE "C" NOT NULL,
-        url       text NOT NULL,
-        rank      integer,
-        PRIMARY KEY (batch, url_hash)
-    )
-    """,
-    """
-    CREATE TABLE IF NOT EXISTS crawl_dead_letters (
-        batch        text NOT NULL,
-        url_hash     text COLLATE "C" NOT NULL,
-        dlq_topic    text NOT NULL,
-        error_class  text NOT NULL,
-        failed_at    timestamptz NOT NULL,
-        PRIMARY KEY (batch, url_hash)
-    )
-    """,
     PARKED_TABLE_DDL,
 )
 
 
 async def ensure_schema(conn: asyncpg.Connection) -> None:
-    """Create the control plane's tables if they are missing."""
+    """Apply the workers' migrations, then create the control plane's tables if they are missing."""
+    await apply_migrations(conn)
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK_KEY)
         for ddl in _DDL:

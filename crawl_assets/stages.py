@@ -59,7 +59,7 @@ class StageAsset:
 
     @property
     def consumers(self) -> tuple[Stage, ...]:
-        return tuple(s for s, t in STAGES.items() if t.input in self.topics)
+        return tuple(s for s, t in STAGES.items() if set(t.inputs) & set(self.topics))
 
     @property
     def is_dlq(self) -> bool:

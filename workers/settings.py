@@ -21,7 +21,10 @@ from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
+    "ApiSettings",
     "DagsterSettings",
+    "DiscoverySettings",
+    "ExtractorSettings",
     "IngestorSettings",
     "KafkaSettings",
     "MetricsSettings",
@@ -77,6 +80,12 @@ class StackSettings(BaseSettings):
     """Start supervisord and the worker daemons with `streamcrawl up`."""
     start_rich_renderer: bool = True
     """Run the rich renderer (Chromium) under supervisord; off to run without a browser."""
+    start_prometheus: bool = True
+    """Start Prometheus (Debian's `prometheus` package) with `streamcrawl up`, scraping every daemon and the lag exporter."""
+    prometheus_port: int = 19090
+    """Port of the embedded Prometheus (UI and HTTP API) on 127.0.0.1."""
+    prometheus_scrape_interval_s: float = 15.0
+    """How often the embedded Prometheus scrapes every target and evaluates the alert rules."""
 
 
 class KafkaSettings(BaseSettings):
@@ -106,6 +115,8 @@ class KafkaSettings(BaseSettings):
     """Consumer group heartbeat interval."""
     commit_interval_s: float = 1.0
     """How often workers commit the offsets of fully handled records."""
+    request_timeout_ms: int = 30_000
+    """Client request timeout: a produce not acknowledged within it fails and is sent again by the worker."""
 
 
 class PostgresSettings(BaseSettings):
@@ -159,7 +170,7 @@ class MetricsSettings(BaseSettings):
     model_config = _config("METRICS_")
 
     base_port: int = 19100
-    """Each worker process serves /metrics on base_port + its offset (ingestor 0, router 10, fast 20, rich 30, storage 40) + process number."""
+    """Each worker process serves /metrics on base_port + its offset (ingestor 0, router 10, fast 20, rich 30, storage 40, discovery 50, lag exporter 90) + process number."""
     enabled: bool = True
     """Serve Prometheus metrics from every worker."""
     process_index: int = 0
@@ -168,6 +179,8 @@ class MetricsSettings(BaseSettings):
     """Address the metrics endpoints bind to (0.0.0.0 inside a container for Prometheus to scrape)."""
     log_level: str = "INFO"
     """Log level of the worker daemons (JSON logs on stderr)."""
+    lag_exporter_interval_s: float = 15.0
+    """How often the lag exporter reads high watermarks and committed offsets of every consumer group."""
 
 
 class WorkerSettings(BaseSettings):
@@ -185,6 +198,16 @@ class WorkerSettings(BaseSettings):
     """On SIGTERM, how long in-flight work may take before the worker gives up (keep under supervisord's stopwaitsecs)."""
     max_page_bytes: int = 5 * 1024 * 1024
     """Raw HTML size cap. Larger bodies are truncated to this size and flagged `truncated` (see ARCHITECTURE.md)."""
+    max_crashes: int = 3
+    """Deaths of a worker process blamed on one record (handled alone after the first) before that record is dead-lettered as WorkerCrashed."""
+    revoke_wait_s: float = 10.0
+    """On partition revocation, how long the revoked partitions' in-flight records may take to finish before their offsets are committed (keep under the rebalance timeout)."""
+    no_partitions_exit_s: float = 300.0
+    """A worker that holds no partitions for this long (and its group is not simply saturated) exits non-zero, to be restarted."""
+    stall_exit_s: float = 300.0
+    """A worker that finishes no record for this long while records wait or are in flight (or hears no fetch response) exits non-zero."""
+    loop_block_exit_s: float = 120.0
+    """A worker whose event loop is blocked this long (one record hogging the CPU) is killed by its watchdog thread; the record is then blamed like a crash."""
 
 
 class IngestorSettings(BaseSettings):
@@ -259,6 +282,16 @@ class IngestorSettings(BaseSettings):
     retry_max_delay_s: float = 10.0
     """Cap of one in-process retry delay (a Retry-After is capped by retry_after_cap_s instead)."""
 
+    @property
+    def user_agent_header(self) -> str:
+        """The User-Agent sent on every request (the ingestor's and the rich renderer's browser)."""
+        return f"{self.user_agent} (+{self.contact_url})"
+
+    @property
+    def robots_token(self) -> str:
+        """The product token matched against robots.txt groups (User-Agent up to its first ``/``)."""
+        return self.user_agent.split("/", 1)[0].strip() or self.user_agent
+
 
 class RouterSettings(BaseSettings):
     """Static-vs-dynamic scoring. Weights are added to a base score of 100."""
@@ -269,6 +302,27 @@ class RouterSettings(BaseSettings):
     """Pages scoring at or above this go to the fast path, below it to the rich renderer."""
     weights: dict[str, int] = Field(default_factory=dict)
     """JSON map overriding rule weights by rule name (see workers/router/rules.py for the names)."""
+
+
+class ExtractorSettings(BaseSettings):
+    """Extraction (the fast extractor; its bounds and caps apply to the rich path's extraction too)."""
+
+    model_config = _config("EXTRACTOR_")
+
+    processes: int = 1
+    """Extraction processes per fast-extractor daemon (pages are extracted off the daemon's event loop)."""
+    page_deadline_s: float = 10.0
+    """Longest one page's extraction may take; past it the extraction process is replaced and the page dead-lettered (ExtractionError)."""
+    max_outlinks: int = 10_000
+    """Outlinks kept per page (first ones in document order); `outlinks_total` keeps the real count."""
+    max_nodes: int = 200_000
+    """Pages with more tags than this skip main-content scoring (a linear fallback extracts them) and are flagged `node_cap`."""
+    max_depth: int = 2_000
+    """Pages whose block elements nest deeper than this are parsed without them (the HTML tree builder is quadratic in that depth) and flagged `deep_nesting`."""
+    max_text_bytes: int = 1_048_576
+    """Plain main text cap (UTF-8 bytes); longer text is cut and `text` is listed in `truncated_parts`."""
+    max_markdown_bytes: int = 2_097_152
+    """Markdown cap (UTF-8 bytes); longer Markdown is cut and `markdown` is listed in `truncated_parts`."""
 
 
 class StorageSettings(BaseSettings):
@@ -282,8 +336,31 @@ class StorageSettings(BaseSettings):
     """Concurrent S3 PUTs per storage-writer process."""
     write_concurrency: int = 2
     """Sub-batches of one batch written concurrently (their PUTs overlap each other's UPSERTs)."""
-    object_layout: Literal["page", "segment"] = "page"
-    """S3 layout: `page` = one object per page part at keys derived from the URL hash; `segment` = a batch's parts packed into objects of <= 4 MB, each part a byte range (see workers/storage/plan.py)."""
+    warc_object_bytes: int = 4_000_000
+    """Largest WARC object (bytes) the writer rolls a batch's gzipped records into; each page's records are byte ranges inside one object (see workers/storage/warc.py). Below 5 MiB keeps a PUT single-part."""
+    gc_grace_s: float = 3600.0
+    """Unreferenced content objects younger than this are never deleted (a writer may have just PUT one); writers re-PUT rather than reference an object older than half of it."""
+    gc_interval_s: float = 3600.0
+    """How often a storage writer deletes content objects no page row references (0 = never; `streamcrawl fsck --repair` does it on demand)."""
+    near_duplicate_distance: int = 6
+    """Largest SimHash Hamming distance (of 64 bits) at which a page is flagged as a near duplicate of an earlier one (`duplicate_of`)."""
+
+
+class DiscoverySettings(BaseSettings):
+    """The discovery stage: following links within a batch's scope, reading sitemaps."""
+
+    model_config = _config("DISCOVERY_")
+
+    extra_suffixes: list[str] = Field(default_factory=list)
+    """JSON list of domain suffixes treated as public beside the bundled Public Suffix List, e.g. ["corp.internal"] (the demo web uses ["demo.test"])."""
+    batch_size: int = 200
+    """Records (stored pages, dead letters, sitemaps) handled per ledger transaction."""
+    max_sitemap_bytes: int = 50 * 1024 * 1024
+    """Largest sitemap file read, after gzip decompression (the protocol's limit is 50 MB)."""
+    max_sitemap_urls: int = 50_000
+    """URLs read from one sitemap file (the protocol's limit is 50,000)."""
+    max_sitemaps_per_host: int = 1_000
+    """robots.txt and sitemap files read per host and batch (sitemap indexes can nest and repeat)."""
 
 
 class RendererSettings(BaseSettings):
@@ -303,6 +380,66 @@ class RendererSettings(BaseSettings):
     """Restart the browser after this many pages."""
     max_browser_rss_mb: int = 1200
     """Restart the browser when Chromium's total RSS exceeds this."""
+    max_requests_per_page: int = 300
+    """Requests one rendered page may make besides its document (scripts, XHR/fetch, iframes, ...); later ones are refused."""
+    max_resource_bytes_per_page: int = 32 * 1024 * 1024
+    """Response bytes one rendered page may load besides its document; a response that would pass the cap is refused."""
+    blocked_resource_types: list[str] = Field(
+        default_factory=lambda: [
+            "image",
+            "media",
+            "font",
+            "texttrack",
+            "eventsource",
+            "manifest",
+            "ping",
+            "cspviolationreport",
+        ]
+    )
+    """JSON list of browser resource types never fetched (Playwright's names: image, media, font, stylesheet, script, xhr, fetch, ...)."""
+    per_host_concurrency: int = 6
+    """Sub-resource requests in flight to one host at a time, per renderer process (6: what one browser opens)."""
+    per_host_delay_s: float = 0.0
+    """Minimum delay between two sub-resource request starts to one host (robots.txt Crawl-delay raises it)."""
+    request_wait_cap_s: float = 5.0
+    """Longest a sub-resource request waits for its host's politeness turn before it is refused."""
+    cache_mb: int = 64
+    """Memory for the shared cache of sub-resources (scripts, styles) that a site's pages reuse; 0 turns it off."""
+    cache_ttl_s: float = 600.0
+    """Longest a cached sub-resource is reused (less when its Cache-Control max-age says so)."""
+    max_rendered_bytes: int = 5 * 1024 * 1024
+    """Rendered HTML size cap (UTF-8 bytes); larger DOMs are truncated and flagged (truncated_parts: rendered)."""
+
+
+class ApiSettings(BaseSettings):
+    """The read API (`workers.api`): search, pages, batches, crawl submission."""
+
+    model_config = _config("API_")
+
+    enabled: bool = True
+    """Run the API under supervisord with `streamcrawl up` (it also needs STREAMCRAWL_START_WORKERS)."""
+    bind_host: str = "127.0.0.1"
+    """Address the API listens on (0.0.0.0 only inside a container, behind a proxy or a Service)."""
+    port: int = 18400
+    """Port of the API."""
+    pool_size: int = 8
+    """PostgreSQL connections of the API process (its one pool, shared by every route)."""
+    query_timeout_s: float = 5.0
+    """Longest a PostgreSQL query of a request may run; it is cancelled after that and the request answers 503."""
+    default_page_size: int = 20
+    """Items per page of a list route when `limit` is not given."""
+    max_page_size: int = 100
+    """Largest `limit` a list route accepts."""
+    max_query_chars: int = 256
+    """Longest search query `q` accepted."""
+    rank_window: int = 1_000
+    """Relevance order ranks the N most recently fetched pages that match `q` (ranking every match of a common word costs seconds at 100k pages)."""
+    max_crawl_urls: int = 100_000
+    """Most URLs one `POST /crawls` may list (`urls` and the valid lines of `list` together)."""
+    rate_limit_per_s: int = 50
+    """Requests per second one API key may make (per API process), unless the key sets its own."""
+    dead_letter_scan: int = 2_000
+    """Dead-letter records one `GET /dead-letters` page reads from Kafka at most (follow `next_cursor` for more)."""
 
 
 class DagsterSettings(BaseSettings):
@@ -326,6 +463,14 @@ class DagsterSettings(BaseSettings):
     """Largest share of a stored frontier partition's URLs that may be dead-lettered before its check fails."""
     stale_after_s: float = 300.0
     """A stage asset whose offsets have not advanced for this long while work is pending upstream is stale."""
+    retention_alert_ratio: float = 0.5
+    """The retention check fails when a group's oldest unconsumed record is older than this share of its topic's retention.ms."""
+    recrawl_after_days: float = 30.0
+    """The frontier_recrawl schedule (off by default) re-crawls partitions whose latest batch completed longer ago than this."""
+    recrawl_cron: str = "0 3 * * *"
+    """When the frontier_recrawl schedule runs (cron, UTC)."""
+    recrawl_max_partitions: int = 10
+    """Partitions the frontier_recrawl schedule launches per tick (each is one run)."""
 
 
 class Settings(BaseModel):
@@ -341,9 +486,12 @@ class Settings(BaseModel):
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     ingestor: IngestorSettings = Field(default_factory=IngestorSettings)
     router: RouterSettings = Field(default_factory=RouterSettings)
+    extractor: ExtractorSettings = Field(default_factory=ExtractorSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     renderer: RendererSettings = Field(default_factory=RendererSettings)
+    discovery: DiscoverySettings = Field(default_factory=DiscoverySettings)
     dagster: DagsterSettings = Field(default_factory=DagsterSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
 
     @classmethod
     def load(cls) -> Settings:

@@ -21,10 +21,10 @@ from pydantic import Field
 
 from crawl_assets.aio import run_sync
 from crawl_assets.frontier import BatchResult, latest_list_id, publish_partitions
-from crawl_assets.resources import KafkaResource, PostgresResource, S3Resource
+from crawl_assets.resources import KafkaResource, PostgresResource
 from crawl_assets.stages import FRONTIER_KEY
-from workers.settings import StorageSettings
-from workers.storage import PageStore
+from workers.messages import Scope
+from workers.scope import validate_scope
 
 __all__ = ["FrontierConfig", "build_crawl_frontier"]
 
@@ -38,7 +38,54 @@ class FrontierConfig(Config):
         default="https://{domain}/",
         description="How a domain becomes a URL; the demo web uses e.g. `http://{domain}:8080/`.",
     )
-    recrawl: bool = Field(default=False, description="Publish URLs that are already stored, too.")
+    recrawl: bool = Field(
+        default=False,
+        description="Fetch URLs that are already stored again (conditionally: If-None-Match / "
+        "If-Modified-Since); without it they are skipped and counted as already_stored.",
+    )
+    depth: int = Field(
+        default=0,
+        ge=0,
+        description="Link hops the discovery stage follows from each listed URL; 0 = only the listed "
+        "URLs (a top-sites list's home pages).",
+    )
+    scope: str = Field(
+        default="host",
+        description="Which links are followed: `host` (the listed URL's host, or where it redirected), "
+        "`domain` (its registered domain, Public Suffix List) or `any`.",
+    )
+    max_pages_per_host: int | None = Field(
+        default=None, ge=1, description="URLs one host may contribute to the batch; empty = no limit."
+    )
+    max_pages: int | None = Field(
+        default=None, ge=1, description="URLs the whole batch (each partition) may request; empty = no limit."
+    )
+    include: list[str] = Field(
+        default_factory=list,
+        description="Regular expressions; when given, a discovered URL must match one to be followed.",
+    )
+    exclude: list[str] = Field(
+        default_factory=list,
+        description="Regular expressions; a discovered URL matching one is not followed.",
+    )
+    follow_nofollow: bool = Field(default=False, description="Follow rel=nofollow links too.")
+    sitemaps: bool = Field(
+        default=False,
+        description="Also seed each batch from its hosts' robots.txt `Sitemap:` lines and /sitemap.xml.",
+    )
+
+    def to_scope(self) -> Scope:
+        return validate_scope(
+            Scope(
+                mode=self.scope,
+                max_depth=self.depth,
+                max_pages_per_host=self.max_pages_per_host,
+                max_pages=self.max_pages,
+                include=list(self.include),
+                exclude=list(self.exclude),
+                follow_nofollow=self.follow_nofollow,
+            )
+        )
 
 
 def build_crawl_frontier(partitions: PartitionsDefinition) -> AssetsDefinition:
@@ -57,32 +104,33 @@ def build_crawl_frontier(partitions: PartitionsDefinition) -> AssetsDefinition:
             deps=[AssetDep("tranco_list", partition_mapping=LastPartitionMapping()), "kafka_topics"],
             group_name="crawl",
             kinds={"kafka", "postgres"},
-            description="Publishes the URLs of a rank range to crawl.request as one crawl batch "
-            "(batch = partition key). Already stored URLs are skipped unless `recrawl`.",
+            description="Publishes the URLs of a rank range as one crawl batch (`<partition>@<run>`) with "
+            "its scope: depth 0 fetches the listed URLs, depth N follows links within `scope` under the "
+            "budgets. Already stored URLs are skipped unless `recrawl`.",
         )
         def crawl_frontier(
             context: AssetExecutionContext,
             config: FrontierConfig,
             kafka: KafkaResource,
             postgres: PostgresResource,
-            s3: S3Resource,
         ) -> MaterializeResult[None]:
             keys = context.partition_keys
+            scope = config.to_scope()
 
             async def publish() -> tuple[str, list[BatchResult]]:
                 async with postgres.connect() as conn:
                     list_id = config.list_id or await latest_list_id(conn)
-                    async with PageStore(postgres.settings(), s3.settings(), StorageSettings()) as store:
-                        results = await publish_partitions(
-                            conn,
-                            kafka.settings(),
-                            keys=keys,
-                            list_id=list_id,
-                            url_template=config.url_template,
-                            recrawl=config.recrawl,
-                            stored_hashes=store.stored_hashes,
-                            run_id=context.run_id,
-                        )
+                    results = await publish_partitions(
+                        conn,
+                        kafka.settings(),
+                        keys=keys,
+                        list_id=list_id,
+                        url_template=config.url_template,
+                        scope=scope,
+                        recrawl=config.recrawl,
+                        sitemaps=config.sitemaps,
+                        run_id=context.run_id,
+                    )
                 return list_id, results
 
             list_id, results = run_sync(publish())
@@ -90,11 +138,13 @@ def build_crawl_frontier(partitions: PartitionsDefinition) -> AssetsDefinition:
                 context.log_event(
                     AssetObservation(
                         asset_key=FRONTIER_KEY,
-                        partition=r.batch,
+                        partition=r.partition,
                         metadata={
+                            "batch": r.batch,
                             "in_list": r.in_list,
                             "published": r.published,
                             "skipped_stored": r.skipped_stored,
+                            "invalid": r.invalid,
                         },
                     )
                 )
@@ -110,6 +160,8 @@ def build_crawl_frontier(partitions: PartitionsDefinition) -> AssetsDefinition:
                     "in_list": sum(r.in_list for r in results),
                     "url_template": config.url_template,
                     "recrawl": config.recrawl,
+                    "scope": f"{scope.mode}, depth {scope.max_depth}",
+                    "batches": ", ".join(r.batch for r in results),
                 }
             )
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import random
 import socket
 
 from workers.stack.ports import port_free
 from workers.stack.seaweed import GRPC_OFFSET
 
-__all__ = ["free_port", "free_port_with_grpc"]
+__all__ = ["free_port", "free_port_block", "free_port_with_grpc"]
 
 _handed_out: set[int] = set()
 
@@ -32,3 +33,19 @@ def free_port_with_grpc() -> int:
             _handed_out.add(grpc)
             return port
     raise RuntimeError("no free port pair for SeaweedFS")
+
+
+def free_port_block(size: int = 100) -> int:
+    """The first of ``size`` consecutive free ports below the kernel's ephemeral range.
+
+    For STREAMCRAWL_METRICS_BASE_PORT (each daemon binds base + its offset): ports the OS hands
+    out for outgoing connections (32768 and up) could be taken by a client socket meanwhile.
+    """
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(20000, 32000 - size, 100)
+        block = range(base, base + size)
+        if not _handed_out.intersection(block) and all(port_free(p) for p in block):
+            _handed_out.update(block)
+            return base
+    raise RuntimeError(f"no block of {size} free ports")

@@ -7,13 +7,16 @@ the running component (stop it with ``component.stop()``) and the client setting
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import secrets
+import signal
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tests.helpers.ports import free_port, free_port_with_grpc
+from tests.helpers.ports import free_port, free_port_block, free_port_with_grpc
 from workers.provision import ProvisionReport, provision
 from workers.settings import KafkaSettings, PostgresSettings, S3Settings, StackSettings
 from workers.stack.broker import TansuBroker
@@ -21,7 +24,15 @@ from workers.stack.paths import StackPaths
 from workers.stack.postgres import EmbeddedPostgres
 from workers.stack.seaweed import SeaweedFS
 
-__all__ = ["make_stack_settings", "run_coro", "start_kafka", "start_postgres", "start_s3"]
+__all__ = [
+    "make_stack_settings",
+    "own_broker",
+    "run_coro",
+    "stack_env",
+    "start_kafka",
+    "start_postgres",
+    "start_s3",
+]
 
 T = TypeVar("T")
 
@@ -59,6 +70,31 @@ def make_stack_settings(data_dir: Path, **overrides: Any) -> StackSettings:
     }
     values.update(overrides)
     return StackSettings(**values)
+
+
+def stack_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment of a `streamcrawl` CLI run on free ports under ``data_dir`` (no other STREAMCRAWL_*)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMCRAWL_")}
+    env.update(
+        STREAMCRAWL_DATA_DIR=str(data_dir),
+        STREAMCRAWL_SEAWEED_MASTER_PORT=str(free_port_with_grpc()),
+        STREAMCRAWL_SEAWEED_VOLUME_PORT=str(free_port_with_grpc()),
+        STREAMCRAWL_SEAWEED_FILER_PORT=str(free_port_with_grpc()),
+        STREAMCRAWL_S3_ENDPOINT=f"127.0.0.1:{free_port_with_grpc()}",
+        STREAMCRAWL_KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{free_port()}",
+        STREAMCRAWL_PG_PORT=str(free_port()),
+        STREAMCRAWL_PG_PASSWORD="stack-test-password",
+        STREAMCRAWL_S3_SECRET_KEY="stack-test-secret",
+        STREAMCRAWL_DAGSTER_PORT=str(free_port()),
+        STREAMCRAWL_SUPERVISOR_PORT=str(free_port()),
+        STREAMCRAWL_PROMETHEUS_PORT=str(free_port()),
+        STREAMCRAWL_API_PORT=str(free_port()),
+        STREAMCRAWL_START_RICH_RENDERER="false",
+        # Each daemon binds base + its offset: a block below the ephemeral range.
+        STREAMCRAWL_METRICS_BASE_PORT=str(free_port_block()),
+    )
+    env.update(extra)
+    return env
 
 
 def start_s3(base: Path) -> tuple[SeaweedFS, S3Settings]:
@@ -114,3 +150,18 @@ def start_kafka(
         component.stop()
         raise
     return component, kafka, report
+
+
+@contextlib.contextmanager
+def own_broker(base: Path) -> Iterator[tuple[TansuBroker, KafkaSettings]]:
+    """A memory broker of one test's own (its groups and crash markers start empty), stopped
+    after the test — resumed first if the test froze it (SIGSTOP) and failed."""
+    component, kafka, _report = start_kafka(base)
+    try:
+        yield component, kafka
+    finally:
+        pid = component.pid()
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+        component.stop()

@@ -188,9 +188,12 @@ def test_frontier_publishes_batches_skips_stored_and_recrawls(settings: Settings
 
     meta, sent = publish()
     assert (meta["published"], meta["skipped_stored"]) == (5, 0)
+    first_batch = meta["batches"]
+    assert first_batch.startswith("01-05@")  # one batch per materialisation of a partition
     assert sorted((r.rank, r.batch, r.url) for r in sent) == [
-        (i, "01-05", f"http://site-{i:03d}-{run}.demo.test:9/") for i in range(1, 6)
+        (i, first_batch, f"http://site-{i:03d}-{run}.demo.test:9/") for i in range(1, 6)
     ]
+    assert all(r.ctx is not None and r.ctx.depth == 0 and r.ctx.scope is not None for r in sent)
     run_sync(store_pages(settings, sent[:2]))
     meta, sent = publish()
     assert (meta["published"], meta["skipped_stored"], len(sent)) == (3, 2, 3)
@@ -202,19 +205,29 @@ def test_frontier_publishes_batches_skips_stored_and_recrawls(settings: Settings
         key=None, tags={ASSET_PARTITION_RANGE_START_TAG: "01-05", ASSET_PARTITION_RANGE_END_TAG: "06-10"}
     )
     assert meta["partitions"] == 2 and meta["published"] == 6
-    assert sorted({r.batch or "" for r in sent}) == ["01-05", "06-10"]
+    assert sorted({(r.batch or "").split("@")[0] for r in sent}) == ["01-05", "06-10"]
 
-    async def batches() -> list[tuple[str, int, str]]:
+    async def batches() -> list[tuple[str, int, int, str]]:
         conn = await asyncpg.connect(settings.postgres.dsn())
         try:
             rows = await conn.fetch(
-                "SELECT batch, requested, status FROM crawl_batches WHERE list_id = $1", list_id
+                "SELECT partition_key, requested, skipped, status FROM crawl_batches WHERE list_id = $1"
+                " ORDER BY created_at",
+                list_id,
             )
         finally:
             await conn.close()
-        return sorted((r["batch"], r["requested"], r["status"]) for r in rows)
+        return [(r["partition_key"], r["requested"], r["skipped"], r["status"]) for r in rows]
 
-    assert run_sync(batches()) == [("01-05", 3, "published"), ("06-10", 3, "published")]
+    # Every materialisation kept its own batch: 5 published; 3 + 2 already stored; recrawl 5;
+    # then the backfill of both ranges (01-05: 2 stored skipped; 06-10: all 3 new).
+    assert run_sync(batches()) == [
+        ("01-05", 5, 0, "published"),
+        ("01-05", 5, 2, "published"),
+        ("01-05", 5, 0, "published"),
+        ("01-05", 5, 2, "published"),
+        ("06-10", 3, 0, "published"),
+    ]
 
 
 def test_dlq_replay_job_runs_in_process(settings: Settings) -> None:

@@ -1,6 +1,7 @@
 """End to end through the Dagster webserver: a GraphQL backfill of two frontier partitions
-of a small demo-web list, both ``stored_pages`` partitions materialised by the
-completion sensor, and a poison record replayed once by the DLQ sensor's runs, then parked.
+of a small demo-web list with link discovery (depth 1), both ``stored_pages`` partitions
+materialised by the completion sensor only once their discovered pages are accounted for,
+and a poison record handled by the DLQ sensor's runs, then parked.
 
 A whole embedded stack on free ports (S3, broker, PostgreSQL, Dagster webserver + daemon,
 supervisord workers without the rich renderer) plus the demo web. Slow (minutes): every
@@ -100,7 +101,10 @@ mutation($params: LaunchBackfillParams!) {
 }"""
 STORED = """
 { assetOrError(assetKey: {path: ["stored_pages"]}) {
-    ... on Asset { assetMaterializations(limit: 20) { partition } } } }"""
+    ... on Asset { assetMaterializations(limit: 20) {
+        partition
+        metadataEntries { label ... on IntMetadataEntry { intValue } ... on TextMetadataEntry { text } }
+    } } } }"""
 
 
 async def _prepare(settings: Settings) -> None:
@@ -117,6 +121,21 @@ async def _prepare(settings: Settings) -> None:
         await (await producer.send(CRAWL_REQUEST.name, b"\x93poison", key=b"poison"))
     finally:
         await producer.stop()
+
+
+async def _finished_after_completion(settings: Settings, batch: str) -> int:
+    """URLs of ``batch`` still queued, or finished after the batch was marked complete."""
+    conn = await asyncpg.connect(settings.postgres.dsn())
+    try:
+        return int(
+            await conn.fetchval(
+                "SELECT count(*) FROM crawl_urls u JOIN crawl_batches b USING (batch) WHERE u.batch = $1"
+                " AND (u.state = 'queued' OR u.finished_at > b.completed_at)",
+                batch,
+            )
+        )
+    finally:
+        await conn.close()
 
 
 async def _parked(settings: Settings) -> list[asyncpg.Record]:
@@ -142,7 +161,12 @@ def test_backfill_through_graphql_materialises_stored_partitions(stack: Settings
                 "runConfigData": {
                     "ops": {
                         "crawl_frontier": {
-                            "config": {"list_id": LIST_ID, "url_template": f"http://{{domain}}:{port}/"}
+                            "config": {
+                                "list_id": LIST_ID,
+                                "url_template": f"http://{{domain}}:{port}/",
+                                "depth": 1,
+                                "scope": "host",
+                            }
                         }
                     }
                 },
@@ -161,6 +185,12 @@ def test_backfill_through_graphql_materialises_stored_partitions(stack: Settings
         parked = run_sync(_parked(stack))
     print(f"\nstored partitions {sorted(stored)} and poison parked after {time.monotonic() - started:.0f} s")
     assert stored == set(PARTITIONS), _log_tails(stack)
+    for mat in mats:
+        meta = {e["label"]: e.get("intValue", e.get("text")) for e in mat["metadataEntries"]}
+        assert meta["discovered"] > 0 and meta["requested"] > 10, meta  # 10 listed + what their links found
+        assert meta["in_flight"] == 0, meta
+        late = run_sync(_finished_after_completion(stack, str(meta["batch"])))
+        assert late == 0, f"{late} URLs of {meta['batch']} were still open when it was reported complete"
     assert len(parked) == 1 and parked[0]["payload"] == b"\x93poison"
     # Undecodable is not retryable: parked by the first replay, never re-published.
     assert parked[0]["attempt"] == 1 and parked[0]["reason"] == "not retryable: MessageDecodeError"

@@ -8,6 +8,7 @@ import time
 import uuid
 from typing import Any
 
+import asyncpg
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.structs import OffsetAndMetadata
@@ -23,7 +24,6 @@ from dagster import (
 from dagster._core.storage.dagster_run import DagsterRun
 
 from crawl_assets.aio import run_sync
-from crawl_assets.batches import begin_batch, finish_batch
 from crawl_assets.jobs import DLQ_TAG, build_dlq_replay_job, lag_alert_job
 from crawl_assets.resources import KafkaResource, PostgresResource
 from crawl_assets.sensors.completion import build_completion_sensor
@@ -31,13 +31,14 @@ from crawl_assets.sensors.cursor import load_cursor
 from crawl_assets.sensors.dlq import build_dlq_sensor
 from crawl_assets.sensors.lag import build_kafka_lag_sensor
 from crawl_assets.stages import STAGE_ASSETS
-from tests.integration.test_dagster_assets import store_pages
 from workers.dlq import replay_group
 from workers.frontier import build_request
 from workers.kafka import make_consumer, make_producer
 from workers.lag import high_watermarks
-from workers.messages import DeadLetter, encode, make_headers
+from workers.ledger import BatchSpec, Candidate, Outcome, admit, create_batch, mark_published, record_outcomes
+from workers.messages import DeadLetter, Scope, encode, make_headers
 from workers.settings import DagsterSettings, Settings
+from workers.storage.migrate import apply_migrations
 from workers.topics import PROCESSED_DLQ, STORAGE_DLQ, Topic
 
 pytestmark = [
@@ -199,26 +200,32 @@ def test_lag_sensor_observes_and_alerts_once_per_episode(settings: Settings) -> 
     assert len(alerts(again)) == 1 and alerts(again) != alerts(second)
 
 
-async def _open_batch(settings: Settings, batch: str, requests: list[Any]) -> None:
-    import asyncpg
-
-    from crawl_assets.schema import ensure_schema
-
+async def _open_batch(settings: Settings, batch: str, partition: str, requests: list[Any]) -> None:
+    """A published frontier batch with ``requests`` listed, as the frontier asset leaves it."""
     conn = await asyncpg.connect(settings.postgres.dsn())
     try:
-        await ensure_schema(conn)
-        await begin_batch(
-            conn,
-            batch=batch,
-            list_id="sensor-test",
-            ranks=(1, 5),
-            url_template="{domain}",
-            recrawl=False,
-            urls=[(r.url_hash, r.url, r.rank) for r in requests],
-            skipped=0,
-            run_id=None,
+        await apply_migrations(conn)
+        await create_batch(
+            conn, BatchSpec(batch=batch, origin="dagster", scope=Scope(), partition_key=partition)
         )
-        await finish_batch(conn, batch)
+        async with conn.transaction():
+            await admit(
+                conn,
+                batch=batch,
+                scope=None,
+                candidates=[Candidate(r.url, r.url_hash, r.host, 0, rank=r.rank) for r in requests],
+            )
+        await mark_published(conn, batch)
+    finally:
+        await conn.close()
+
+
+async def _outcomes(settings: Settings, outcomes: list[Outcome]) -> None:
+    """What the discovery stage records as pages are stored and letters dead-lettered."""
+    conn = await asyncpg.connect(settings.postgres.dsn())
+    try:
+        async with conn.transaction():
+            await record_outcomes(conn, outcomes)
     finally:
         await conn.close()
 
@@ -226,30 +233,37 @@ async def _open_batch(settings: Settings, batch: str, requests: list[Any]) -> No
 def test_completion_sensor_materialises_a_partition_once_complete(settings: Settings) -> None:
     keys = ["001-005", "006-010"]
     sensor = build_completion_sensor(DagsterSettings(dlq_rate_threshold=0.3), keys)
-    resources = {**_kafka(settings), "postgres": PostgresResource.from_settings(settings.postgres)}
+    resources = {"postgres": PostgresResource.from_settings(settings.postgres)}
     run = uuid.uuid4().hex[:6]
-    done_reqs = [build_request(f"http://c{i}-{run}.demo.test/", batch=keys[0], rank=i) for i in range(1, 6)]
-    open_reqs = [
-        build_request(f"http://o{i}-{run}.demo.test/", batch=keys[1], rank=i + 5) for i in range(1, 6)
+    batches = [f"{keys[0]}@{run}", f"{keys[1]}@{run}"]
+    done_reqs = [
+        build_request(f"http://c{i}-{run}.demo.test/", batch=batches[0], rank=i) for i in range(1, 6)
     ]
-    run_sync(_open_batch(settings, keys[0], done_reqs))
-    run_sync(_open_batch(settings, keys[1], open_reqs))
+    open_reqs = [
+        build_request(f"http://o{i}-{run}.demo.test/", batch=batches[1], rank=i + 5) for i in range(1, 6)
+    ]
+    run_sync(_open_batch(settings, batches[0], keys[0], done_reqs))
+    run_sync(_open_batch(settings, batches[1], keys[1], open_reqs))
 
     def tick(cursor: str | None) -> SensorResult:
         result = sensor(build_sensor_context(cursor=cursor, resources=resources))
         assert isinstance(result, SensorResult)
         return result
 
+    def stored(batch: str, reqs: list[Any]) -> list[Outcome]:
+        return [Outcome(batch, r.url_hash, "stored", route="fast") for r in reqs]
+
     # Batch 1: 3 stored, 2 dead-lettered (one of them twice: a redelivered letter), and one
     # stored page also dead-lettered earlier (stored wins). Batch 2: 1 of 5 stored.
-    run_sync(store_pages(settings, done_reqs[:3] + open_reqs[:1]))
-    dead = [_letter(r.url_hash, keys[0]) for r in done_reqs[2:]] + [_letter(done_reqs[4].url_hash, keys[0])]
-    run_sync(_produce(settings, STORAGE_DLQ, dead))
+    dead = [Outcome(batches[0], r.url_hash, "dead", "PermanentFetchError") for r in done_reqs[2:]]
+    run_sync(_outcomes(settings, dead + dead[-1:]))
+    run_sync(_outcomes(settings, stored(batches[0], done_reqs[:3]) + stored(batches[1], open_reqs[:1])))
     first = tick(None)
     mats = [e for e in first.asset_events if isinstance(e, AssetMaterialization)]
     assert [m.partition for m in mats] == [keys[0]]
     meta = {k: v.value for k, v in mats[0].metadata.items()}
-    assert (meta["requested"], meta["stored"], meta["dead_lettered"]) == (5, 3, 2)
+    assert (meta["batch"], meta["requested"], meta["stored"], meta["dead_lettered"]) == (batches[0], 5, 3, 2)
+    assert meta["dead_by_reason"] == "PermanentFetchError: 2"
     checks = {e.check_name: e.passed for e in first.asset_events if isinstance(e, AssetCheckEvaluation)}
     assert checks == {"partition_complete": True, "dlq_rate_below_threshold": False}  # 40% > 30%
     progress = [e for e in first.asset_events if isinstance(e, AssetObservation)]
@@ -259,10 +273,11 @@ def test_completion_sensor_materialises_a_partition_once_complete(settings: Sett
     assert quiet.asset_events == [] and quiet.skip_reason is not None
 
     # Redeliveries change nothing: same pages stored again, same letters dead-lettered again.
-    run_sync(store_pages(settings, done_reqs[:3] + open_reqs[:1]))
-    run_sync(_produce(settings, STORAGE_DLQ, dead))
+    run_sync(
+        _outcomes(settings, stored(batches[0], done_reqs[:3]) + stored(batches[1], open_reqs[:1]) + dead)
+    )
     assert tick(quiet.cursor).asset_events == []
 
-    run_sync(store_pages(settings, open_reqs[1:]))
+    run_sync(_outcomes(settings, stored(batches[1], open_reqs[1:])))
     last = tick(quiet.cursor)
     assert [e.partition for e in last.asset_events if isinstance(e, AssetMaterialization)] == [keys[1]]

@@ -1,27 +1,40 @@
 """The demo web served on a free port: every URL kind answers as its expected outcome says.
 
 A tiny reference fetcher (robots, <= 5 redirects, retries on 5xx/429 honouring Retry-After,
-read and total timeouts, HTML-only) plays the ingestor's part; if it reaches the outcome
-``demo_urls`` promises for every kind, the list and the server agree.
+read and total timeouts, HTML-only, meta robots / X-Robots-Tag noindex) plays the ingestor's
+part; if it reaches the outcome ``demo_urls`` and the crawl oracle promise for every URL, the
+lists, the oracle and the server agree.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gzip
+import re
 import time
 import urllib.robotparser
+import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
+from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 import pytest
 
 from workers.demoweb import DemoResolver, DemoURL, DemoWeb, DemoWebConfig, data_urls, demo_urls
+from workers.demoweb.accesslog import fetch_counts, wait_for_records
 from workers.demoweb.data import DataFiles, locate_data_dir
+from workers.demoweb.hosts import demo_host
+from workers.demoweb.oracle import expect_crawl
+from workers.demoweb.site import Origin
+from workers.demoweb.sitemaps import sitemap_entries
+from workers.messages import Scope
+from workers.urls import canonicalize
 
 pytestmark = pytest.mark.integration
 
 MAX_BODY = 5 * 1024 * 1024
+_META_ROBOTS = re.compile(rb'<meta name="robots" content="([a-z, ]+)">')
 READ_TIMEOUT = aiohttp.ClientTimeout(sock_read=1.0)
 CONFIG = DemoWebConfig(slow_delay_s=0.2, stall_interval_s=0.2, stall_max_s=4.0, crawl_delay_s=0.1)
 
@@ -48,7 +61,7 @@ async def _robots_allows(session: aiohttp.ClientSession, url: str) -> bool:
 async def _outcome(session: aiohttp.ClientSession, url: str) -> tuple[str, bytes, str]:
     """(stored | dead_lettered | skipped, body, content type) as a simple ingestor would see it."""
     if not await _robots_allows(session, url):
-        return "skipped", b"", ""  # robots.txt disallow is a skip, not a dead letter
+        return "skipped", b"", "robots"
     for _ in range(3):
         try:
             async with asyncio.timeout(2.5):  # total deadline per attempt, body included
@@ -76,11 +89,16 @@ async def _one_attempt(session: aiohttp.ClientSession, url: str) -> tuple[str, b
             ctype = resp.headers.get("Content-Type", "")
             if not ctype.startswith(("text/html", "application/xhtml+xml")):
                 return "skipped", b"", ctype
+            if "noindex" in resp.headers.get("X-Robots-Tag", ""):
+                return "skipped", b"", "noindex"
             body = bytearray()
             async for chunk in resp.content.iter_chunked(64 * 1024):
                 body += chunk
                 if len(body) >= MAX_BODY:
                     break
+            meta = _META_ROBOTS.search(bytes(body[:65536]))
+            if meta and meta.group(1) in (b"noindex", b"none"):
+                return "skipped", b"", "noindex"
             return "stored", bytes(body[:MAX_BODY]), ctype
     return "dead_lettered", b"", ""  # more than 5 redirects
 
@@ -110,6 +128,60 @@ async def test_every_kind_reaches_its_expected_outcome(web: DemoWeb) -> None:
         if u.kind.startswith("huge"):
             assert len(body) == MAX_BODY
     assert time.monotonic() - started < 30
+
+
+async def test_a_crawl_oracle_outcome_for_every_url_of_two_sites(web: DemoWeb) -> None:
+    """Every URL a depth-2 crawl requests answers as the oracle says (the oracle never fetched it)."""
+    listed = [f"{web.base_url(demo_host(i))}/" for i in (5, 15)]  # site-015 has huge_length, site-005 a stall
+    expectation = expect_crawl(listed, Scope(mode="domain", max_depth=2), config=CONFIG, fetch_timeout_s=2.5)
+    assert expectation.exact and expectation.requested > 80
+    urls = list(expectation.urls.values())
+    async with _session() as session:
+        results = await asyncio.gather(*(_outcome(session, u.url) for u in urls))
+    mismatches = [
+        (u.kind, u.url, got, u.outcome)
+        for u, (got, _, _) in zip(urls, results, strict=True)
+        if got != u.outcome
+    ]
+    assert not mismatches
+    for u, (_, _, why) in zip(urls, results, strict=True):
+        if u.reason in ("robots", "noindex"):
+            assert why == u.reason, u.url
+
+
+async def test_sitemaps_parse_to_the_oracles_entries(web: DemoWeb) -> None:
+    host = demo_host(3)
+    base = web.base_url(host)
+    found: list[str] = []
+    async with _session() as session:
+        async with session.get(f"{base}/robots.txt") as resp:
+            todo = [
+                line.split(":", 1)[1].strip()
+                for line in (await resp.text()).splitlines()
+                if line.startswith("Sitemap:")
+            ]
+        assert todo == [f"{base}/sitemap.xml", f"{base}/sitemaps/extra.txt"]
+        kinds = set()
+        while todo:
+            async with session.get(todo.pop(0)) as resp:
+                body, ctype = await resp.read(), resp.headers["Content-Type"]
+            assert resp.status == 200
+            kinds.add(ctype.split(";")[0])
+            if ctype == "application/gzip":
+                body = gzip.decompress(body)
+            if ctype.startswith("text/plain"):
+                found += body.decode().split()
+                continue
+            root = ET.fromstring(body)
+            locs = [el.text or "" for el in root.iter("{http://www.sitemaps.org/schemas/sitemap/0.9}loc")]
+            if root.tag.endswith("sitemapindex"):
+                todo += locs
+            else:
+                found += locs
+    assert kinds == {"application/xml", "application/gzip", "text/plain"}
+    assert sorted(found) == sorted(sitemap_entries(Origin(host, f":{web.port}", 60)))
+    assert any("utm_source=sitemap&utm_medium=xml" in u for u in found)  # &amp; decoded
+    assert len({canonicalize(u) for u in found}) < len(found)  # duplicates collapse
 
 
 async def test_host_header_on_a_plain_loopback_connection(web: DemoWeb) -> None:
@@ -159,16 +231,32 @@ async def test_shared_data_hosts(web: DemoWeb) -> None:
             assert resp.status == 404
 
 
-async def test_processes_share_a_port_and_first_request_state() -> None:
-    async with DemoWeb(port=0, processes=2, config=CONFIG) as web:
+async def test_processes_share_a_port_first_request_state_and_the_access_log(tmp_path: Path) -> None:
+    config = DemoWebConfig(slow_delay_s=0.2, access_log_dir=tmp_path)
+    async with DemoWeb(port=0, processes=2, config=config) as web:
         assert web.pid is not None
         statuses = []
         url = f"http://site-001.demo.test:{web.port}/flaky/9"
-        for _ in range(6):  # a fresh connection each time: SO_REUSEPORT spreads them over both processes
-            async with _session() as session, session.get(url) as resp:
+        started = time.time()
+        for _ in range(12):  # a fresh connection each time: SO_REUSEPORT spreads them over both processes
+            async with (
+                _session() as session,
+                session.get(url, headers={"User-Agent": "StreamCrawl/test"}) as resp,
+            ):
                 statuses.append(resp.status)
-        assert statuses == [500, 200, 200, 200, 200, 200]
+        async with (
+            _session() as session,
+            session.get(f"http://site-001.demo.test:{web.port}/missing/1") as resp,
+        ):
+            assert resp.status == 404
+        assert statuses == [500] + [200] * 11
+        records = await wait_for_records(tmp_path, at_least=13)  # lines are flushed every 0.2 s
     assert web.pid is None
+    assert len(records) == 13 and len({r.pid for r in records}) == 2  # both processes logged
+    assert [r.status for r in records if r.target == "/flaky/9"] == statuses
+    assert all(started <= r.time <= time.time() for r in records)
+    counts = fetch_counts(records, user_agent="StreamCrawl")
+    assert counts == {f"http://site-001.demo.test:{web.port}/flaky/9": 12}
 
 
 async def test_stop_is_quick_while_a_stall_is_open() -> None:

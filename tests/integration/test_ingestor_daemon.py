@@ -23,7 +23,7 @@ from aiokafka import TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 from prometheus_client import REGISTRY
 
-from tests.helpers.kafka import read_since
+from tests.helpers.kafka import read_all
 from tests.helpers.web import serve
 from workers.ingestor.daemon import Ingestor
 from workers.kafka import make_consumer, make_producer
@@ -148,7 +148,7 @@ class Run:
 
     async def read(self, topic: Topic, cls: type[Message]) -> list[Any]:
         """Every record of ``topic`` of this batch produced since the run began."""
-        records = await read_since(self.kafka, topic, self.start[topic.name])
+        records = await read_all(self.kafka, [topic], since={topic.name: self.start[topic.name]})
         messages = [decode(r.value, cls) for r in records]
         return [m for m in messages if getattr(m, "batch", None) == self.batch]
 

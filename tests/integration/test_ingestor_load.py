@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers.kafka import read_since
+from tests.helpers.kafka import read_all
 from workers.kafka import make_producer
 from workers.lag import high_watermarks
 from workers.messages import CrawlRequest, DeadLetter, RawPage, decode, encode, make_headers
@@ -115,7 +115,7 @@ def _pinned(command: list[str]) -> list[str]:
 
 
 async def _read(kafka: Any, topic: Topic, start: dict[int, int], batch: str, cls: type[Any]) -> list[Any]:
-    messages = [decode(r.value, cls) for r in await read_since(kafka, topic, start)]
+    messages = [decode(r.value, cls) for r in await read_all(kafka, [topic], since={topic.name: start})]
     return [m for m in messages if m.batch == batch]
 
 

@@ -8,6 +8,7 @@ page forced through the renderer must come out with the fast path's text.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import shutil
 import time
@@ -16,17 +17,18 @@ from pathlib import Path
 
 import pytest
 
+from bench.offline import fetched_page
 from bench.quality import text_f1
 from tests.helpers.kafka import produce
+from tests.helpers.ledger import crawl_batch
 from tests.helpers.pipeline import Pipeline
 from tests.integration.test_pipeline_e2e import TIMEOUT_ENV
-from workers.cli.cmd_crawl import crawl
 from workers.demoweb import DemoWeb, data_urls
 from workers.demoweb.data import locate_data_dir
 from workers.dlq import read_dead_letters
-from workers.frontier import parse_list_lines
-from workers.messages import DeadLetter, RawPage, RoutedPage, compress_html, encode
-from workers.settings import Settings
+from workers.ingestor import Fetcher
+from workers.messages import CrawlRequest, DeadLetter, RawPage, RoutedPage, encode
+from workers.settings import IngestorSettings, Settings
 from workers.storage import PageStore
 from workers.topics import PROCESS_RICH, PROCESSED_DLQ
 from workers.urls import host_of, normalize_url, url_hash
@@ -38,7 +40,7 @@ pytestmark = [
         not shutil.which("chromium"), reason="Debian chromium not installed (make test installs it)"
     ),
 ]
-STAGES = ("ingestor", "router", "fast_extractor", "rich_renderer", "storage_writer")
+STAGES = ("ingestor", "router", "fast_extractor", "rich_renderer", "storage_writer", "discovery")
 
 
 def _csr_apps() -> dict[str, list[str]]:
@@ -56,20 +58,18 @@ def _csr_apps() -> dict[str, list[str]]:
     return apps
 
 
+async def _fetched(url: str, *, batch: str) -> RawPage:
+    """``url`` fetched as the ingestor fetches it (the renderer never fetches a document)."""
+    ingestor = IngestorSettings(allow_private_networks=True, resolve_overrides={"*.demo.test": "127.0.0.1"})
+    async with Fetcher(ingestor, max_page_bytes=5 * 2**20) as fetcher:
+        request = CrawlRequest(url=url, url_hash=url_hash(url), host=host_of(url), requested_at=time.time())
+        page = await fetcher.fetch(request)
+    return dataclasses.replace(page, batch=batch)
+
+
 def _routed_rich(url: str, html: bytes, *, batch: str, rule: str) -> RoutedPage:
     """A page the router sent to the renderer, as it travels on process.rich."""
-    raw = RawPage(
-        url=url,
-        url_hash=url_hash(url),
-        host=host_of(url),
-        final_url=url,
-        status=200,
-        content_type="text/html",
-        html_zstd=compress_html(html),
-        content_hash="0" * 32,
-        fetched_at=time.time(),
-        batch=batch,
-    )
+    raw = dataclasses.replace(fetched_page(url, html, charset=None), batch=batch)
     return RoutedPage(page=raw, route="rich", score=0, rules=[rule])
 
 
@@ -96,13 +96,10 @@ async def test_client_rendered_apps_reach_storage_with_their_text(
         urls = [u for u in urls if "spa.demo.test" in u]
         assert len(urls) == len(apps)
         batch = f"rich-{time.time_ns()}"
-        progress = await crawl(
-            settings, parse_list_lines(urls, scheme="http"), batch=batch, wait=True, timeout_s=240
-        )
-        assert progress is not None
+        progress = await crawl_batch(settings, urls, batch, timeout_s=240)
         summary = progress.summary()
         logs = {s: pipeline.logs(s) for s in STAGES}
-        assert summary["stored"] == len(urls), (summary, progress.reasons, logs["rich_renderer"])
+        assert summary["stored"] == len(urls), (summary, progress.examples, logs["rich_renderer"])
         assert summary["rich"] == len(urls), "every csr app is routed to the renderer"
         async with PageStore(settings.postgres, settings.s3, settings.storage) as store:
             for url in urls:
@@ -127,13 +124,12 @@ async def test_static_page_through_the_renderer_matches_the_fast_path(
     try:
         url = next(u.url for u in data_urls(port=web.port) if "readability.demo.test" in u.url)
         batch = f"static-{time.time_ns()}"
-        progress = await crawl(
-            settings, parse_list_lines([url], scheme="http"), batch=batch, wait=True, timeout_s=120
-        )
-        assert progress is not None and progress.summary()["stored"] == 1
+        progress = await crawl_batch(settings, [url], batch, timeout_s=120)
+        assert progress.summary()["stored"] == 1
         # The same page forced onto the rich path, under its own URL (the query is ignored by the server).
         forced = normalize_url(url + "?via=rich")
-        routed = _routed_rich(forced, b"<html><body>static copy</body></html>", batch=batch, rule="forced")
+        fetched = await _fetched(forced, batch=batch)
+        routed = RoutedPage(page=fetched, route="rich", score=0, rules=["forced"])
         await produce(settings.kafka, PROCESS_RICH, [encode(routed)], key=b"readability.demo.test")
         async with PageStore(settings.postgres, settings.s3, settings.storage) as store:
             deadline = time.monotonic() + 90
@@ -160,9 +156,15 @@ async def test_page_that_never_loads_is_dead_lettered_and_the_renderer_keeps_ser
         stall = normalize_url(f"http://site-003.demo.test:{web.port}/stall/7")
         ok = normalize_url(f"http://site-003.demo.test:{web.port}/app/2")
         batch = f"stall-{time.time_ns()}"
-        # An empty shell: nothing usable for the raw-HTML fallback.
-        shell = b'<html><body><div id="root"></div></body></html>'
-        messages = [encode(_routed_rich(url, shell, batch=batch, rule="empty_root")) for url in (stall, ok)]
+        # An empty shell whose script never finishes arriving (the document itself comes from
+        # the RawPage): it never parses, and the raw-HTML fallback has nothing usable.
+        shell = f'<html><body><div id="root"></div><script src="{stall}"></script></body></html>'.encode()
+        messages = [
+            encode(_routed_rich(stall, shell, batch=batch, rule="empty_root")),
+            encode(
+                RoutedPage(page=await _fetched(ok, batch=batch), route="rich", score=0, rules=["empty_root"])
+            ),
+        ]
         started = time.monotonic()
         await produce(settings.kafka, PROCESS_RICH, messages, key=b"site-003.demo.test")
         letters: list[DeadLetter] = []

@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.integration.rich_site import HOST_RULES, serve_site
+from tests.integration.rich_site import GUARD, Site, offline_resolver, raw_page, serve_site
 from workers.errors import StackError, StreamCrawlError
 from workers.rich import Renderer
 from workers.rich.browser import orphan_processes
@@ -26,14 +26,13 @@ ROOT = Path(__file__).resolve().parents[2]
 CHILD = """
 import asyncio, json, sys
 from pathlib import Path
-from workers.errors import StackError, StreamCrawlError
+from tests.integration.rich_site import GUARD, offline_resolver, raw_page
 from workers.rich import Renderer
 from workers.settings import RendererSettings
 
 async def main():
-    rules = json.loads(sys.argv[3])
-    async with Renderer(RendererSettings(), data_dir=Path(sys.argv[1]), host_resolver_rules=rules) as r:
-        await r.render(sys.argv[2])
+    async with Renderer(RendererSettings(), data_dir=Path(sys.argv[1]), ingestor=GUARD, resolver=offline_resolver()) as r:
+        await r.render(raw_page(sys.argv[2]))
         print(json.dumps(r.browser_pids()), flush=True)
         await asyncio.Event().wait()
 
@@ -43,8 +42,9 @@ asyncio.run(main())
 
 @pytest.fixture(scope="module")
 async def base() -> AsyncIterator[str]:
-    async with serve_site() as port:
-        yield f"http://site.rich.test:{port}"
+    site: Site
+    async with serve_site() as site:
+        yield site.base()
 
 
 def _alive(pid: int) -> bool:
@@ -69,7 +69,7 @@ async def _wait_dead(pids: list[int], timeout_s: float = 5.0) -> list[int]:
 def _spawn_child(data_dir: Path, url: str) -> subprocess.Popen[str]:
     """A process that renders ``url`` with a Renderer, prints the browser's PIDs, then idles."""
     return subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(data_dir), url, json.dumps(HOST_RULES)],
+        [sys.executable, "-c", CHILD, str(data_dir), url],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
@@ -108,10 +108,12 @@ async def test_sigkilled_renderer_leaves_no_chromium(tmp_path: Path, base: str) 
         if child.poll() is None:
             child.kill()
             child.wait()
-    async with Renderer(RendererSettings(), data_dir=tmp_path, host_resolver_rules=HOST_RULES) as renderer:
+    async with Renderer(
+        RendererSettings(), data_dir=tmp_path, ingestor=GUARD, resolver=offline_resolver()
+    ) as renderer:
         assert await _wait_dead(old) == []
         assert renderer.browser_pids()[0] not in old
-        rendered = await renderer.render(f"{base}/late.html")
+        rendered = await renderer.render(raw_page(f"{base}/late.html"))
         assert "Late content" in rendered.markdown
         profile = tmp_path / "browser-0" / "profile"
         assert {p.pid for p in orphan_processes(profile)} <= set(renderer.browser_pids())
@@ -140,11 +142,11 @@ async def test_orphans_of_a_crashed_run_are_killed_at_start(tmp_path: Path) -> N
 
 async def test_browser_recycled_after_n_pages(tmp_path: Path, base: str) -> None:
     settings = RendererSettings(recycle_after_pages=2)
-    async with Renderer(settings, data_dir=tmp_path, host_resolver_rules=HOST_RULES) as renderer:
+    async with Renderer(settings, data_dir=tmp_path, ingestor=GUARD, resolver=offline_resolver()) as renderer:
         first = renderer.browser_pids()
         for _ in range(2):
-            await renderer.render(f"{base}/late.html")
-        rendered = await renderer.render(f"{base}/late.html")  # waits for the restart
+            await renderer.render(raw_page(f"{base}/late.html"))
+        rendered = await renderer.render(raw_page(f"{base}/late.html"))  # waits for the restart
         assert "Late content" in rendered.markdown
         assert renderer.stats.browser_restarts == 1
         assert renderer.browser_pids()[0] != first[0]
@@ -177,10 +179,11 @@ async def test_stop_leaves_no_browser_and_no_driver(tmp_path: Path) -> None:
 
 async def test_stop_fails_queued_and_in_flight_renders_instead_of_hanging(tmp_path: Path, base: str) -> None:
     settings = RendererSettings(page_timeout_s=30)
-    renderer = Renderer(settings, data_dir=tmp_path, host_resolver_rules=HOST_RULES)
+    renderer = Renderer(settings, data_dir=tmp_path, ingestor=GUARD, resolver=offline_resolver())
     await renderer.start()
     tasks = [
-        asyncio.create_task(renderer.render(f"{base}/hang.html")) for _ in range(settings.concurrency * 2)
+        asyncio.create_task(renderer.render(raw_page(f"{base}/hang.html")))
+        for _ in range(settings.concurrency * 2)
     ]
     await asyncio.sleep(1.0)
     started = time.monotonic()
@@ -189,4 +192,4 @@ async def test_stop_fails_queued_and_in_flight_renders_instead_of_hanging(tmp_pa
     assert time.monotonic() - started < 15
     assert all(isinstance(r, StreamCrawlError) for r in results), results
     with pytest.raises(StackError):
-        await renderer.render(f"{base}/late.html")
+        await renderer.render(raw_page(f"{base}/late.html"))

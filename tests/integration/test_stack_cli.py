@@ -26,12 +26,12 @@ import psycopg2  # type: ignore[import-untyped]
 import pytest
 
 from tests.helpers.kafka import consume, produce
-from tests.helpers.ports import free_port, free_port_with_grpc
+from tests.helpers.services import stack_env
 from workers.settings import KafkaSettings, PostgresSettings, S3Settings
 from workers.stack.process import PidRecord, wait_until
 from workers.stack.procfs import descendants, pid_alive, proc_info, session_members
 from workers.stack.seaweed import s3_client
-from workers.topics import STORAGE_SAVED
+from workers.topics import DLQ_TOPICS, STORAGE_SAVED
 
 pytestmark = pytest.mark.integration
 
@@ -52,23 +52,7 @@ _ENV: dict[str, dict[str, str]] = {}
 
 
 def _stack_env(data_dir: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMCRAWL_")}
-    env.update(
-        STREAMCRAWL_DATA_DIR=str(data_dir),
-        STREAMCRAWL_SEAWEED_MASTER_PORT=str(free_port_with_grpc()),
-        STREAMCRAWL_SEAWEED_VOLUME_PORT=str(free_port_with_grpc()),
-        STREAMCRAWL_SEAWEED_FILER_PORT=str(free_port_with_grpc()),
-        STREAMCRAWL_S3_ENDPOINT=f"127.0.0.1:{free_port_with_grpc()}",
-        STREAMCRAWL_KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{free_port()}",
-        STREAMCRAWL_PG_PORT=str(free_port()),
-        STREAMCRAWL_PG_PASSWORD="stack-test-password",
-        STREAMCRAWL_S3_SECRET_KEY="stack-test-secret",
-        STREAMCRAWL_DAGSTER_PORT=str(free_port()),
-        STREAMCRAWL_SUPERVISOR_PORT=str(free_port()),
-        STREAMCRAWL_START_RICH_RENDERER="false",
-        STREAMCRAWL_METRICS_BASE_PORT=str(free_port()),
-    )
-    env.update(extra)
+    env = stack_env(data_dir, **extra)
     _ENV[str(data_dir)] = env
     return env
 
@@ -126,7 +110,15 @@ async def test_up_status_down_cycle(stack_dir: Path) -> None:
     all_up_s = time.monotonic() - started
     print(f"\nup (cold) {cold_s:.1f} s, status all up after {all_up_s:.1f} s\n{up.stdout}")
     names = [c["name"] for c in status["components"]]
-    assert names == ["s3", "broker", "postgres", "dagster-webserver", "dagster-daemon", "supervisord"]
+    assert names == [
+        "s3",
+        "broker",
+        "postgres",
+        "dagster-webserver",
+        "dagster-daemon",
+        "supervisord",
+        "prometheus",
+    ]
     assert status["up"], status["components"]
     assert all(c["up"] and c["pid"] for c in status["components"])
     # The target is 60 s (measured 36-55 s here, most of it Dagster importing itself twice);
@@ -137,10 +129,18 @@ async def test_up_status_down_cycle(stack_dir: Path) -> None:
         "router",
         "fast_extractor",
         "storage_writer",
+        "lag_exporter",
+        "discovery",
+        "api",
     }
+    assert status["prometheus"]["error"] is None and status["prometheus"]["total"] >= 6
+    # The read API answers under supervisord, bound to 127.0.0.1, and `status` says so.
+    api_ready = wait_until(lambda: bool(_status(env)["api"]["ready"]), timeout_s=60, interval_s=1.0)
+    assert api_ready, _status(env)["api"]
+    assert _status(env)["api"]["address"] == f"http://127.0.0.1:{env['STREAMCRAWL_API_PORT']}"
     assert status["kafka"]["error"] is None
     assert status["kafka"]["topics"]["raw.page"]["partitions"] == 12
-    assert set(status["kafka"]["dlq"]) == {"raw.page.dlq", "processed.dlq", "storage.dlq"}
+    assert set(status["kafka"]["dlq"]) == {t.name for t in DLQ_TOPICS}
 
     # Warm up: nothing changes.
     pids = {c["name"]: c["pid"] for c in status["components"]}

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.integration
 def test_storage_bench_quick_runs() -> None:
     rows = bench(quick=True)
     metrics = {row["metric"] for row in rows}
-    assert any("page layout" in m for m in metrics) and any("segment layout" in m for m in metrics)
+    assert any("WARC layout" in m for m in metrics) and any("redelivery" in m for m in metrics)
     for row in rows:
         assert {"section", "metric", "value", "baseline", "baseline_value", "target", "note"} <= set(row)
         assert row["value"] > 0

@@ -10,41 +10,42 @@ import zlib
 import pytest
 
 from workers.demoweb import pages, spa, special
+from workers.demoweb.graph import article_path
 from workers.demoweb.site import Origin, robots_txt, site_profile
 
 ORIGIN = Origin("site-007.demo.test", ":8080", 60)
 PROFILE = site_profile("site-007.demo.test")
+ARTICLE = article_path(1, 1, 3)
 
 
 def test_same_host_and_path_give_the_same_bytes() -> None:
-    first = pages.article_page(ORIGIN, PROFILE, "/article/3")
+    first = pages.render_path(ORIGIN, ARTICLE)
     site_profile.cache_clear()
-    again = pages.article_page(ORIGIN, site_profile("site-007.demo.test"), "/article/3")
-    assert first == again
-    assert first != pages.article_page(ORIGIN, PROFILE, "/article/4")
-    other = site_profile("site-008.demo.test")
-    assert pages.article_page(ORIGIN, other, "/article/3") != first
+    assert pages.render_path(ORIGIN, ARTICLE) == first
+    assert first != pages.render_path(ORIGIN, article_path(1, 1, 2))
+    other = Origin("site-008.demo.test", ":8080", 60)
+    assert pages.render_path(other, ARTICLE) != first
 
 
 def test_article_has_the_metadata_an_extractor_needs() -> None:
-    html = pages.article_page(ORIGIN, PROFILE, "/article/3").decode()
-    title = pages.page_title(PROFILE, "/article/3")
+    html = pages.render_path(ORIGIN, ARTICLE).decode()
+    title = pages.page_title(PROFILE, ARTICLE)
     assert f'<html lang="{PROFILE.lang}">' in html
     assert f'<meta property="og:title" content="{title}"' in html.replace("&#x27;", "'")
     assert '<meta name="description" content="' in html
-    assert '<link rel="canonical" href="http://site-007.demo.test:8080/article/3">' in html
+    assert f'<link rel="canonical" href="http://site-007.demo.test:8080{ARTICLE}">' in html
     assert 'property="article:published_time"' in html
     assert '"@type": "NewsArticle"' in html
     assert "<h1>" in html and html.count("<p>") >= 10
-    assert "<nav" in html and "<footer" in html
-    assert 'href="http://site-007.demo.test:8080/article/' in html  # same-host outlinks
-    assert re.search(r'href="http://site-(?!007)\d{3}\.demo\.test:8080/', html)  # other demo hosts
+    assert "<nav" in html and "<footer" in html and 'class="breadcrumb"' in html
+    assert 'href="/section/1"' in html  # breadcrumb to its section
+    assert re.search(r'href="http://site-(?!007)\d{3}\.demo\.test:8080/"', html)  # partner homes
 
 
 def test_article_sizes_are_realistic() -> None:
-    sizes = [len(pages.article_page(ORIGIN, PROFILE, f"/article/{n}")) for n in range(1, 30)]
-    assert min(sizes) > 10_000 and max(sizes) < 60_000
-    text = re.sub(r"<[^>]+>", " ", pages.article_page(ORIGIN, PROFILE, "/article/1").decode())
+    sizes = [len(pages.render_path(ORIGIN, f"/article/{n}")) for n in range(1, 30)]
+    assert min(sizes) > 8_000 and max(sizes) < 60_000
+    text = re.sub(r"<[^>]+>", " ", pages.render_path(ORIGIN, "/article/1").decode())
     assert len(text.split()) > 300
 
 
@@ -57,15 +58,24 @@ def test_some_static_articles_carry_framework_markers_but_keep_their_text() -> N
     paths = [f"/article/{n}" for n in range(1, 40)]
     marked = [p for p in paths if pages.is_framework_article(profile, p)]
     assert marked and len(marked) < len(paths)
-    html = pages.article_page(ORIGIN, profile, marked[0]).decode()
+    html = pages.render_path(Origin(profile.host, ":8080", 60), marked[0]).decode()
     assert "__NEXT_DATA__" in html and "data-reactroot" in html and ".bundle.js" in html
     assert html.count("<p>") >= 10
 
 
-def test_listing_and_home_link_to_many_articles() -> None:
-    html = pages.listing_page(ORIGIN, PROFILE, "/list/2").decode()
-    assert html.count('class="teaser"') >= 15
-    assert pages.home_page(ORIGIN, PROFILE).count(b"/article/") >= 15
+def test_listings_tease_their_articles_and_the_home_page_its_sections() -> None:
+    html = pages.render_path(ORIGIN, "/section/1").decode()
+    assert html.count('class="teaser"') >= 5 and html.count('href="/article/1') >= 4
+    home = pages.render_path(ORIGIN, "/").decode()
+    assert 'href="/section/1"' in home and 'href="/calendar/' in home and "blog.site-007" in home
+    assert 'rel="nofollow"' in home
+
+
+def test_robots_pages_carry_their_directives() -> None:
+    assert b'<meta name="robots" content="noindex">' in pages.render_path(ORIGIN, "/noindex/1")
+    assert b'<meta name="robots" content="none">' in pages.render_path(ORIGIN, "/none/1")
+    assert b'<meta name="robots" content="nofollow">' in pages.render_path(ORIGIN, "/nofollow/1")
+    assert b'name="robots"' not in pages.render_path(ORIGIN, "/x-robots/noindex")  # a header instead
 
 
 def test_spa_shell_is_empty_until_the_bundle_runs() -> None:
@@ -86,9 +96,11 @@ def test_robots_rules_follow_the_profile() -> None:
     assert any(p.disallow_private for p in profiles) and not all(p.disallow_private for p in profiles)
     assert any(p.has_crawl_delay for p in profiles)
     for p in profiles[:20]:
-        text = robots_txt(p, crawl_delay_s=1.0, base="http://x").decode()
+        text = robots_txt(p, crawl_delay_s=1.0, base="http://x", sitemaps=("/a.xml", "/b.txt")).decode()
         assert ("Disallow: /private/" in text) == p.disallow_private
         assert ("Crawl-delay: 1" in text) == p.has_crawl_delay
+        assert "Disallow: /admin/" in text
+        assert "Sitemap: http://x/a.xml\nSitemap: http://x/b.txt\n" in text
 
 
 @pytest.mark.parametrize("variant", special.CHARSET_VARIANTS)

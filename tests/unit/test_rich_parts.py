@@ -1,8 +1,9 @@
 """Rich renderer parts that need no browser: resolver rules, error mapping, DOM content,
-profile slots, the orphan killer and the start-up checks."""
+profile slots, the orphan killer, the start-up checks and the output record's size caps."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from bench.offline import fetched_page
 from workers.errors import (
     BlockedError,
     ConfigError,
@@ -22,12 +24,14 @@ from workers.errors import (
     StackError,
     TransientFetchError,
 )
-from workers.rich import Renderer
+from workers.messages import CrawlContext, ProcessedPage, RawPage, RoutedPage, decode
+from workers.rich import Rendered, Renderer
 from workers.rich.browser import ProfileSlot, kill_orphans, resolver_rules
 from workers.rich.content import page_content
 from workers.rich.failures import classify, failure_reason, short, status_error
 from workers.rich.memory import tree_memory
-from workers.settings import RendererSettings
+from workers.rich_renderer.record import RECORD_LIMIT, encode_fitting, rendered_page
+from workers.settings import ExtractorSettings, RendererSettings
 
 
 def test_resolver_rules_keep_order_and_reject_injection() -> None:
@@ -171,14 +175,18 @@ def test_tree_memory_of_this_process() -> None:
     assert psutil.pid_exists(os.getpid())
 
 
+def _raw(url: str, body: bytes = b"<html><body>hi</body></html>") -> RawPage:
+    return fetched_page(url, body)
+
+
 async def test_renderer_refuses_before_start_and_non_http(tmp_path: Path) -> None:
     renderer = Renderer(RendererSettings(), data_dir=tmp_path)
     with pytest.raises(BlockedError):
-        await renderer.render("file:///etc/passwd")
+        await renderer.render(_raw("file:///etc/passwd"))
     with pytest.raises(BlockedError):
-        await renderer.render("chrome://crash")
+        await renderer.render(_raw("chrome://crash"))
     with pytest.raises(StackError):
-        await renderer.render("http://x.test/")
+        await renderer.render(_raw("http://x.test/"))
 
 
 async def test_missing_chromium_says_how_to_install(tmp_path: Path) -> None:
@@ -186,3 +194,66 @@ async def test_missing_chromium_says_how_to_install(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="apt-get install -y chromium"):
         async with Renderer(settings, data_dir=tmp_path):
             pass
+
+
+def _rendered(html: str, *, truncated: bool = False) -> Rendered:
+    content = page_content(html, url="http://x.test/")
+    return Rendered(
+        html=html,
+        markdown=content.markdown,
+        title=content.title,
+        description=None,
+        lang=None,
+        links=content.links,
+        status=200,
+        elapsed_s=0.1,
+        final_url="http://x.test/",
+        truncated=truncated,
+    )
+
+
+def test_rendered_page_caps_markdown_flags_parts_and_carries_the_context() -> None:
+    raw = dataclasses.replace(
+        _raw("http://x.test/"),
+        truncated=True,
+        ctx=CrawlContext(depth=2, seed="x.test"),
+        request_id="req-1",
+        peer_ip="127.0.0.1",
+        response_headers=[["Content-Type", "text/html"]],
+    )
+    html = "<html><body>" + "<p>Words and more words in a long page.</p>" * 2000 + "</body></html>"
+    routed = RoutedPage(page=raw, route="rich", score=10, rules=["empty_root"])
+    processed = rendered_page(
+        routed, _rendered(html, truncated=True), settings=ExtractorSettings(max_markdown_bytes=10_000)
+    )
+    assert len(processed.markdown.encode()) <= 10_000
+    assert processed.truncated and sorted(processed.truncated_parts) == ["markdown", "raw", "rendered"]
+    assert processed.ctx == raw.ctx and processed.request_id == "req-1" and processed.peer_ip == "127.0.0.1"
+    assert processed.response_headers == raw.response_headers and processed.route == "rich"
+    small = rendered_page(
+        routed,
+        _rendered("<html><body><p>short</p></body></html>"),
+        settings=ExtractorSettings(max_markdown_bytes=10_000),
+    )
+    assert small.truncated_parts == ["raw"]
+
+
+def test_encode_fitting_drops_the_dom_then_cuts_markdown_then_outlinks() -> None:
+    links = [f"http://x.test/{n:06d}" for n in range(20_000)]
+    html = (
+        "<html><body>"
+        + "".join(f'<a href="{u}">link {n}</a> ' for n, u in enumerate(links))
+        + "</body></html>"
+    )
+    routed = RoutedPage(page=_raw("http://x.test/"), route="rich", score=0)
+    processed = rendered_page(routed, _rendered(html), settings=ExtractorSettings(max_markdown_bytes=10**7))
+    value, same = encode_fitting(processed)
+    assert same is processed and len(value) <= RECORD_LIMIT
+    for limit in (400_000, 200_000, 50_000):
+        value, fitted = encode_fitting(processed, limit=limit)
+        assert len(value) <= limit
+        assert decode(value, ProcessedPage).truncated_parts == fitted.truncated_parts
+        assert fitted.rendered_html_zstd is None and "rendered" in fitted.truncated_parts
+    assert "outlinks" in fitted.truncated_parts and len(fitted.outlinks) < len(links)
+    with pytest.raises(ExtractionError, match="record limit"):
+        encode_fitting(processed, limit=100)

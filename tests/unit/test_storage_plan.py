@@ -1,4 +1,4 @@
-"""Storage layer without services: key layout, write planning, row encoding, migrations."""
+"""Storage layer without services: key layout, packing records into objects, row encoding, migrations."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import zstandard
 from workers.errors import RecordRejected
 from workers.messages import ProcessedPage, compress_html
 from workers.storage.migrate import load_migrations
-from workers.storage.objects import Blob, digest, page_keys, segment_key
+from workers.storage.objects import page_keys, segment_key
 from workers.storage.pages import (
     UPSERT_SQL,
     clean_text,
@@ -21,12 +21,10 @@ from workers.storage.pages import (
     split_lines,
     unsigned_simhash,
 )
-from workers.storage.plan import ObjectRefs, WritePlan, plan_writes
+from workers.storage.plan import ObjectRefs, pack
+from workers.storage.warc import PageRecords, build_page_records, sha1_digest
+from workers.storage.warc_read import decode_part, read_record
 from workers.urls import url_hash
-
-
-def _rb(plan: WritePlan) -> tuple[list[ObjectRefs], list[Blob]]:
-    return plan.refs, plan.blobs
 
 
 def page(n: int = 0, **changes: object) -> ProcessedPage:
@@ -66,80 +64,67 @@ def test_a_bad_url_hash_is_a_rejected_record(bad: str) -> None:
         page_keys(bad)
 
 
-def test_page_layout_writes_html_and_markdown_then_nothing_when_unchanged() -> None:
-    p = page(1)
-    refs, blobs = _rb(plan_writes([p], [None], layout="page"))
-    assert sorted(b.key for b in blobs) == sorted(
-        [page_keys(p.url_hash).html, page_keys(p.url_hash).markdown]
-    )
-    assert refs[0].html is not None and refs[0].html.digest == digest(p.html_zstd)
-    assert refs[0].rendered is None
-
-    again, blobs2 = _rb(plan_writes([p], refs, layout="page"))
-    assert blobs2 == [] and again == refs
-
-    changed = dataclasses.replace(p, markdown="# new text")
-    refs3, blobs3 = _rb(plan_writes([changed], refs, layout="page"))
-    assert [b.key for b in blobs3] == [page_keys(p.url_hash).markdown]
-    assert refs3[0].html == refs[0].html
+def _records(pages: list[ProcessedPage]) -> list[PageRecords]:
+    return [build_page_records(p) for p in pages]
 
 
-def test_rendered_dom_is_a_third_object_and_skipped_pages_have_none() -> None:
-    p = page(2, rendered_html_zstd=compress_html(b"<html>rendered</html>"))
-    _, blobs = _rb(plan_writes([p], [None], layout="page"))
-    assert page_keys(p.url_hash).rendered in {b.key for b in blobs}
-
-    skipped = page(3, skipped="content-type application/pdf", html_zstd=b"", markdown="")
-    refs, blobs = _rb(plan_writes([skipped], [None], layout="page"))
-    assert blobs == [] and refs == [ObjectRefs()]
-
-    empty_md = page(4, markdown="")
-    refs, blobs = _rb(plan_writes([empty_md], [None], layout="page"))
-    assert len(blobs) == 1 and refs[0].markdown is None
-
-
-def test_a_part_the_new_version_lacks_is_deleted_after_the_row_write() -> None:
-    p = page(5)
-    refs, _ = _rb(plan_writes([p], [None], layout="page"))
-    now_skipped = dataclasses.replace(p, skipped="content-type application/pdf", html_zstd=b"", markdown="")
-    plan = plan_writes([now_skipped], refs, layout="page")
-    assert plan.blobs == [] and plan.refs == [ObjectRefs()]
-    assert sorted(plan.stale) == sorted([page_keys(p.url_hash).html, page_keys(p.url_hash).markdown])
-    # Parts inside a segment are never deleted one by one.
-    seg_refs, _ = _rb(plan_writes([p], [None], layout="segment"))
-    assert plan_writes([now_skipped], seg_refs, layout="page").stale == []
-
-
-def test_segment_layout_packs_parts_as_readable_byte_ranges() -> None:
-    pages = [page(i) for i in range(5)]
-    refs, blobs = _rb(plan_writes(pages, [None] * 5, layout="segment"))
+def test_pages_are_packed_as_contiguous_runs_of_records_readable_by_range() -> None:
+    pages = [page(i, text=f"page {i} text") for i in range(5)]
+    blobs, refs = pack(_records(pages), max_bytes=4_000_000, now=time.time())
     assert len(blobs) == 1
     body = blobs[0].data
+    assert blobs[0].key.startswith("warc/") and blobs[0].key.endswith(".warc.gz")
+    first = read_record(body[: refs[0].warc.offset if refs[0].warc else 0])
+    assert first.kind == "warcinfo"  # every object opens with one
+    end = None
     for p, r in zip(pages, refs, strict=True):
-        assert r.html is not None and r.markdown is not None
-        assert r.html.key == blobs[0].key == segment_key(digest(body))
-        assert r.html.offset is not None and r.html.length is not None
-        html = body[r.html.offset : r.html.offset + r.html.length]
-        assert zstandard.ZstdDecompressor().decompress(html) == zstandard.ZstdDecompressor().decompress(
-            p.html_zstd
-        )
-        assert r.markdown.offset is not None and r.markdown.length is not None
-        md = body[r.markdown.offset : r.markdown.offset + r.markdown.length]
+        assert r.warc is not None and r.html is not None and r.markdown is not None and r.text is not None
+        assert {r.html.key, r.markdown.key, r.text.key, r.warc.key} == {blobs[0].key}
+        if end is not None:
+            assert r.warc.offset == end  # runs are contiguous
+        end = r.warc.offset + r.warc.length
+        assert r.warc.offset <= r.html.offset < r.warc.offset + r.warc.length  # type: ignore[operator]
+        assert r.rendered is None
+        html = decode_part(body[r.html.offset : r.html.offset + r.html.length], part="html", warc=True)  # type: ignore[operator]
+        assert html == zstandard.ZstdDecompressor().decompress(p.html_zstd)
+        md = decode_part(
+            body[r.markdown.offset : r.markdown.offset + r.markdown.length], part="markdown", warc=True
+        )  # type: ignore[operator]
         assert md.decode() == p.markdown
-
-    # The same batch again after a crash before the row write maps to the same key.
-    _, again = _rb(plan_writes(pages, [None] * 5, layout="segment"))
-    assert [b.key for b in again] == [blobs[0].key]
-    # Stored and unchanged: nothing to write.
-    _, none = _rb(plan_writes(pages, refs, layout="segment"))
-    assert none == []
+        assert r.html.digest == sha1_digest(html)
+    assert end == len(body)
 
 
-def test_segments_are_split_at_the_size_cap() -> None:
+def test_objects_are_rolled_at_the_size_cap_and_keys_are_never_reused() -> None:
     pages = [page(i) for i in range(10)]
-    _, blobs = _rb(plan_writes(pages, [None] * 10, layout="segment", segment_max_bytes=200))
-    assert len(blobs) > 1
-    assert sum(len(b.data) for b in blobs) == sum(len(p.html_zstd) + len(p.markdown.encode()) for p in pages)
+    records = _records(pages)
+    blobs, refs = pack(records, max_bytes=3 * records[0].size, now=time.time())
+    assert len(blobs) >= 3
+    assert len({b.key for b in blobs}) == len(blobs)
+    assert len({r.warc.key for r in refs if r.warc}) == len(blobs)
+    again, _ = pack(records, max_bytes=3 * records[0].size, now=time.time())
+    assert not {b.key for b in again} & {b.key for b in blobs}  # a rewrite never replaces an object
+    big, big_refs = pack(records[:1], max_bytes=10, now=time.time())  # bigger than the cap: alone
+    assert len(big) == 1 and big_refs[0].warc is not None
+
+
+def test_optional_parts_get_records_only_when_present() -> None:
+    bare = build_page_records(page(1, markdown="", text=""))
+    assert [r.kind for r in bare.records] == ["request", "response", "metadata"]
+    rich = build_page_records(page(2, text="t", rendered_html_zstd=compress_html(b"<html>r</html>")))
+    assert [(r.kind, r.part) for r in rich.records] == [
+        ("request", None),
+        ("response", "html"),
+        ("metadata", None),
+        ("conversion", "text"),
+        ("conversion", "markdown"),
+        ("conversion", "rendered"),
+    ]
+
+
+def test_a_corrupt_body_is_rejected_not_stored() -> None:
+    with pytest.raises(RecordRejected):
+        build_page_records(page(1, html_zstd=b"\x28\xb5\x2f\xfd garbage"))
 
 
 def test_list_columns_round_trip_and_never_split_an_item() -> None:
@@ -172,4 +157,5 @@ def test_migrations_are_numbered_and_ordered() -> None:
     migrations = load_migrations()
     assert [m.version for m in migrations] == sorted({m.version for m in migrations})
     assert migrations[0].version == 1 and "CREATE TABLE pages" in migrations[0].sql
+    assert 10 in {m.version for m in migrations}  # the WARC layout and corpus columns
     assert all(len(m.checksum) == 64 for m in migrations)

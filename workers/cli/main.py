@@ -30,8 +30,19 @@ from workers.settings import Settings
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
-COMMANDS: tuple[str, ...] = ("up", "down", "status", "crawl", "demo", "export", "dlq", "provision")
-"""Subcommand names; each lives in ``workers.cli.cmd_<name>``."""
+COMMANDS: tuple[str, ...] = (
+    "up",
+    "down",
+    "status",
+    "crawl",
+    "demo",
+    "export",
+    "fsck",
+    "dlq",
+    "provision",
+    "api_key",
+)
+"""Subcommand names; each lives in ``workers.cli.cmd_<name>`` (``api_key`` registers ``api-key``)."""
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,16 +7,16 @@ import time
 
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from workers.progress import BatchProgress
+from workers.ledger import BatchProgress, RateMeter
 
 __all__ = ["ProgressView"]
 
 
-def _line(p: BatchProgress) -> str:
-    c = p.counts()
+def _line(p: BatchProgress, rate: float) -> str:
     return (
-        f"fetched {c['fetched']} · fast {c['fast']} · rich {c['rich']} · processed {c['processed']} · "
-        f"stored {c['stored']} · dead-lettered {c['dead_lettered']} · {p.rate():.1f} pages/s"
+        f"requested {p.requested} ({p.discovered} discovered) · stored {p.stored} · "
+        f"skipped {p.skipped} · dead-lettered {p.dead_lettered} · in flight {p.in_flight} · "
+        f"{rate:.1f} pages/s"
     )
 
 
@@ -26,6 +26,7 @@ class ProgressView:
         self._tty = sys.stderr.isatty()
         self._plain_every_s = plain_every_s
         self._last_plain = 0.0
+        self._meter = RateMeter()
         self._progress: Progress | None = None
         if self._tty:
             self._progress = Progress(
@@ -40,16 +41,23 @@ class ProgressView:
             self._progress.start()
 
     def update(self, progress: BatchProgress) -> None:
+        self._meter.add(progress.stored + progress.unchanged)
+        rate = self._meter.rate()
         if self._progress is not None:
-            self._progress.update(self._task, completed=progress.accounted, description=_line(progress))
+            self._progress.update(
+                self._task,
+                completed=progress.accounted,
+                total=max(progress.requested, 1),
+                description=_line(progress, rate),
+            )
             return
         now = time.monotonic()
-        if now - self._last_plain >= self._plain_every_s or progress.done:
+        if now - self._last_plain >= self._plain_every_s or progress.complete:
             self._last_plain = now
-            eta = progress.eta_s()
+            eta = self._meter.eta_s(progress.in_flight)
             sys.stderr.write(
-                f"[{progress.accounted}/{self.total}] {_line(progress)}"
-                + (f" · ETA {eta:.0f}s" if eta is not None and not progress.done else "")
+                f"[{progress.accounted}/{progress.requested}] {_line(progress, rate)}"
+                + (f" · ETA {eta:.0f}s" if eta is not None and not progress.complete else "")
                 + "\n"
             )
             sys.stderr.flush()

@@ -21,7 +21,17 @@ From a shell (``make run``, benchmarks)::
     python -m workers.demoweb tranco --hosts 60 --port P > demo.csv
     python -m workers.demoweb bench --port P --clients 2 --server-pid PID
 
-The URL map is in app.py, the expected outcome of every URL kind in urls.KINDS.
+Each generated site is a tree of pages and links (graph.py, sizes in shape.py, sitemaps in
+sitemaps.py) that the server renders; the expected outcome of every kind of URL is in
+kinds.KINDS. What a correct crawl of a list with a scope requests and stores comes from the
+same graph, never from crawling::
+
+    from workers.demoweb.oracle import expect_crawl, sitemap_urls
+    expectation = expect_crawl(["http://site-001.demo.test:P/"], Scope(mode="domain", max_depth=3))
+    expectation.stored, expectation.urls[url].outcome, expectation.dropped, expectation.exact
+
+With ``DemoWebConfig(access_log_dir=...)`` (``--access-log-dir``) every request is logged,
+one file per server process; ``accesslog.read_access_log(dir)`` merges them.
 """
 
 from __future__ import annotations

@@ -7,25 +7,30 @@ host+path; with several server processes the "already seen" marks live as files 
 shared state directory (atomic ``O_CREAT|O_EXCL``), so a retry that lands on another
 process still succeeds.
 
-URL map of a generated site (``site-NNN.demo.test``), see urls.py for expected outcomes::
+What a generated host (``site-NNN.demo.test``, ``blog.site-NNN.demo.test``) serves at a
+path is :func:`graph.node` (the site tree, its links and each page's kind; see graph.py
+for the tree); the kind (kinds.KINDS) decides the answer::
 
-    /                        homepage (listing)          /robots.txt     per-site rules
-    /article/<n>             article                     /list/<n>       listing
-    /private/<n>             article (robots-disallowed on ~30% of sites)
-    /landing/<n>             article at the end of a redirect chain
+    /robots.txt   per-site rules + Sitemap: lines      /sitemap.xml, /sitemaps/*   see sitemaps.py
+    /article/<n> /private/<n> /landing/<n> ...        article template (links from the node)
+    /, /section/..., /calendar/..., /list/<n> ...       listing template
+    /noindex/1 /none/1 /nofollow/1                      meta robots; /x-robots/*: X-Robots-Tag header
     /app/<n>                 SPA shell; /static/js/main.<h>.bundle.js + /api/app/<n>.json
     /redirect/<n>/<k>        k redirects (301/302/307/308, absolute and relative) -> /landing/<n>
     /redirect-loop/<n>       302 to itself
-    /missing/<n> 404         /gone/<n> 410          /error/<n> 500 always
+    /missing/<n> 404         /gone/<n> 410          /error/<n> 500 always      /admin/* 403
     /flaky/<n>               500 on the first request, then the article
     /throttle/<n>            429 Retry-After: 1 on the first request, then the article
     /throttle-always/<n>     429 Retry-After: 1 always
     /slow/<n>?delay=S        article after S seconds (default slow_delay_s)
     /stall/<n>               headers + a byte every stall_interval_s, for stall_max_s
     /huge/<n>[?length=1]     > huge_bytes of HTML, streamed (chunked, or with Content-Length)
-    /files/<n>.pdf  /data/<n>.json  /images/<n>.png     non-HTML
+    /files/<n>.pdf  /report/<n>  /data/<n>.json  /images/<n>.png     non-HTML
     /xhtml/<n>               application/xhtml+xml article
     /charset/<variant>/<n>   windows-1251, shift_jis, bogus, invalid-utf8, meta-mismatch, undeclared
+    anything else            404
+
+With ``access_log_dir`` every request is logged (accesslog.py).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import asyncio
 import hashlib
 import logging
 import os
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -42,10 +48,13 @@ from typing import Final
 
 from aiohttp import web
 
-from workers.demoweb import pages, spa, special
+from workers.demoweb import graph, pages, spa, special
+from workers.demoweb.accesslog import AccessLogWriter
 from workers.demoweb.data import DataFiles, locate_data_dir
+from workers.demoweb.graph import Node
 from workers.demoweb.hosts import DEMO_SUFFIX
 from workers.demoweb.site import Origin, SiteProfile, robots_txt, site_profile
+from workers.demoweb.sitemaps import ROBOTS_SITEMAPS, sitemap_file
 
 __all__ = ["DemoWebConfig", "make_app"]
 
@@ -53,9 +62,14 @@ log = logging.getLogger(__name__)
 
 _HTML: Final = "text/html; charset=utf-8"
 _DATA_LABELS: Final = frozenset({"readability", "spa", "rendertron"})
-_STATIC_PAGES: Final = frozenset(
-    {"about", "contact", "privacy", "terms", "careers", "advertise", "newsletter", "archive", "search"}
-)
+_ERRORS: Final = {
+    "not_found": (404, "Not Found"),
+    "unknown": (404, "Not Found"),
+    "gone": (410, "Gone"),
+    "server_error": (500, "Internal Server Error"),
+    "admin": (403, "Forbidden"),
+    "throttled_always": (429, "Too Many Requests"),
+}
 _SITE_CSS: Final = b"/* demo site stylesheet */ body{background:#fafafa}"
 _NOOP_JS: Final = b"/* demo framework chunk: the page is already rendered on the server */\n"
 _REDIRECT_CODES: Final = (301, 302, 307, 308)
@@ -85,6 +99,8 @@ class DemoWebConfig:
     """Responses kept in the per-process LRU."""
     state_dir: Path | None = None
     """Directory shared by server processes for first-request marks (flaky/throttle); None: in memory."""
+    access_log_dir: Path | None = None
+    """Log every request here, one file per server process (accesslog.py); None: no log."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,9 +131,36 @@ class _Dispatcher:
         self.data = DataFiles(locate_data_dir(config.data_dir))
         self._cache: OrderedDict[tuple[str, str], _Reply] = OrderedDict()
         self._seen: set[str] = set()
+        self.log = AccessLogWriter(config.access_log_dir) if config.access_log_dir else None
 
     # -- entry point -----------------------------------------------------------------
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        log = self.log
+        if log is None:
+            return await self._handle(request)
+        start = time.time()
+        status = 499
+        try:
+            response = await self._handle(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        except Exception:
+            status = 500
+            raise
+        finally:
+            log.record(
+                start=start,
+                method=request.method,
+                host=request.headers.get("Host", "").lower(),
+                target=request.raw_path,
+                status=status,
+                user_agent=request.headers.get("User-Agent", ""),
+            )
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         host_header = request.headers.get("Host", "").lower()
         path = request.path
         key = (host_header, path)
@@ -135,16 +178,20 @@ class _Dispatcher:
         # so benchmarks can spread real pages over hosts as a crawl of real sites would.
         data_label = label.rsplit(".", 1)[-1]
         if data_label in _DATA_LABELS:
-            reply, cacheable = self._data(data_label, path), True
+            reply = self._data(data_label, path)
         else:
-            dynamic = await self._dynamic(request, origin, path)
-            if dynamic is not None:
-                return dynamic
-            reply, cacheable = self._static(origin, site_profile(host), path)
-        if cacheable:
-            self._cache[key] = reply
-            if len(self._cache) > self.config.cache_size:
-                self._cache.popitem(last=False)
+            profile = site_profile(host)
+            resource = self._resource(origin, profile, path)
+            if resource is None:
+                page = graph.node(origin, path)
+                dynamic = await self._dynamic(request, origin, profile, page)
+                if dynamic is not None:
+                    return dynamic
+                resource = self._page(origin, profile, page)
+            reply = resource
+        self._cache[key] = reply
+        if len(self._cache) > self.config.cache_size:
+            self._cache.popitem(last=False)
         return self._respond(reply)
 
     @staticmethod
@@ -152,77 +199,62 @@ class _Dispatcher:
         return web.Response(status=reply.status, body=reply.body, headers=reply.headers)
 
     # -- deterministic pages (cacheable) ------------------------------------------------
-    def _static(self, origin: Origin, profile: SiteProfile, path: str) -> tuple[_Reply, bool]:
-        parts = path.strip("/").split("/")
-        head = parts[0]
-        n = _int(parts[1]) if len(parts) == 2 else None
-        if path == "/":
-            return _reply(pages.home_page(origin, profile)), True
-        if head in ("article", "private", "landing") and n is not None:
-            return _reply(pages.article_page(origin, profile, path)), True
-        if head == "list" and n is not None:
-            return _reply(pages.listing_page(origin, profile, path)), True
-        if head == "app" and n is not None:
-            return _reply(spa.spa_shell(origin, profile, n)), True
+    def _resource(self, origin: Origin, profile: SiteProfile, path: str) -> _Reply | None:
+        """Files that are not pages: robots.txt, sitemaps, scripts, styles, SPA data."""
         if path == "/robots.txt":
-            body = robots_txt(profile, crawl_delay_s=self.config.crawl_delay_s, base=origin.base)
-            return _reply(body, "text/plain; charset=utf-8"), True
+            body = robots_txt(
+                profile, crawl_delay_s=self.config.crawl_delay_s, base=origin.base, sitemaps=ROBOTS_SITEMAPS
+            )
+            return _reply(body, "text/plain; charset=utf-8")
+        sitemap = sitemap_file(origin, path)
+        if sitemap is not None:
+            return _reply(*sitemap)
         if path == spa.spa_bundle_path(profile):
-            return _reply(spa.spa_bundle(profile), "text/javascript; charset=utf-8"), True
-        if head == "api" and len(parts) == 3 and parts[1] == "app" and parts[2].endswith(".json"):
+            return _reply(spa.spa_bundle(profile), "text/javascript; charset=utf-8")
+        parts = path.strip("/").split("/")
+        if parts[0] == "api" and len(parts) == 3 and parts[1] == "app" and parts[2].endswith(".json"):
             m = _int(parts[2].removesuffix(".json"))
             if m is not None:
-                return _reply(spa.spa_data(profile, m), "application/json"), True
+                return _reply(spa.spa_data(profile, m), "application/json")
         if path.startswith("/static/") and path.endswith(".css"):
-            return _reply(_SITE_CSS, "text/css"), True
-        if head == "_next":
-            return _reply(_NOOP_JS, "text/javascript; charset=utf-8"), True
-        if head in _STATIC_PAGES and len(parts) == 1:
-            return _reply(pages.listing_page(origin, profile, path, heading=head.title())), True
-        if head == "redirect" and len(parts) == 3 and n is None:
-            return self._redirect(origin, parts), True
-        if head == "redirect-loop" and n is not None:
-            return _reply(b"", _HTML, 302, Location=path), True
-        if head in ("missing", "gone", "error", "admin"):
-            status, reason = {
-                "missing": (404, "Not Found"),
-                "gone": (410, "Gone"),
-                "error": (500, "Internal Server Error"),
-                "admin": (403, "Forbidden"),
-            }[head]
-            return _error(status, reason), True
-        if head == "throttle-always":
-            return _error(429, "Too Many Requests", **{"Retry-After": "1"}), True
-        if head == "xhtml" and n is not None:
-            return _reply(
-                special.xhtml_page(origin, profile, n), "application/xhtml+xml; charset=utf-8"
-            ), True
-        if head == "charset" and len(parts) == 3 and parts[1] in special.CHARSET_VARIANTS:
-            m = _int(parts[2])
-            if m is not None:
-                body, ctype = special.charset_page(origin, profile, parts[1], m)
-                return _reply(body, ctype), True
-        if len(parts) == 2 and "." in parts[1]:
-            stem, _, ext = parts[1].partition(".")
-            m = _int(stem)
-            if m is not None and (head, ext) == ("files", "pdf"):
-                return _reply(special.pdf_body(m), "application/pdf"), True
-            if m is not None and (head, ext) == ("data", "json"):
-                return _reply(special.json_body(profile, m), "application/json"), True
-            if m is not None and (head, ext) == ("images", "png"):
-                return _reply(special.png_body(m), "image/png"), True
+            return _reply(_SITE_CSS, "text/css")
+        if parts[0] == "_next":
+            return _reply(_NOOP_JS, "text/javascript; charset=utf-8")
         if path == "/favicon.ico":
-            return _reply(special.png_body(0, size=16), "image/png"), True
-        if path == "/sitemap.xml":
-            locs = "".join(f"<url><loc>{origin.base}/article/{i}</loc></url>" for i in range(1, 51))
-            xml = f'<?xml version="1.0" encoding="UTF-8"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{locs}</urlset>'
-            return _reply(xml.encode(), "application/xml"), True
-        return _error(404, "Not Found"), True
+            return _reply(special.png_body(0, size=16), "image/png")
+        return None
 
-    def _redirect(self, origin: Origin, parts: list[str]) -> _Reply:
-        n, k = _int(parts[1]), _int(parts[2])
-        if n is None or k is None:
-            return _error(404, "Not Found")
+    def _page(self, origin: Origin, profile: SiteProfile, page: Node) -> _Reply:
+        """The answer for a graph node whose response does not depend on history or time."""
+        kind, n = page.kind, page.extra.get("n", 0)
+        if page.template != "special":
+            reply = _reply(pages.render(origin, page))
+            if page.x_robots:
+                reply.headers["X-Robots-Tag"] = page.x_robots
+            return reply
+        if kind in _ERRORS:
+            status, reason = _ERRORS[kind]
+            return _error(status, reason, **({"Retry-After": "1"} if status == 429 else {}))
+        if kind == "spa":
+            return _reply(spa.spa_shell(origin, profile, n))
+        if kind in ("redirect", "redirect_too_many"):
+            return self._redirect(origin, n, page.extra["hops"])
+        if kind == "redirect_loop":
+            return _reply(b"", _HTML, 302, Location=page.path)
+        if kind == "xhtml":
+            return _reply(special.xhtml_page(origin, profile, n), "application/xhtml+xml; charset=utf-8")
+        if kind.startswith("charset_"):
+            body, ctype = special.charset_page(origin, profile, page.path.split("/")[2], n)
+            return _reply(body, ctype)
+        if kind in ("pdf", "report"):
+            return _reply(special.pdf_body(n), "application/pdf")
+        if kind == "json":
+            return _reply(special.json_body(profile, n), "application/json")
+        if kind == "image":
+            return _reply(special.png_body(n), "image/png")
+        return _error(404, "Not Found")
+
+    def _redirect(self, origin: Origin, n: int, k: int) -> _Reply:
         target = f"/landing/{n}" if k <= 1 else f"/redirect/{n}/{k - 1}"
         if k % 2:
             target = origin.base + target  # odd hops: absolute Location, even hops: relative
@@ -236,28 +268,26 @@ class _Dispatcher:
         return _reply(file.body, file.content_type, file.status, **extra)
 
     # -- history- and time-dependent endpoints (not cached) ------------------------------
-    async def _dynamic(self, request: web.Request, origin: Origin, path: str) -> web.StreamResponse | None:
-        parts = path.strip("/").split("/")
-        if len(parts) != 2 or _int(parts[1]) is None:
-            return None
-        head, n = parts[0], int(parts[1])
-        profile = site_profile(origin.host)
-        if head in ("flaky", "throttle"):
-            if self._first_request(origin.host + path):
-                if head == "flaky":
+    async def _dynamic(
+        self, request: web.Request, origin: Origin, profile: SiteProfile, page: Node
+    ) -> web.StreamResponse | None:
+        kind, n = page.kind, page.extra.get("n", 0)
+        if kind in ("flaky", "throttled"):
+            if self._first_request(origin.host + page.path):
+                if kind == "flaky":
                     return self._respond(_error(500, "Internal Server Error"))
                 return self._respond(_error(429, "Too Many Requests", **{"Retry-After": "1"}))
-            return self._respond(_reply(pages.article_page(origin, profile, path)))
-        if head == "slow":
+            return self._respond(_reply(pages.render(origin, page)))
+        if kind == "slow":
             try:
                 delay = float(request.query.get("delay", self.config.slow_delay_s))
             except ValueError:
                 delay = self.config.slow_delay_s
             await asyncio.sleep(min(max(delay, 0.0), self.config.max_delay_s))
-            return self._respond(_reply(pages.article_page(origin, profile, path)))
-        if head == "stall":
+            return self._respond(_reply(pages.render(origin, page)))
+        if kind == "stall":
             return await self._stall(request, origin, n)
-        if head == "huge":
+        if kind in ("huge", "huge_length"):
             return await self._huge(request, origin, profile, n)
         return None
 
@@ -315,4 +345,15 @@ def make_app(config: DemoWebConfig) -> web.Application:
     dispatcher = _Dispatcher(config)
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", dispatcher.handle)
+    log = dispatcher.log
+    if log is not None:
+
+        async def _start_log(_app: web.Application) -> None:
+            log.start()
+
+        async def _close_log(_app: web.Application) -> None:
+            await log.close()
+
+        app.on_startup.append(_start_log)
+        app.on_cleanup.append(_close_log)
     return app

@@ -1,8 +1,9 @@
 """Generated HTML pages: articles, listings, the homepage, and error pages.
 
 Pages look like a real news site: a head with og:/article: metadata, canonical, JSON-LD
-and inline CSS; a header with navigation; the main content; a related-links aside; a
-footer full of links. Main content is 3-20 KB of prose so a main-content extractor has
+and inline CSS; a header with navigation and breadcrumbs; the main content; a related-links
+aside; a footer. Every link on a page is one of ``graph.node(...).links``, rendered in its
+place: the page carries exactly the links the oracle follows, and nothing else. Main content is 3-20 KB of prose so a main-content extractor has
 real work to do, and boilerplate is heavy enough that whole-page text extraction is wrong.
 Some static articles (``SiteProfile.framework_share``) carry Next.js-style markers
 (``__NEXT_DATA__``, ``data-reactroot``, a ``*.bundle.js``) while being fully readable
@@ -17,22 +18,21 @@ import json
 import random
 from html import escape
 
-from workers.demoweb.site import Origin, SiteProfile
+from workers.demoweb.graph import Link, Node
+from workers.demoweb.graph import node as graph_node
+from workers.demoweb.site import Origin, SiteProfile, page_title, site_profile
 from workers.demoweb.text import author_name, headline, paragraph, rng_for, sentence, summary
 
 __all__ = [
-    "ARTICLES_PER_SITE",
     "article_page",
     "error_page",
-    "home_page",
     "is_framework_article",
     "listing_page",
     "page_title",
     "published",
+    "render",
+    "render_path",
 ]
-
-ARTICLES_PER_SITE = 1000
-"""Outlinks point at /article/1 .. /article/ARTICLES_PER_SITE (every number exists)."""
 
 _EPOCH = dt.datetime(2024, 1, 1, 6, 0, tzinfo=dt.UTC)
 
@@ -55,51 +55,42 @@ def published(rng: random.Random) -> dt.datetime:
     return _EPOCH + dt.timedelta(days=rng.randint(0, 600), minutes=rng.randint(0, 1439))
 
 
-def page_title(profile: SiteProfile, path: str) -> str:
-    """The headline of the article served at ``path`` (used by tests and URL markers)."""
-    rng = rng_for(profile.host, "article", path)
-    return headline(rng, profile.topic)
-
-
 def is_framework_article(profile: SiteProfile, path: str) -> bool:
     return rng_for(profile.host, "framework", path).random() < profile.framework_share
 
 
-def _slug(text: str) -> str:
-    return "-".join("".join(c for c in w.lower() if c.isalnum()) for w in text.split()[:6])
+def _a(link: Link, text: str | None = None) -> str:
+    rel = f' rel="{escape(link.rel)}"' if link.rel else ""
+    return f'<a href="{escape(link.href)}"{rel}>{escape(text if text is not None else link.label)}</a>'
 
 
-def _nav(origin: Origin, profile: SiteProfile) -> str:
-    items = "".join(
-        f'<li><a href="/list/{i + 1}">{escape(c)}</a></li>' for i, c in enumerate(profile.categories)
+def _placed(node: Node, place: str) -> list[Link]:
+    return [link for link in node.links if link.place == place]
+
+
+def _header(profile: SiteProfile, node: Node) -> str:
+    items = "".join(f"<li>{_a(link)}</li>" for link in _placed(node, "nav"))
+    crumbs = _placed(node, "crumb")
+    trail = (
+        '<nav class="breadcrumb" aria-label="Breadcrumb"><ol>'
+        + "".join(f"<li>{_a(link)}</li>" for link in crumbs)
+        + "</ol></nav>"
+        if crumbs
+        else ""
     )
     return (
-        f'<header class="site-header"><a class="logo" href="/">{escape(profile.name)}</a>'
+        f'<header class="site-header"><span class="logo">{escape(profile.name)}</span>'
         f'<nav class="main-nav" aria-label="Sections"><ul>{items}</ul></nav>'
         '<form class="search" action="/search"><input name="q" placeholder="Search"></form></header>'
         '<div class="cookie-banner" role="dialog">We use cookies to improve your experience. '
-        '<button>Accept all</button> <a href="/privacy">Manage settings</a></div>'
+        "<button>Accept all</button></div>" + trail
     )
 
 
-def _footer(origin: Origin, profile: SiteProfile, rng: random.Random) -> str:
-    own = "".join(
-        f'<a href="/{p}">{p.replace("-", " ").title()}</a>'
-        for p in ("about", "contact", "privacy", "terms", "careers", "advertise", "newsletter", "archive")
-    )
-    partners = "".join(
-        f'<a href="{origin.other(rng.randint(1, origin.link_hosts))}/">Partner site {i + 1}</a>'
-        for i in range(8)
-    )
-    network = "".join(
-        f'<li><a href="{origin.other(rng.randint(1, origin.link_hosts))}/list/{rng.randint(1, 9)}">'
-        f"{escape(headline(rng, profile.topic))}</a></li>"
-        for _ in range(12)
-    )
+def _footer(profile: SiteProfile, node: Node, rng: random.Random) -> str:
+    links = "".join(_a(link) for link in _placed(node, "footer"))
     return (
-        f'<section class="more-network"><h3>More from our network</h3><ul>{network}</ul></section>'
-        f'<footer class="site-footer"><div class="footer-links">{own}</div>'
-        f'<div class="partners"><h4>Our network</h4>{partners}</div>'
+        f'<footer class="site-footer"><div class="footer-links">{links}</div>'
         f"<p>&copy; {2024 + rng.randint(0, 1)} {escape(profile.name)}. All rights reserved. "
         "Reproduction without permission is prohibited.</p></footer>"
         "<script>window.dataLayer=window.dataLayer||[];function gtag(){dataLayer.push(arguments)}"
@@ -107,15 +98,9 @@ def _footer(origin: Origin, profile: SiteProfile, rng: random.Random) -> str:
     )
 
 
-def _related(origin: Origin, profile: SiteProfile, rng: random.Random, count: int) -> str:
-    items = []
-    for _ in range(count):
-        if rng.random() < 0.6:
-            href = f"{origin.base}/article/{rng.randint(1, ARTICLES_PER_SITE)}"
-        else:
-            href = f"{origin.other(rng.randint(1, origin.link_hosts))}/article/{rng.randint(1, ARTICLES_PER_SITE)}"
-        items.append(f'<li><a href="{href}">{escape(headline(rng, profile.topic))}</a></li>')
-    return "".join(items)
+def _aside(node: Node, heading: str) -> str:
+    items = "".join(f"<li>{_a(link)}</li>" for link in _placed(node, "aside"))
+    return f'<aside class="related"><h3>{escape(heading)}</h3><ul>{items}</ul></aside>' if items else ""
 
 
 @functools.lru_cache(maxsize=4096)
@@ -136,8 +121,13 @@ def _ad_config(host: str, categories: tuple[str, ...]) -> str:
 
 
 def _head(
-    origin: Origin, profile: SiteProfile, *, title: str, description: str, path: str, extra: str = ""
+    origin: Origin, profile: SiteProfile, node: Node, *, title: str, description: str, extra: str = ""
 ) -> str:
+    path = node.path
+    if node.base_href:
+        extra = f'<base href="{escape(node.base_href)}">' + extra
+    if node.robots_meta:
+        extra = f'<meta name="robots" content="{escape(node.robots_meta)}">' + extra
     return (
         f'<!DOCTYPE html>\n<html lang="{profile.lang}"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -152,8 +142,22 @@ def _head(
     )
 
 
-def article_page(origin: Origin, profile: SiteProfile, path: str) -> bytes:
+def render(origin: Origin, node: Node) -> bytes:
+    """The HTML of a listing- or article-template page (graph.Node.template)."""
+    profile = site_profile(node.host)
+    if node.template == "listing":
+        return listing_page(origin, profile, node)
+    return article_page(origin, profile, node)
+
+
+def render_path(origin: Origin, path: str) -> bytes:
+    """The HTML served at ``path`` on ``origin`` (tests, benchmarks)."""
+    return render(origin, graph_node(origin, path))
+
+
+def article_page(origin: Origin, profile: SiteProfile, node: Node) -> bytes:
     """A full article page; content is seeded by host and path (so /private/3 differs from /article/3)."""
+    path = node.path
     rng = rng_for(profile.host, "article", path)
     title = headline(rng, profile.topic)
     lang, topic = profile.lang, profile.topic
@@ -181,12 +185,12 @@ def article_page(origin: Origin, profile: SiteProfile, path: str) -> bytes:
             + json.dumps({"props": {"pageProps": {"path": path}}, "page": "/article/[id]", "buildId": "demo"})
             + '</script><script src="/_next/static/chunks/main-app.bundle.js" defer></script>'
         )
+    inline = _placed(node, "inline")
     body: list[str] = [f'<p class="lead"><strong>{escape(description)}</strong></p>']
     for i in range(rng.randint(10, 36)):
         text = escape(paragraph(rng, topic, lang))
-        if rng.random() < 0.3:
-            href = f"{origin.base}/article/{rng.randint(1, ARTICLES_PER_SITE)}"
-            text += f' <a href="{href}">Read more about the {escape(rng.choice(("plan", "study", "report", "vote")))}.</a>'
+        if i % 3 == 1 and inline:
+            text += " " + _a(inline.pop(0))
         body.append(f"<p>{text}</p>")
         roll = rng.random()
         if i % 5 == 4 and roll < 0.5:
@@ -203,6 +207,7 @@ def article_page(origin: Origin, profile: SiteProfile, path: str) -> bytes:
                 f'<figure><img src="/images/{rng.randint(1, 500)}.png" alt="{escape(title)}" width="640" height="360">'
                 f"<figcaption>{escape(sentence(rng, topic, lang))}</figcaption></figure>"
             )
+    body += [f"<p>{_a(link)}</p>" for link in inline]  # short pages: the rest at the end
     byline = (
         f'<p class="byline">By <span class="author">{escape(author)}</span> &middot; '
         f'<time datetime="{when.isoformat()}">{when:%d %B %Y, %H:%M}</time></p>'
@@ -214,47 +219,35 @@ def article_page(origin: Origin, profile: SiteProfile, path: str) -> bytes:
         main = (
             f'<div id="content" class="content"><div class="entry-content story-body">{content}</div></div>'
         )
-    aside = (
-        f'<aside class="related"><h3>Related stories</h3><ul>{_related(origin, profile, rng, 8)}</ul></aside>'
-        f'<aside class="trending"><h3>Trending</h3><ol>{_related(origin, profile, rng, 6)}</ol></aside>'
-    )
-    page = _head(origin, profile, title=title, description=description, path=path, extra=extra)
-    inner = _nav(origin, profile) + main + aside + _footer(origin, profile, rng)
+    page = _head(origin, profile, node, title=title, description=description, extra=extra)
+    inner = _header(profile, node) + main + _aside(node, "Related") + _footer(profile, node, rng)
     if framework:
         inner = f'<div id="__next" data-reactroot="">{inner}</div>'
     return (page + f"<body>{inner}</body></html>").encode()
 
 
-def listing_page(origin: Origin, profile: SiteProfile, path: str, *, heading: str | None = None) -> bytes:
-    """A section front: 15-30 teasers linking to articles of this site (and a few others)."""
-    rng = rng_for(profile.host, "listing", path)
-    heading = heading or rng.choice(profile.categories)
+def listing_page(origin: Origin, profile: SiteProfile, node: Node) -> bytes:
+    """A section front, a listing page, a calendar or blog index: teasers, a pager, asides."""
+    rng = rng_for(profile.host, "listing", node.path)
+    heading = node.title or rng.choice(profile.categories)
     teasers = []
-    for _ in range(rng.randint(15, 30)):
-        own = rng.random() < 0.85
-        base = origin.base if own else origin.other(rng.randint(1, origin.link_hosts))
-        n = rng.randint(1, ARTICLES_PER_SITE)
-        title = headline(rng, profile.topic)
+    for link in _placed(node, "teaser"):
+        title = link.label or page_title(profile, link.href.split("#", 1)[0])
         when = published(rng)
         teasers.append(
-            f'<li><article class="teaser"><h2><a href="{base}/article/{n}">{escape(title)}</a></h2>'
+            f'<li><article class="teaser"><h2>{_a(link, title)}</h2>'
             f'<time datetime="{when.isoformat()}">{when:%d %b %Y}</time>'
             f"<p>{escape(summary(rng, profile.topic, profile.lang))}</p></article></li>"
         )
-    pager = "".join(f'<a href="/list/{rng.randint(1, 50)}">{i}</a> ' for i in range(1, 8))
+    pager = " ".join(_a(link) for link in _placed(node, "pager"))
     main = (
         f'<main id="content" class="content"><h1>{escape(heading)}</h1>'
         f'<ul class="teasers">{"".join(teasers)}</ul><nav class="pager">{pager}</nav></main>'
     )
     description = f"Latest {heading} news from {profile.name}."
-    page = _head(origin, profile, title=heading, description=description, path=path)
-    return (
-        page + f"<body>{_nav(origin, profile)}{main}{_footer(origin, profile, rng)}</body></html>"
-    ).encode()
-
-
-def home_page(origin: Origin, profile: SiteProfile) -> bytes:
-    return listing_page(origin, profile, "/", heading=f"{profile.name}: today's stories")
+    page = _head(origin, profile, node, title=heading, description=description)
+    inner = _header(profile, node) + main + _aside(node, "Also on this site") + _footer(profile, node, rng)
+    return (page + f"<body>{inner}</body></html>").encode()
 
 
 def error_page(status: int, reason: str) -> bytes:

@@ -8,16 +8,18 @@ profile, in every process.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
 from workers.demoweb.hosts import demo_host
-from workers.demoweb.text import LANGS, TOPICS, rng_for, site_name
+from workers.demoweb.text import LANGS, TOPICS, headline, rng_for, site_name
 
 __all__ = [
     "PRIVATE_PREFIX",
     "Origin",
     "SiteProfile",
+    "page_title",
     "robots_txt",
     "site_profile",
 ]
@@ -81,13 +83,21 @@ def site_profile(host: str) -> SiteProfile:
     )
 
 
-def robots_txt(profile: SiteProfile, *, crawl_delay_s: float, base: str) -> bytes:
+def page_title(profile: SiteProfile, path: str) -> str:
+    """The headline of the article served at ``path`` (used by tests and URL markers)."""
+    return headline(rng_for(profile.host, "article", path), profile.topic)
+
+
+def robots_txt(
+    profile: SiteProfile, *, crawl_delay_s: float, base: str, sitemaps: Sequence[str] = ("/sitemap.xml",)
+) -> bytes:
     lines = ["# robots.txt for " + profile.name, "User-agent: *", "Disallow: /admin/"]
     if profile.disallow_private:
         lines.append(f"Disallow: {PRIVATE_PREFIX}")
     if profile.has_crawl_delay:
         lines.append(f"Crawl-delay: {crawl_delay_s:g}")
-    lines += ["", "User-agent: BadBot", "Disallow: /", "", f"Sitemap: {base}/sitemap.xml", ""]
+    lines += ["", "User-agent: BadBot", "Disallow: /", ""]
+    lines += [f"Sitemap: {base}{path}" for path in sitemaps] + [""]
     return "\n".join(lines).encode()
 
 
@@ -107,4 +117,8 @@ class Origin:
         return f"http://{self.host}{self.port_suffix}"
 
     def other(self, index: int) -> str:
-        return f"http://{demo_host(index)}{self.port_suffix}"
+        return self.url(demo_host(index))
+
+    def url(self, host: str) -> str:
+        """``http://host:port`` of another demo host on the same server."""
+        return f"http://{host}{self.port_suffix}"

@@ -14,62 +14,25 @@ from collections import Counter
 from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from workers.demoweb import pages, spa
 from workers.demoweb.data import DataFiles, locate_data_dir
 from workers.demoweb.hosts import READABILITY_HOST, RENDERTRON_HOST, SPA_HOST, demo_host, demo_scheme
-from workers.demoweb.site import PRIVATE_PREFIX, site_profile
-from workers.demoweb.special import CHARSET_MARKERS, CHARSET_VARIANTS
+from workers.demoweb.kinds import KINDS, SPECIAL_KINDS, KindSpec, Outcome, Route
+from workers.demoweb.site import site_profile
+from workers.demoweb.special import CHARSET_MARKERS
 
-__all__ = ["KINDS", "DemoURL", "KindSpec", "Outcome", "data_urls", "demo_tranco_csv", "demo_urls"]
-
-Outcome = Literal["stored", "dead_lettered", "skipped", "any"]
-Route = Literal["fast", "rich"]
-
-
-@dataclass(frozen=True, slots=True)
-class KindSpec:
-    path: str
-    """Path template; ``{n}`` is a per-host counter, ``{delay}`` the timeout delay."""
-    expected: Outcome
-    route: Route | None = None
-    reason: str | None = None
-    """Why a URL is dead-lettered or skipped (a hint for humans and tests, not an exact string)."""
-    failing: bool = False
-    """Makes at least one request fail (counts toward the per-host failure budget)."""
-
-
-KINDS: dict[str, KindSpec] = {
-    "home": KindSpec("/", "stored", "fast"),
-    "article": KindSpec("/article/{n}", "stored", "fast"),
-    "listing": KindSpec("/list/{n}", "stored", "fast"),
-    "spa": KindSpec("/app/{n}", "stored", "rich"),
-    "redirect": KindSpec("/redirect/{n}/{hops}", "stored", "fast"),
-    "redirect_too_many": KindSpec("/redirect/{n}/8", "dead_lettered", None, "too_many_redirects", True),
-    "redirect_loop": KindSpec("/redirect-loop/{n}", "dead_lettered", None, "too_many_redirects", True),
-    "not_found": KindSpec("/missing/{n}", "dead_lettered", None, "http_404", True),
-    "gone": KindSpec("/gone/{n}", "dead_lettered", None, "http_410", True),
-    "server_error": KindSpec("/error/{n}", "dead_lettered", None, "http_500", True),
-    "flaky": KindSpec("/flaky/{n}", "stored", "fast", None, True),
-    "throttled": KindSpec("/throttle/{n}", "stored", "fast", None, True),
-    "throttled_always": KindSpec("/throttle-always/{n}", "dead_lettered", None, "http_429", True),
-    "robots_blocked": KindSpec(PRIVATE_PREFIX + "{n}", "skipped", None, "robots", True),
-    "slow": KindSpec("/slow/{n}", "stored", "fast"),
-    "timeout": KindSpec("/slow/{n}?delay={delay}", "dead_lettered", None, "timeout", True),
-    "stall": KindSpec("/stall/{n}", "dead_lettered", None, "timeout", True),
-    "huge": KindSpec("/huge/{n}", "stored", "fast"),
-    "huge_length": KindSpec("/huge/{n}?length=1", "stored", "fast"),
-    "pdf": KindSpec("/files/{n}.pdf", "skipped", None, "non_html"),
-    "json": KindSpec("/data/{n}.json", "skipped", None, "non_html"),
-    "image": KindSpec("/images/{n}.png", "skipped", None, "non_html"),
-    "xhtml": KindSpec("/xhtml/{n}", "stored", "fast"),
-    **{
-        f"charset_{v.replace('-', '_')}": KindSpec(f"/charset/{v}/{{n}}", "stored", "fast")
-        for v in CHARSET_VARIANTS
-    },
-}
-_SPECIAL = tuple(k for k in KINDS if k not in ("home", "article", "listing", "spa"))
+__all__ = [
+    "KINDS",
+    "DemoURL",
+    "KindSpec",
+    "Outcome",
+    "Route",
+    "data_urls",
+    "demo_tranco_csv",
+    "demo_urls",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +98,7 @@ def demo_urls(
     specials: list[str] = []
     if include_failures and total:
         each = failures_each if failures_each is not None else max(1, round(total / 200))
-        specials = [k for k in _SPECIAL if k not in exclude_kinds for _ in range(each)]
+        specials = [k for k in SPECIAL_KINDS if k not in exclude_kinds for _ in range(each)]
         if len(specials) > int(total * 0.35):
             specials = sorted(rng.sample(specials, int(total * 0.35)))
         rng.shuffle(specials)

@@ -13,6 +13,13 @@ paragraphs and candidates rather than the number of nodes (bench/stage_fast_extr
 
 Destructive: the tree is modified, so metadata and links are read first. A result under
 500 characters is retried on a fresh parse with fewer filters, as Readability does.
+
+**Fallbacks** (no silent bad extractions). When every Readability attempt yields next to
+nothing, or its pick is implausibly small beside the page's own ``<article>``/``<main>``
+(under 500 characters and a tenth of a 2,000+ character article), the longest such element is taken whole
+(``method="article"``); failing that, the whole body without navigation, asides and
+footers (``method="body"``; the Markdown writer then drops its link blocks, a link-density
+pass). Pages with more tags than the node cap skip scoring and go straight to ``body``.
 """
 
 from __future__ import annotations
@@ -27,12 +34,16 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 from workers.extract.cleaning import clean_conditionally
 from workers.extract.signals import HIDDEN_SELECTOR, class_weight, link_density, remove_all, unlikely
 
-__all__ = ["MainContent", "main_content"]
+__all__ = ["MainContent", "describe", "implausible", "longest_article", "main_content"]
 
 _DROP_TAGS: Final = [
     "script", "style", "noscript", "template", "iframe", "svg", "object", "embed", "link",
-    "meta", "input", "textarea", "select", "button", "form", "nav", "aside", "footer",
+    "meta", "input", "textarea", "select", "button", "nav", "aside", "footer",
 ]  # fmt: skip
+_FORM_TEXT: Final = 1000
+"""A ``<form>`` with at least this much text, or half the page's, is a page wrapped in one
+(ASP.NET WebForms and many CMSs put the whole page in a form): its controls go, its
+content stays. Smaller forms (search, login, comment, newsletter) are dropped whole."""
 # Readability's DIV_TO_P_ELEMS. Order matters: lexbor tries the selectors of :has() one
 # by one over all descendants, so the common "div" first keeps nested wrappers linear
 # (measured 1.8 s -> 1 ms on 8,000 nested divs).
@@ -48,6 +59,19 @@ _TOP_CANDIDATES: Final = 5
 _MIN_TEXT: Final = 500
 
 
+_NOTHING: Final = 25
+"""Characters under which an attempt "yields nothing" and the fallbacks are tried."""
+ARTICLE_MIN: Final = 2000
+ARTICLE_SHARE: Final = 0.1
+_ARTICLE_SELECTOR: Final = "article, main, [role=main]"
+_METHODS: Final = (
+    "readability",
+    "readability-keep-unlikely",
+    "readability-no-classes",
+    "readability-no-cleaning",
+)
+
+
 @dataclass(slots=True)
 class MainContent:
     """The nodes holding a page's main content, in document order."""
@@ -55,10 +79,50 @@ class MainContent:
     nodes: list[LexborNode]
     text: str = ""
     """Plain text of the nodes (paragraph-separated)."""
+    method: str = "readability"
+    """How the nodes were chosen: a Readability attempt (``readability``, or with fewer
+    filters ``readability-keep-unlikely``/``-no-classes``/``-no-cleaning``), ``article``
+    or ``body`` (the fallbacks), ``none`` (no body)."""
+    block: str = ""
+    """The chosen element, as ``tag#id.class``."""
+    unlikely_block: bool = False
+    """The chosen element's class/id/role says navigation, footer, sidebar, comments …"""
+    article_chars: int | None = None
+    """Characters of the page's longest <article>/<main>; measured only for short results."""
 
     @classmethod
-    def of(cls, nodes: list[LexborNode]) -> MainContent:
-        return cls(nodes=nodes, text="\n\n".join(n.text(separator=" ") for n in nodes))
+    def of(cls, nodes: list[LexborNode], *, method: str, top: LexborNode | None = None) -> MainContent:
+        chosen = top if top is not None else (nodes[0] if nodes else None)
+        return cls(
+            nodes=nodes,
+            text="\n\n".join(n.text(separator=" ") for n in nodes),
+            method=method,
+            block=describe(chosen) if chosen is not None else "",
+            unlikely_block=chosen is not None and (unlikely(chosen) or class_weight(chosen) < 0),
+        )
+
+
+def describe(node: LexborNode) -> str:
+    """``tag#id.first-class`` of an element (at most 80 characters)."""
+    attrs = node.attributes
+    out = node.tag or ""
+    if attrs.get("id"):
+        out += f"#{attrs['id']}"
+    classes = (attrs.get("class") or "").split()
+    if classes:
+        out += f".{classes[0]}"
+    return out[:80]
+
+
+def implausible(text_chars: int, article_chars: int) -> bool:
+    """Is a main text of ``text_chars`` implausibly short beside an article of ``article_chars``?
+    (Short: under 500 characters and under a tenth of a 2,000+ character article.)"""
+    return article_chars >= ARTICLE_MIN and text_chars < min(_MIN_TEXT, ARTICLE_SHARE * article_chars)
+
+
+def longest_article(tree: LexborHTMLParser) -> int:
+    """Characters of the longest ``<article>``/``<main>``/``[role=main]`` (0 when none)."""
+    return max((len(n.text(strip=True)) for n in tree.css(_ARTICLE_SELECTOR)), default=0)
 
 
 def _ancestors(node: LexborNode, limit: int) -> list[LexborNode]:
@@ -234,44 +298,101 @@ def _with_siblings(top: LexborNode, top_score: float, final: dict[int, float]) -
     return out
 
 
-def _attempt(
-    tree: LexborHTMLParser, *, strip_unlikely: bool, weight_classes: bool, clean: bool
-) -> MainContent:
+def _drop_small_forms(tree: LexborHTMLParser, page_chars: int) -> None:
+    forms = tree.css("form")
+    if forms:
+        sized = [(len(f.text(deep=True, strip=True)), f) for f in forms]
+        remove_all([f for size, f in sized if size < _FORM_TEXT and size * 2 < page_chars])
+
+
+def _prepare(tree: LexborHTMLParser, page_chars: int) -> LexborNode | None:
+    """Drop what is never main content; the body, or None. ``page_chars``: the page's visible text."""
     tree.strip_tags(_DROP_TAGS)
+    _drop_small_forms(tree, page_chars)
     body = tree.body
+    if body is not None:
+        remove_all(body.css(HIDDEN_SELECTOR))
+    return body
+
+
+def _attempt(
+    tree: LexborHTMLParser,
+    *,
+    page_chars: int,
+    method: str,
+    strip_unlikely: bool,
+    weight_classes: bool,
+    clean: bool,
+) -> MainContent:
+    body = _prepare(tree, page_chars)
     if body is None:
-        return MainContent(nodes=[])
-    remove_all(body.css(HIDDEN_SELECTOR))
+        return MainContent(nodes=[], method="none")
     grabbed = _grab(body, strip_unlikely=strip_unlikely, weight_classes=weight_classes)
     if grabbed is None:
-        return MainContent.of([body])
+        return MainContent.of([body], method=method)
     top, score, final = grabbed
     nodes = _with_siblings(top, score, final)
     if strip_unlikely:
         nodes = _strip_unlikely(nodes)
     if clean:
         nodes = clean_conditionally(nodes)
-    return MainContent.of(nodes)
+    return MainContent.of(nodes, method=method, top=top)
 
 
-def main_content(tree: LexborHTMLParser, *, reparse: Callable[[], LexborHTMLParser]) -> MainContent:
+def _fallback(tree: LexborHTMLParser, page_chars: int) -> MainContent:
+    """The longest <article>/<main> whole, else the body without navigation and footers."""
+    body = _prepare(tree, page_chars)
+    if body is None:
+        return MainContent(nodes=[], method="none")
+    articles = [(len(n.text(strip=True)), n) for n in body.css(_ARTICLE_SELECTOR)]
+    if articles:
+        length, article = max(articles, key=lambda pair: pair[0])
+        if length >= _NOTHING:
+            return MainContent.of([article], method="article")
+    return MainContent.of([body], method="body")
+
+
+def main_content(
+    tree: LexborHTMLParser,
+    *,
+    reparse: Callable[[], LexborHTMLParser],
+    page_chars: int = 0,
+    score: bool = True,
+) -> MainContent:
     """Pick the main-content nodes of ``tree`` (destructive: read metadata and links first).
 
     Like Readability, a result under 500 characters is retried on a fresh tree from
     ``reparse()`` with fewer filters (keep unlikely nodes, then ignore class names, then
-    skip conditional cleaning), and the longest result wins.
+    skip conditional cleaning), and the longest result wins. When the result is under 500
+    characters, :func:`longest_article` is measured on a fresh tree (``article_chars``);
+    when the result yields nothing or is implausibly small beside it, the fallbacks run
+    (see the module doc). ``page_chars`` is the page's visible text (for the form rule);
+    ``score=False`` skips the Readability attempts (pages over the node cap).
     """
+    if not score:
+        return _fallback(tree, page_chars)
     flags = {"strip_unlikely": True, "weight_classes": True, "clean": True}
     best: tuple[int, MainContent] | None = None
     for retry in range(4):
         if retry:
             tree = reparse()
             flags[("strip_unlikely", "weight_classes", "clean")[retry - 1]] = False
-        result = _attempt(tree, **flags)
+        result = _attempt(tree, page_chars=page_chars, method=_METHODS[retry], **flags)
         length = len(result.text.strip())
         if length >= _MIN_TEXT:
-            return result
+            best = (length, result)
+            break
         if best is None or length > best[0]:
             best = (length, result)
     assert best is not None
-    return best[1]
+    length, result = best
+    if length < _MIN_TEXT:
+        fresh = reparse()
+        fresh.strip_tags(["script", "style", "noscript", "template"])
+        result.article_chars = longest_article(fresh)
+        if length < _NOTHING or implausible(length, result.article_chars):
+            fallback = _fallback(fresh, page_chars)
+            fallback.article_chars = result.article_chars
+            if len(fallback.text.strip()) > length:
+                return fallback
+    return result

@@ -5,18 +5,29 @@ average readability page), so the common shapes (absolute, scheme-relative, root
 query-only) are resolved with string operations and only relative paths with dot segments
 or bare names go through ``urljoin``. Fragments are dropped; ``javascript:``, ``mailto:``,
 ``tel:``, ``data:`` and other non-http(s) schemes are skipped.
+
+**nofollow.** A link counts as nofollow when its ``rel`` holds ``nofollow``, ``ugc`` or
+``sponsored``: Google defines ``ugc`` (user-generated: comments, forum posts) and
+``sponsored`` (paid) as the more specific kinds of ``nofollow``, and neither is a
+link a site vouches for. A URL linked both with and without such a ``rel`` is followed
+(it is in the page's outlinks, not in its nofollow subset).
+
+**Cap.** A page keeps at most ``max_links`` outlinks (first ones in document order);
+``total`` still counts every distinct link, so the cut is visible.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import urljoin, urlsplit
 
 from selectolax.lexbor import LexborHTMLParser
 
-__all__ = ["Resolver", "base_url", "outlinks"]
+__all__ = ["NOFOLLOW_RELS", "Links", "Resolver", "base_url", "outlinks"]
 
 _WS: Final = " \t\n\r\x0c"
+NOFOLLOW_RELS: Final = frozenset({"nofollow", "ugc", "sponsored"})
 
 
 class Resolver:
@@ -79,12 +90,48 @@ def base_url(tree: LexborHTMLParser, page_url: str) -> str:
     return page_url
 
 
-def outlinks(tree: LexborHTMLParser, resolver: Resolver) -> list[str]:
-    """Every ``<a href>`` and ``<area href>`` of the page, resolved, deduplicated, in order."""
-    seen: dict[str, None] = {}
+@dataclass(slots=True)
+class Links:
+    """A page's outlinks after the cap."""
+
+    urls: list[str] = field(default_factory=list)
+    """Absolute http(s) links, fragments dropped, deduplicated, in document order, capped."""
+    nofollow: list[str] = field(default_factory=list)
+    """The subset of ``urls`` every occurrence of which is rel=nofollow/ugc/sponsored."""
+    total: int = 0
+    """Distinct links on the page before the cap (past the cap, distinct ``href`` values are
+    counted without resolving them: the count costs a set insert, not a URL join)."""
+
+
+def _is_nofollow(rel: str | None) -> bool:
+    return bool(rel) and not NOFOLLOW_RELS.isdisjoint(rel.lower().split())  # type: ignore[union-attr]
+
+
+def outlinks(tree: LexborHTMLParser, resolver: Resolver, *, max_links: int | None = None) -> Links:
+    """Every ``<a href>`` and ``<area href>`` of the page, resolved, deduplicated, in order.
+
+    Past ``max_links`` distinct URLs, later links are only counted (see ``Links.total``)."""
+    seen: dict[str, bool] = {}  # url -> every occurrence so far was nofollow
     resolve = resolver.resolve
+    cap = max_links if max_links is not None else -1
+    extra: set[str] = set()
+    full = cap == 0
     for node in tree.css("a[href], area[href]"):
-        url = resolve(node.attrs.get("href"))
-        if url is not None:
-            seen[url] = None
-    return list(seen)
+        attrs = node.attrs
+        href = attrs.get("href")
+        if full:
+            if href and href[0] != "#":
+                extra.add(href)
+            continue
+        url = resolve(href)
+        if url is None:
+            continue
+        follow = not _is_nofollow(attrs.get("rel"))
+        known = seen.get(url)
+        if known is None:
+            seen[url] = not follow
+            full = len(seen) == cap
+        elif follow and known:
+            seen[url] = False
+    urls = list(seen)
+    return Links(urls=urls, nofollow=[u for u, nf in seen.items() if nf], total=len(urls) + len(extra))

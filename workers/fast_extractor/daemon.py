@@ -1,15 +1,20 @@
-"""The fast extractor daemon."""
+"""The fast extractor daemon: ``process.fast`` → extraction processes → ``processed.final``.
+
+The daemon does the Kafka work; pages are extracted in its ExtractionPool (see pool.py),
+off the event loop, each within ``extractor.page_deadline_s``.
+"""
 
 from __future__ import annotations
 
-import asyncio
+import time
 from collections.abc import Sequence
 
 from prometheus_client import Counter, Histogram
 
-from workers.fast_extractor.processing import process_routed
+from workers.errors import ExtractionError, MessageDecodeError
+from workers.fast_extractor.pool import ExtractionPool
 from workers.lifecycle import Incoming, Worker
-from workers.messages import RoutedPage
+from workers.settings import Settings
 from workers.topics import PROCESSED_FINAL, Stage
 
 __all__ = ["PAGES_PROCESSED", "PROCESS_SECONDS", "FastExtractor"]
@@ -26,19 +31,34 @@ PROCESS_SECONDS = Histogram(
 
 
 class FastExtractor(Worker):
-    """CPU-bound: one batch at a time per process; scale with processes (supervisord numprocs)."""
+    """CPU-bound: ``extractor.processes`` extraction processes per daemon; scale with daemons."""
 
     stage = Stage.FAST_EXTRACTOR
     batch_size = 20
     max_in_flight = 40
 
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.pool = ExtractionPool(
+            processes=settings.extractor.processes, deadline_s=settings.extractor.page_deadline_s
+        )
+
+    async def on_start(self) -> None:
+        await self.pool.start()
+
+    async def on_stop(self) -> None:
+        await self.pool.close()
+
     async def handle_batch(self, batch: Sequence[Incoming]) -> None:
         for item in batch:
-            routed = await self.decode_or_dead_letter(item, RoutedPage)
-            if routed is None:
+            started = time.perf_counter()
+            try:
+                out = await self.pool.extract(item.record.value or b"")
+            except (MessageDecodeError, ExtractionError) as exc:
+                # Permanent: dead-letter this record now rather than failing (and so
+                # re-extracting) the rest of the batch.
+                await self.dead_letter(item, exc, first_failure_at=time.time())
                 continue
-            with PROCESS_SECONDS.labels("fast").time():
-                processed = process_routed(routed, route="fast")
+            PROCESS_SECONDS.labels("fast").observe(time.perf_counter() - started)
             PAGES_PROCESSED.labels("fast").inc()
-            await self.emit(PROCESSED_FINAL, processed, key=processed.host.encode(), source=item)
-            await asyncio.sleep(0)  # let heartbeats and acks through between pages
+            await self.emit_raw(PROCESSED_FINAL, out.value, key=out.key, trace_id=item.trace_id, attempt=1)

@@ -1,45 +1,39 @@
 """Turning a routed page into a ProcessedPage with the fast (no-browser) extractor.
 
-Shared by the fast extractor daemon and the rich renderer's fallback.
+Shared by the fast extractor's extraction processes and the rich renderer's fallback.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import time
-
 from workers.errors import ExtractionError
 from workers.extract import extract
+from workers.extract.robots import product_token
 from workers.messages import ProcessedPage, RoutedPage
+from workers.processed import processed_base, with_extraction, x_robots_tags
+from workers.settings import ExtractorSettings
 
 __all__ = ["process_routed"]
 
+_DEFAULTS = ExtractorSettings.model_construct()
 
-def process_routed(routed: RoutedPage, *, route: str | None = None, fallback: bool = False) -> ProcessedPage:
-    """Extract metadata and main content from the page's raw HTML.
 
+def process_routed(
+    routed: RoutedPage,
+    *,
+    route: str | None = None,
+    fallback: bool = False,
+    settings: ExtractorSettings | None = None,
+    user_agent: str = "StreamCrawl",
+) -> ProcessedPage:
+    """Extract metadata, main content (Markdown and text), language, robots directives,
+    outlinks and quality signals from the page's raw HTML, within ``settings``' bounds.
+
+    A skipped page or one without a body (a 304) is returned as the base alone.
     Raises ExtractionError when the stored body cannot be read or parsed.
     """
+    limits = settings or _DEFAULTS
     page = routed.page
-    base = ProcessedPage(
-        url=page.url,
-        url_hash=page.url_hash,
-        host=page.host,
-        final_url=page.final_url,
-        status=page.status,
-        route=route or routed.route,
-        score=routed.score,
-        rules=list(routed.rules),
-        fetched_at=page.fetched_at,
-        processed_at=time.time(),
-        content_hash=page.content_hash,
-        html_zstd=page.html_zstd,
-        truncated=page.truncated,
-        skipped=page.skipped,
-        batch=page.batch,
-        rank=page.rank,
-        fallback=fallback,
-    )
+    base = processed_base(routed, route=route, fallback=fallback)
     if page.skipped or not page.html_zstd:
         return base
     html = page.html_bytes()
@@ -51,19 +45,12 @@ def process_routed(routed: RoutedPage, *, route: str | None = None, fallback: bo
             charset=page.charset,
             content_type=page.content_type,
             content_language=page.headers.get("content-language"),
+            x_robots_tags=x_robots_tags(routed),
+            robots_token=product_token(user_agent),
+            max_outlinks=limits.max_outlinks,
+            max_nodes=limits.max_nodes,
+            max_depth=limits.max_depth,
         )
     except Exception as exc:  # any parser failure is this page's problem, not the worker's
         raise ExtractionError(f"extraction failed: {type(exc).__name__}: {exc}") from exc
-    return dataclasses.replace(
-        base,
-        markdown=ex.markdown,
-        title=ex.title,
-        description=ex.description,
-        lang=ex.lang,
-        canonical_url=ex.canonical_url,
-        published_time=ex.published_time,
-        outlinks=list(ex.outlinks),
-        word_count=ex.word_count,
-        text_hash=ex.text_hash,
-        simhash=ex.simhash,
-    )
+    return with_extraction(base, ex, limits)

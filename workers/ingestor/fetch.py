@@ -77,7 +77,7 @@ class Fetcher:
             dns_timeout_s=settings.dns_timeout_s,
             nameservers=settings.dns_servers,
         )
-        self.user_agent = f"{settings.user_agent} (+{settings.contact_url})"
+        self.user_agent = settings.user_agent_header
         self.governor = LoadGovernor(
             maximum=settings.concurrency,
             minimum=min(settings.concurrency, 10),
@@ -99,7 +99,7 @@ class Fetcher:
         )
         self.robots = RobotsCache(
             self._fetch_robots,
-            token=settings.user_agent.split("/", 1)[0].strip() or settings.user_agent,
+            token=settings.robots_token,
             ttl_s=settings.robots_ttl_s,
             crawl_delay_cap_s=settings.crawl_delay_cap_s,
         )

@@ -67,8 +67,15 @@ class RobotsAnswer(Protocol):
     def body(self) -> bytes: ...
 
 
-RobotsFetch = Callable[[str], Awaitable[RobotsAnswer]]
-"""Fetch a robots.txt URL (redirects followed); raises StreamCrawl errors."""
+@dataclass(frozen=True, slots=True)
+class _StatusBody:
+    status: int
+    body: bytes
+
+
+RobotsFetch = Callable[[str], Awaitable[RobotsAnswer | tuple[int, bytes]]]
+"""Fetch a robots.txt URL (redirects followed): the answer, or ``(final status, body)``;
+raises StreamCrawl errors."""
 
 
 class RobotsDisallowed(BlockedError):
@@ -222,11 +229,12 @@ class RobotsCache:
 
     async def _load(self, origin: str) -> tuple[RobotsRules, RobotsAnswer | None]:
         try:
-            answer = await self._fetch(f"{origin}/robots.txt")
+            fetched = await self._fetch(f"{origin}/robots.txt")
         except (TLSFetchError, DNSFailure):
             raise  # the page would fail the same way: report the TLS or DNS failure itself
         except TransientFetchError as exc:
             return self._remember_unreachable(origin, str(exc)), None
+        answer = _StatusBody(*fetched) if isinstance(fetched, tuple) else fetched
         status = answer.status
         if 200 <= status < 300:
             text = answer.body[:ROBOTS_MAX_BYTES].decode("utf-8", "replace")

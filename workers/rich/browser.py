@@ -74,13 +74,27 @@ BASE_FLAGS: tuple[str, ...] = (
     # Bounded process count (measured: 40 renderer processes after 80 article pages with
     # both on, 7 with both off): no back/forward cache of pages we never go back to, and
     # no process per cross-site iframe (the browser holds no user data to isolate).
-    "--disable-features=BackForwardCache",
+    # The other features: no HTTPS upgrade of our http:// navigations (the document is
+    # served at the URL the ingestor fetched), and less of Chromium's own background
+    # traffic (optimization hints, network time, search preconnects, media router,
+    # autofill queries), as Playwright's launcher does.
+    "--disable-features=BackForwardCache,HttpsUpgrades,HttpsFirstBalancedModeAutoEnable,"
+    "OptimizationHints,NetworkTimeServiceQuerying,AimEnabled,PreconnectToSearch,MediaRouter,"
+    "AvoidCorsURLLoaderRestartOnRedirect,AutofillServerCommunication",
+    "--enable-features=SkipListAccountsWithoutGaiaCookies",
     "--disable-site-isolation-trials",
+    "--disable-field-trial-config",
+    "--disable-breakpad",
+    "--disable-component-extensions-with-background-pages",
+    "--disable-domain-reliability",
+    "--no-service-autorun",
+    "--metrics-recording-only",
+    "--password-store=basic",
     # A page that allocates without bound crashes its own tab at 512 MB of JS heap
     # instead of growing the browser towards the RSS limit.
     "--js-flags=--max-old-space-size=512",
 )
-"""Flags of every browser we start (plus --user-data-dir, the DevTools port and resolver rules)."""
+"""Flags of every browser we start (plus --user-data-dir, the DevTools port and isolation.py's flags)."""
 
 MISSING_HINT = "install chromium: apt-get install -y chromium, or set STREAMCRAWL_RENDERER_CHROMIUM_PATH"
 MAX_SLOTS = 64
@@ -89,8 +103,9 @@ MAX_SLOTS = 64
 def resolver_rules(overrides: Mapping[str, str] | None) -> str | None:
     """Chromium ``--host-resolver-rules`` from ``{"*.demo.test": "127.0.0.1"}`` (first match wins).
 
-    A value of ``~NOTFOUND`` makes the pattern fail to resolve (tests use ``{"*": "~NOTFOUND"}``
-    last, so nothing leaves the machine).
+    A value of ``~NOTFOUND`` makes the pattern fail to resolve (``{"*": "~NOTFOUND"}`` last, so
+    nothing leaves the machine). The renderer's own browser resolves nothing at all (see
+    isolation.py); this is for a browser driven without our guard (the bench's baseline).
     """
     if not overrides:
         return None
@@ -228,12 +243,10 @@ class ChromiumProcess:
         *,
         executable: Path,
         slot: ProfileSlot,
-        host_resolver_rules: str | None = None,
         extra_args: Sequence[str] = (),
     ) -> None:
         self.executable = executable
         self.slot = slot
-        self.host_resolver_rules = host_resolver_rules
         self.extra_args = tuple(extra_args)
         self.cdp_url: str | None = None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -253,8 +266,6 @@ class ChromiumProcess:
             "--remote-debugging-address=127.0.0.1",
             "--remote-debugging-port=0",
         ]
-        if self.host_resolver_rules:
-            args.append(f"--host-resolver-rules={self.host_resolver_rules}")
         args.extend(self.extra_args)
         args.append("about:blank")
         setpriv = shutil.which("setpriv")
@@ -289,7 +300,8 @@ class ChromiumProcess:
             if time.monotonic() > deadline:
                 await self.stop()
                 raise StackError(
-                    f"Chromium did not open its DevTools port within {timeout_s:.0f}s; see {log_path}"
+                    f"Chromium did not open its DevTools port within {timeout_s:.0f}s; "
+                    f"see {log_path}: {_tail(log_path)}"
                 )
             await asyncio.sleep(0.02)
 

@@ -1,7 +1,8 @@
-"""The rendered DOM as Markdown, metadata and outlinks.
+"""The rendered DOM as Markdown, plain text, metadata and outlinks.
 
-The whole ``<body>`` becomes Markdown (an app's text is rarely in an "article"), written
-by the fast path's own Markdown writer so both paths follow one set of conventions.
+The whole ``<body>`` becomes Markdown and plain text (an app's text is rarely in an
+"article"), written by the fast path's own writer so both paths follow one set of
+conventions; link blocks are kept (an app's menus can be what it shows).
 Text a reader sees that is not a text node is made one first: the placeholder of an
 empty text field ("What needs to be done?") and the label of an ``<input>`` button.
 """
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from selectolax.lexbor import LexborHTMLParser
 
 from workers.extract.links import Resolver, base_url, outlinks
-from workers.extract.markdown import to_markdown
+from workers.extract.markdown import render
 
 __all__ = ["PageContent", "page_content"]
 
@@ -29,6 +30,10 @@ class PageContent:
     description: str | None
     lang: str | None
     links: list[str]
+    text: str = ""
+    """The body as plain text (what a WET record holds)."""
+    nofollow: tuple[str, ...] = ()
+    """The subset of ``links`` marked rel=nofollow/ugc/sponsored."""
 
 
 def _clean(value: str | None) -> str | None:
@@ -65,7 +70,7 @@ def _visible_control_text(tree: LexborHTMLParser) -> None:
 
 
 def page_content(html: str, *, url: str) -> PageContent:
-    """Markdown of the rendered body, title, description, lang and outlinks (absolute, deduplicated)."""
+    """Markdown and text of the rendered body, title, description, lang and outlinks (absolute, deduplicated)."""
     tree = LexborHTMLParser(html)
     title_node = tree.css_first("title")
     title = _clean(title_node.text()) if title_node is not None else None
@@ -75,11 +80,20 @@ def page_content(html: str, *, url: str) -> PageContent:
     lang = _clean(html_node.attributes.get("lang")) if html_node is not None else None
     resolver = Resolver(base_url(tree, url))
     links = outlinks(tree, resolver)
-    markdown = ""
+    markdown = text = ""
     body = tree.body
     if body is not None:
         for node in body.css(_DROP):
             node.decompose()
         _visible_control_text(tree)
-        markdown = to_markdown([body], resolver)
-    return PageContent(markdown=markdown, title=title, description=description, lang=lang, links=links)
+        written = render([body], resolver, drop_link_blocks=False)
+        markdown, text = written.markdown, written.text
+    return PageContent(
+        markdown=markdown,
+        title=title,
+        description=description,
+        lang=lang,
+        links=links.urls,
+        text=text,
+        nofollow=tuple(links.nofollow),
+    )

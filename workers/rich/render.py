@@ -1,15 +1,21 @@
-"""The Renderer: URLs in, rendered DOM + Markdown out, on one Crawl4AI-managed Chromium.
+"""The Renderer: RawPages in, rendered DOM + Markdown out, on one Crawl4AI-managed Chromium.
 
 ::
 
-    renderer = Renderer(settings.renderer, data_dir=..., host_resolver_rules={"*.demo.test": "127.0.0.1"})
+    renderer = Renderer(settings.renderer, data_dir=..., ingestor=settings.ingestor)
     async with renderer:
-        rendered = await renderer.render("http://shop.demo.test/app")
+        rendered = await renderer.render(raw_page)   # the RawPage the ingestor fetched
+
+The page is never fetched again: its document is served to Chromium from the RawPage at
+its final URL, and every other request it makes goes through the guard (guard.py,
+intercept.py) with the ingestor's rules; the browser itself cannot reach the network
+(isolation.py).
 
 ``concurrency`` slots bound the pages in flight; each slot keeps one Crawl4AI session, a
-tab reused from page to page (session.py). A render is ``goto`` until DOMContentLoaded,
-the settle wait and one capture round trip (scripts.py), all within ``page_timeout_s``;
-a slot whose render failed gets a fresh tab.
+tab reused from page to page (session.py). A render is ``goto`` until the commit, the
+wait for DOMContentLoaded and the settle wait in the page, and one capture round trip
+(scripts.py), all within ``page_timeout_s``; a slot whose render failed gets a fresh
+tab. The captured DOM is cut at ``max_rendered_bytes`` (``Rendered.truncated``).
 
 Why we do not call Crawl4AI's ``AsyncPlaywrightCrawlerStrategy.crawl`` per page: its
 fixed steps (``wait_for_selector("body")`` ~70 ms, a body-visibility poll ~30 ms, image
@@ -28,8 +34,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -42,13 +48,19 @@ from workers.errors import (
     StreamCrawlError,
     TransientFetchError,
 )
+from workers.ingestor.resolver import Resolver
+from workers.messages import RawPage
 from workers.rich import metrics
-from workers.rich.browser import ProfileSlot, check_executable, resolver_rules
+from workers.rich.browser import ProfileSlot, check_executable
 from workers.rich.content import page_content
+from workers.rich.document import Document, document_of
 from workers.rich.failures import classify, failure_reason, short, status_error, tagged
-from workers.rich.scripts import capture, settle
+from workers.rich.guard import PageBudget, RequestGuard
+from workers.rich.intercept import Interceptor
+from workers.rich.isolation import Blackhole, isolation_flags
+from workers.rich.scripts import capture, parsed, settle
 from workers.rich.session import BrowserSession, import_crawl4ai
-from workers.settings import RendererSettings
+from workers.settings import IngestorSettings, RendererSettings
 
 __all__ = ["Rendered", "Renderer", "RendererStats"]
 
@@ -72,7 +84,13 @@ class Rendered:
     """HTTP status of the final navigation response."""
     elapsed_s: float
     final_url: str | None = None
-    """URL after redirects and client-side navigation."""
+    """The URL the document was served at (the RawPage's final URL; client-side routing may change the path)."""
+    truncated: bool = False
+    """The DOM was cut at ``max_rendered_bytes``."""
+    requests: int = 0
+    """Requests the guard fetched for the page."""
+    refused: dict[str, int] = field(default_factory=dict)
+    """Requests the guard refused, by reason."""
 
 
 @dataclass(slots=True)
@@ -101,13 +119,22 @@ class Renderer:
         settings: RendererSettings,
         *,
         data_dir: Path,
-        host_resolver_rules: Mapping[str, str] | None = None,
+        ingestor: IngestorSettings | None = None,
+        resolver: Resolver | None = None,
         settle_quiet_s: float = 0.1,
         memory_check_interval_s: float = 5.0,
     ) -> None:
+        """``ingestor``: the rules every request of a page follows (SSRF guard and allowed
+        networks, resolver overrides, User-Agent, robots.txt, timeouts); ``resolver``
+        replaces the one built from them (offline runs)."""
         self.settings = settings
         self.data_dir = Path(data_dir)
-        self.resolver_rules = resolver_rules(host_resolver_rules)
+        ingestor = ingestor or IngestorSettings()
+        self.user_agent = ingestor.user_agent_header
+        self.guard = RequestGuard(settings, ingestor, resolver=resolver)
+        self.blackhole = Blackhole()
+        self._interceptor = Interceptor(self.guard)
+        self._tabs = asyncio.Lock()
         self.settle_quiet_s = settle_quiet_s
         self.memory_check_interval_s = memory_check_interval_s
         self.stats = RendererStats()
@@ -146,13 +173,16 @@ class Renderer:
                 config = c4a.CrawlerRunConfig(session_id=f"slot-{index}", verbose=False)
                 self._slots.append(_Slot(session_id=f"slot-{index}", config=config))
                 self._free.put_nowait(self._slots[-1])
+            await self.blackhole.start()
             await self._open_browser()
         except BaseException:
             self._stopped = True
             await self._close_browser()
+            await self._close_guard()
             self._profile.release()
             raise
         self._open.set()
+        metrics.CHROMIUM_RSS_LIMIT.set(self.settings.max_browser_rss_mb * 2**20)
         self._monitor_task = asyncio.create_task(self._monitor(), name="renderer-monitor")
 
     async def stop(self, *, drain_timeout_s: float = 5.0) -> None:
@@ -172,6 +202,7 @@ class Renderer:
                 for _ in self._slots:
                     held.append(await self._free.get())
         await self._close_browser()
+        await self._close_guard()
         if self._profile is not None:
             self._profile.release()
         for slot in held:  # wake renders still waiting: they see the renderer stopped
@@ -183,17 +214,28 @@ class Renderer:
         session = BrowserSession(
             executable=self.settings.chromium_path,
             profile=self._profile,
-            host_resolver_rules=self.resolver_rules,
             crawl4ai_dir=self.data_dir / "crawl4ai",
+            user_agent=self.user_agent,
+            extra_args=[*isolation_flags(self.blackhole.port), *self._content_flags()],
         )
         self._session = session
         await session.open()
         self._pages_since_start = 0
 
+    def _content_flags(self) -> list[str]:
+        # Blocked images are not even requested: no route round trip per <img> or CSS image.
+        blocked = {kind.lower() for kind in self.settings.blocked_resource_types}
+        return ["--blink-settings=imagesEnabled=false"] if "image" in blocked else []
+
     async def _close_browser(self) -> None:
         session, self._session = self._session, None
+        self._interceptor.reset()
         if session is not None:
             await session.close()
+
+    async def _close_guard(self) -> None:
+        await self.guard.aclose()
+        await self.blackhole.stop()
 
     def browser_pids(self) -> list[int]:
         """PIDs of the current Chromium process tree (for tests and diagnostics)."""
@@ -265,17 +307,22 @@ class Renderer:
         finally:
             self._free.put_nowait(slot)
 
-    async def render(self, url: str) -> Rendered:
-        """Render ``url`` (http/https only). Raises StreamCrawl errors, see failures.py."""
+    async def render(self, page: RawPage) -> Rendered:
+        """Render ``page`` (an http(s) RawPage with a body). Raises StreamCrawl errors, see failures.py."""
+        url = page.final_url
         if not url.lower().startswith(("http://", "https://")):
             raise BlockedError(f"the renderer only loads http(s) URLs, not {url[:80]!r}")
         if not self._started or self._stopped:
             raise StackError("the Renderer is not running: use `async with Renderer(...)`")
         started = time.perf_counter()
         try:
+            document = document_of(page)
             async with self._slot() as slot:
-                html, status, final_url = await self._load(slot, url)
-            rendered = self._rendered(html, status, url, final_url, time.perf_counter() - started)
+                budget = self.guard.budget(timeout_s=self.settings.page_timeout_s)
+                html, truncated = await self._load(slot, document, budget)
+            rendered = await asyncio.to_thread(
+                self._rendered, html, document, budget, truncated, time.perf_counter() - started
+            )
         except StreamCrawlError as exc:
             self.stats.render_failures += 1
             metrics.RENDER_FAILURES.labels(failure_reason(exc)).inc()
@@ -287,26 +334,34 @@ class Renderer:
         self.stats.pages_rendered += 1
         metrics.PAGES_RENDERED.inc()
         metrics.RENDER_SECONDS.observe(rendered.elapsed_s)
+        if truncated:
+            metrics.TRUNCATED.labels("rendered").inc()
         return rendered
 
-    async def _load(self, slot: _Slot, url: str) -> tuple[str, int | None, str]:
+    async def _load(self, slot: _Slot, document: Document, budget: PageBudget) -> tuple[str, bool]:
         session = self._session
         if session is None or session.manager is None or not session.alive:
             self._request_restart("crash")
             reason = self._start_error or "restarting"
             raise tagged(TransientFetchError(f"browser unavailable ({reason})"), "browser_crash")
+        url = document.url
         timeout_s = self.settings.page_timeout_s
         deadline = time.monotonic() + timeout_s
         ok = False
         try:
             async with asyncio.timeout(timeout_s):
-                page = await session.page(slot.config)
-                response = await page.goto(url, wait_until="domcontentloaded", timeout=timeout_s * 1000)
-                cap = min(self.settings.settle_timeout_s, deadline - time.monotonic() - 0.5)
-                await settle(page, quiet_s=self.settle_quiet_s, cap_s=cap)
-                html = await capture(page)
-                status = response.status if response is not None else None
-                final_url = str(page.url or url)
+                async with self._tabs:  # see Interceptor.attach
+                    page = await session.page(slot.config)
+                    await self._interceptor.attach(page.context)
+                with self._interceptor.serving(page, document, budget) as state:
+                    await page.goto(url, wait_until="commit", timeout=timeout_s * 1000)
+                    if not state.served:  # never expected: the navigation was not ours to answer
+                        raise tagged(TransientFetchError(f"{url} was not served by the guard"), "other")
+                    if not await parsed(page, timeout_s=deadline - time.monotonic()):
+                        raise TimeoutError
+                    cap = min(self.settings.settle_timeout_s, deadline - time.monotonic() - 0.5)
+                    await settle(page, quiet_s=self.settle_quiet_s, cap_s=cap)
+                    html, truncated = await capture(page, max_bytes=self.settings.max_rendered_bytes)
             ok = True
         except TimeoutError as exc:
             message = f"not rendered within {timeout_s:g}s: {url}"
@@ -319,17 +374,18 @@ class Renderer:
         finally:
             if not ok and not await session.drop(slot.session_id):
                 self._request_restart("crash")
-        return html, status, final_url
+        return html, truncated
 
     def _rendered(
-        self, html: str, status: int | None, url: str, final_url: str, elapsed_s: float
+        self, html: str, document: Document, budget: PageBudget, truncated: bool, elapsed_s: float
     ) -> Rendered:
-        error = status_error(status, url)
+        url = document.url
+        error = status_error(document.status, url)
         if error is not None:
             raise error
         if not html.strip():
             raise tagged(ExtractionError(f"rendering {url} produced an empty DOM"), "empty")
-        content = page_content(html, url=final_url)
+        content = page_content(html, url=url)
         return Rendered(
             html=html,
             markdown=content.markdown,
@@ -337,7 +393,10 @@ class Renderer:
             description=content.description,
             lang=content.lang,
             links=content.links,
-            status=status,
+            status=document.status,
             elapsed_s=elapsed_s,
-            final_url=final_url,
+            final_url=url,
+            truncated=truncated,
+            requests=budget.fetched,
+            refused=dict(budget.refused),
         )

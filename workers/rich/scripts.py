@@ -1,7 +1,11 @@
 """What we run inside the page: the wait strategy and the DOM capture.
 
-**Wait strategy.** Navigation waits for ``DOMContentLoaded`` only (a hanging image or
-tracker never blocks us on ``load``); then we wait until all of these hold
+**Wait strategy.** Navigation waits for the commit, then in the page for
+``DOMContentLoaded`` only (a hanging image or tracker never blocks us on ``load``).
+The in-page wait, not Playwright's ``wait_until="domcontentloaded"``: when the guard
+aborts a navigation the page starts while it is still parsing (a form submitted by an
+inline script), Chromium keeps and finishes the document but Playwright's wait never
+returns (measured). Then we wait until all of these hold
 
 - ``document.readyState == "complete"`` (scripts, styles, images done),
 - no ``fetch``/``XMLHttpRequest`` in flight,
@@ -15,8 +19,15 @@ every page before its own scripts run, counts the requests in flight and stamps 
 DOM change, so a page that went quiet before we ask costs no extra wait.
 
 **Capture.** One round trip: the serialised DOM, with open shadow roots flattened into
-it (slots resolved) when the page created any. The init script forces shadow roots open
-so that web-component apps (Lit, plain custom elements) show their text.
+it (slots resolved) when the page created any, cut in the page at ``maxChars``
+characters so a page that builds a huge DOM never sends it all over the DevTools
+socket (the caller cuts the UTF-8 bytes to the exact cap). The init script forces shadow
+roots open so that web-component apps (Lit, plain custom elements) show their text.
+
+**Guard helpers.** The init script also makes ``navigator.serviceWorker.register()``
+reject (a service worker's requests would bypass the page's interception; Playwright's
+``service_workers="block"`` does the same) and ``window.open`` open nothing (a popup is
+a page we do not render).
 """
 
 from __future__ import annotations
@@ -24,7 +35,9 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-__all__ = ["CAPTURE_JS", "INIT_JS", "SETTLE_JS", "capture", "settle"]
+from workers.processed import cap_utf8
+
+__all__ = ["CAPTURE_JS", "INIT_JS", "PARSED_JS", "SETTLE_JS", "capture", "parsed", "settle"]
 
 INIT_JS = """
 (() => {
@@ -59,9 +72,23 @@ INIT_JS = """
   };
   new MutationObserver(() => { box.lastMutation = performance.now(); })
     .observe(document, {subtree: true, childList: true, characterData: true});
+  if (self.ServiceWorkerContainer) {
+    ServiceWorkerContainer.prototype.register = function () {
+      return Promise.reject(new DOMException("service workers are blocked by the crawler", "SecurityError"));
+    };
+  }
+  window.open = function () { return null; };
 })();
 """
 """Installed in every page before its own scripts (``window[Symbol.for("streamcrawl.page")]``)."""
+
+PARSED_JS = """
+(ms) => document.readyState !== "loading" || new Promise((resolve) => {
+  document.addEventListener("DOMContentLoaded", () => resolve(true), {once: true});
+  setTimeout(() => resolve(document.readyState !== "loading"), ms);
+})
+"""
+"""Resolves true once the document is parsed (DOMContentLoaded), false after ``ms``."""
 
 SETTLE_JS = """
 async ({quietMs, capMs}) => {
@@ -86,17 +113,22 @@ async ({quietMs, capMs}) => {
 """Resolves once the page is complete, idle on the network and its DOM quiet, or at the cap."""
 
 CAPTURE_JS = """
-() => {
+(maxChars) => {
   const box = window[Symbol.for("streamcrawl.page")];
   const doctype = document.doctype ? "<!DOCTYPE " + document.doctype.name + ">" : "";
-  if (!box || !box.shadowRoots) return doctype + document.documentElement.outerHTML;
+  const cut = (html) => html.length > maxChars ? [html.slice(0, maxChars), true] : [html, false];
+  if (!document.documentElement) return [doctype, false];
+  if (!box || !box.shadowRoots) return cut(doctype + document.documentElement.outerHTML);
   const VOID = new Set(["area", "base", "br", "col", "embed", "hr", "img", "input", "link",
                         "meta", "param", "source", "track", "wbr"]);
   const text = (s) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
   const attr = (s) => s.replace(/&/g, "&amp;").replace(/"/g, "&quot;");
-  const out = [];
+  const out = [doctype];
+  let size = doctype.length;
+  const push = (...parts) => { for (const p of parts) { out.push(p); size += p.length; } };
   const walk = (node) => {
-    if (node.nodeType === Node.TEXT_NODE) { out.push(text(node.data)); return; }
+    if (size > maxChars) return;
+    if (node.nodeType === Node.TEXT_NODE) { push(text(node.data)); return; }
     if (node.nodeType !== Node.ELEMENT_NODE) return;
     const tag = node.localName;
     if (tag === "script" || tag === "style" || tag === "template") return;
@@ -105,19 +137,25 @@ CAPTURE_JS = """
       for (const child of (assigned.length ? assigned : node.childNodes)) walk(child);
       return;
     }
-    out.push("<", tag);
-    for (const a of node.attributes) out.push(" ", a.name, '="', attr(a.value), '"');
-    out.push(">");
+    push("<", tag);
+    for (const a of node.attributes) push(" ", a.name, '="', attr(a.value), '"');
+    push(">");
     if (VOID.has(tag)) return;
     const children = node.shadowRoot ? node.shadowRoot.childNodes : node.childNodes;
     for (const child of children) walk(child);
-    out.push("</", tag, ">");
+    push("</", tag, ">");
   };
   walk(document.documentElement);
-  return doctype + out.join("");
+  return cut(out.join(""));
 }
 """
-"""The DOM as HTML; with shadow roots, a composed-tree serialisation (scripts and styles left out)."""
+"""``[html, truncated]``: the DOM as HTML (with shadow roots, a composed-tree serialisation,
+scripts and styles left out), cut at ``maxChars`` characters."""
+
+
+async def parsed(page: Any, *, timeout_s: float) -> bool:
+    """Wait up to ``timeout_s`` for DOMContentLoaded; False if the document is still loading then."""
+    return bool(await page.evaluate(PARSED_JS, max(0.0, timeout_s) * 1000))
 
 
 async def settle(page: Any, *, quiet_s: float, cap_s: float) -> bool:
@@ -134,7 +172,10 @@ async def settle(page: Any, *, quiet_s: float, cap_s: float) -> bool:
     return False
 
 
-async def capture(page: Any) -> str:
-    """The rendered DOM as HTML (see :data:`CAPTURE_JS`)."""
-    html = await page.evaluate(CAPTURE_JS)
-    return html if isinstance(html, str) else ""
+async def capture(page: Any, *, max_bytes: int) -> tuple[str, bool]:
+    """The rendered DOM as HTML of at most ``max_bytes`` UTF-8 bytes, and whether it was cut."""
+    result = await page.evaluate(CAPTURE_JS, max_bytes)  # a character is at least one byte
+    if not (isinstance(result, list) and len(result) == 2 and isinstance(result[0], str)):
+        return "", False
+    html, truncated = cap_utf8(result[0], max_bytes)
+    return html, truncated or bool(result[1])

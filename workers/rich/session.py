@@ -2,7 +2,9 @@
 
 Crawl4AI connects over CDP (``cdp_url``), creates an isolated context
 (``create_isolated_context=True``: without it 10-20% of concurrent pages fail) carrying
-our init script, and keeps one tab per session id, reused from page to page.
+our init script and our User-Agent (the ingestor's, also passed as ``--user-agent``), and
+keeps one tab per session id, reused from page to page. The Renderer adds the guard's
+routes to that context and the isolation flags to the browser.
 ``cdp_cleanup_on_close`` makes its ``close()`` also stop the Playwright driver.
 
 crawl4ai is imported lazily, after ``CRAWL4_AI_BASE_DIRECTORY`` points under our data dir
@@ -17,6 +19,7 @@ import contextlib
 import logging
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,13 +53,15 @@ class BrowserSession:
         *,
         executable: Path,
         profile: ProfileSlot,
-        host_resolver_rules: str | None,
         crawl4ai_dir: Path,
+        user_agent: str,
+        extra_args: Sequence[str] = (),
     ) -> None:
         self.chromium = ChromiumProcess(
-            executable=executable, slot=profile, host_resolver_rules=host_resolver_rules
+            executable=executable, slot=profile, extra_args=[f"--user-agent={user_agent}", *extra_args]
         )
         self.crawl4ai_dir = crawl4ai_dir
+        self.user_agent = user_agent
         self.manager: Any = None
 
     @property
@@ -76,6 +81,7 @@ class BrowserSession:
             cdp_close_delay=0,
             headless=True,
             verbose=False,
+            user_agent=self.user_agent,
             init_scripts=[INIT_JS],
         )
         manager = BrowserManager(browser_config=config, logger=AsyncLogger(log_file=None, verbose=False))

@@ -1,36 +1,38 @@
 """The rich renderer daemon.
 
-Renders each page in Chromium, then runs the same extractor as the fast path over the
-rendered DOM, so a ProcessedPage looks the same whichever path made it (``route=rich``)
-and storage needs no special case. The rendered HTML travels zstd-compressed next to
-the raw HTML. When rendering fails or times out, the raw HTML is extracted instead if it
-has usable text (``fallback=True``); otherwise the page is dead-lettered with the reason.
+Renders each page in Chromium from the RawPage the ingestor fetched (the document is
+never fetched again; every other request goes through the guard, see workers/rich),
+then runs the same extractor as the fast path over the rendered DOM, so a ProcessedPage
+looks the same whichever path made it (``route=rich``) and storage needs no special
+case. The rendered HTML travels zstd-compressed next to the raw HTML, both within their
+size caps (record.py); no record above the topic's message limit is ever produced. When
+rendering fails or times out, the raw HTML is extracted instead if it has usable text
+(``fallback=True``); otherwise the page is dead-lettered with the reason. A page with
+nothing to render (skipped, no body, a 304) passes through like the fast path.
 """
 
 from __future__ import annotations
 
-import time
+import asyncio
 from collections.abc import Sequence
 
 from prometheus_client import Counter
 
 from workers.errors import ExtractionError, PermanentError, RetryableError
-from workers.extract import extract
 from workers.fast_extractor.daemon import PAGES_PROCESSED, PROCESS_SECONDS
 from workers.fast_extractor.processing import process_routed
 from workers.lifecycle import Incoming, Worker
-from workers.messages import ProcessedPage, RoutedPage, compress_html
-from workers.rich import Rendered, Renderer
+from workers.messages import ProcessedPage, RoutedPage
+from workers.rich import Renderer, metrics
+from workers.rich_renderer.record import MIN_ARTICLE_WORDS, encode_fitting, rendered_page
 from workers.settings import Settings
 from workers.topics import PROCESSED_FINAL, Stage
 
-__all__ = ["MIN_ARTICLE_WORDS", "MIN_FALLBACK_WORDS", "RichRenderer", "rendered_page"]
+__all__ = ["MIN_ARTICLE_WORDS", "MIN_FALLBACK_WORDS", "RichRenderer"]
 
 FALLBACKS = Counter("renderer_fallbacks_total", "Pages extracted from raw HTML after a failed render")
 MIN_FALLBACK_WORDS = 50
 """A raw page with fewer words than this is not 'usable text' for the fallback."""
-MIN_ARTICLE_WORDS = 100
-"""Rendered pages whose main content has fewer words keep the whole body's Markdown."""
 
 
 class RichRenderer(Worker):
@@ -41,9 +43,7 @@ class RichRenderer(Worker):
         super().__init__(settings)
         self.max_in_flight = settings.renderer.concurrency * 2
         self.renderer = Renderer(
-            settings.renderer,
-            data_dir=settings.stack.data_dir / "rich",
-            host_resolver_rules=dict(settings.ingestor.resolve_overrides),
+            settings.renderer, data_dir=settings.stack.data_dir / "rich", ingestor=settings.ingestor
         )
 
     async def on_start(self) -> None:
@@ -59,21 +59,40 @@ class RichRenderer(Worker):
                 continue
             with PROCESS_SECONDS.labels("rich").time():
                 processed = await self.render(routed)
+                value, processed = await asyncio.to_thread(encode_fitting, processed)
+            for part in processed.truncated_parts:
+                metrics.TRUNCATED.labels(part).inc()
             PAGES_PROCESSED.labels("rich").inc()
-            await self.emit(PROCESSED_FINAL, processed, key=processed.host.encode(), source=item)
+            await self.emit_raw(
+                PROCESSED_FINAL, value, key=processed.host.encode(), trace_id=item.trace_id, attempt=1
+            )
 
     async def render(self, routed: RoutedPage) -> ProcessedPage:
         page = routed.page
+        if page.skipped or not page.html_zstd or not 200 <= page.status < 300:
+            return process_routed(routed, route="rich")  # nothing to render
         try:
-            rendered = await self.renderer.render(page.final_url)
+            rendered = await self.renderer.render(page)
         except (RetryableError, PermanentError) as exc:
             return self.fallback(routed, exc)
-        return rendered_page(routed, rendered)
+        return await asyncio.to_thread(
+            rendered_page,
+            routed,
+            rendered,
+            settings=self.settings.extractor,
+            user_agent=self.settings.ingestor.user_agent,
+        )
 
     def fallback(self, routed: RoutedPage, exc: Exception) -> ProcessedPage:
         reason = f"render failed: {type(exc).__name__}: {exc}"
         try:
-            processed = process_routed(routed, route="rich", fallback=True)
+            processed = process_routed(
+                routed,
+                route="rich",
+                fallback=True,
+                settings=self.settings.extractor,
+                user_agent=self.settings.ingestor.user_agent,
+            )
         except ExtractionError as exc2:
             raise ExtractionError(f"{reason}; raw HTML unreadable: {exc2}") from exc
         if processed.word_count < MIN_FALLBACK_WORDS:
@@ -82,43 +101,3 @@ class RichRenderer(Worker):
             ) from exc
         FALLBACKS.inc()
         return processed
-
-
-def rendered_page(routed: RoutedPage, rendered: Rendered) -> ProcessedPage:
-    """A ProcessedPage from the rendered DOM, extracted like the fast path does."""
-    page = routed.page
-    html = rendered.html.encode("utf-8")
-    ex = extract(html, url=page.url, final_url=page.final_url, charset="utf-8")
-    markdown, words = ex.markdown, ex.word_count
-    if words < MIN_ARTICLE_WORDS:
-        # An app, not an article: main-content extraction would keep too little of it,
-        # so keep the Markdown of the whole rendered body (form placeholders included).
-        markdown, words = rendered.markdown, len(rendered.markdown.split())
-    return ProcessedPage(
-        url=page.url,
-        url_hash=page.url_hash,
-        host=page.host,
-        final_url=page.final_url,
-        status=page.status,
-        route="rich",
-        score=routed.score,
-        rules=list(routed.rules),
-        fetched_at=page.fetched_at,
-        processed_at=time.time(),
-        content_hash=page.content_hash,
-        html_zstd=page.html_zstd,
-        rendered_html_zstd=compress_html(html),
-        markdown=markdown,
-        title=ex.title or rendered.title,
-        description=ex.description or rendered.description,
-        lang=ex.lang or rendered.lang,
-        canonical_url=ex.canonical_url,
-        published_time=ex.published_time,
-        outlinks=list(ex.outlinks) or list(rendered.links),
-        word_count=words,
-        text_hash=ex.text_hash,
-        simhash=ex.simhash,
-        truncated=page.truncated,
-        batch=page.batch,
-        rank=page.rank,
-    )

@@ -1,7 +1,7 @@
 """The whole embedded stack: start in dependency order, stop in reverse, report status.
 
 ``up``: S3 (with PostgreSQL alongside, which depends on nothing) → broker → topics
-provisioned → Dagster webserver + daemon and supervisord (workers), each wave started once
+provisioned → Dagster webserver + daemon, supervisord (workers) and Prometheus, each wave started once
 the previous one answers. Each component is left alone if running, started if not (see
 ``Component.ensure_running``). ``down`` stops by PID files alone (it needs no valid
 settings), in reverse order, independent components in parallel.
@@ -23,6 +23,7 @@ from workers.stack.dagster import DagsterDaemon, DagsterWebserver
 from workers.stack.demoweb import DemoWebServer
 from workers.stack.paths import StackPaths
 from workers.stack.postgres import EmbeddedPostgres
+from workers.stack.prometheus import Prometheus
 from workers.stack.seaweed import SeaweedFS
 from workers.stack.supervisor import Supervisor
 
@@ -30,7 +31,7 @@ __all__ = ["STOP_ORDER", "Stack", "StartEvent", "stop_recorded"]
 
 # Stopped wave by wave; the components of one wave do not depend on each other.
 STOP_ORDER: tuple[tuple[type[Component], ...], ...] = (
-    (Supervisor, DagsterDaemon, DagsterWebserver, DemoWebServer),
+    (Supervisor, DagsterDaemon, DagsterWebserver, DemoWebServer, Prometheus),
     (EmbeddedPostgres, TansuBroker),
     (SeaweedFS,),
 )
@@ -43,6 +44,7 @@ class StartEvent:
     address: str
     pid: int | None
     seconds: float
+    note: str = ""
 
 
 class Stack:
@@ -57,6 +59,7 @@ class Stack:
         self.dagster_daemon = DagsterDaemon(settings=settings, paths=self.paths)
         self.supervisor = Supervisor(settings=settings, paths=self.paths)
         self.demoweb = DemoWebServer(stack=stack, paths=self.paths)
+        self.prometheus = Prometheus(settings=settings, paths=self.paths)
 
     def components(self) -> list[Component]:
         """Every component in start order (whether or not this configuration starts it)."""
@@ -67,6 +70,7 @@ class Stack:
             self.dagster_webserver,
             self.dagster_daemon,
             self.supervisor,
+            self.prometheus,
             self.demoweb,
         ]
 
@@ -75,6 +79,8 @@ class Stack:
             return self.settings.stack.start_dagster
         if component is self.supervisor:
             return self.settings.stack.start_workers
+        if component is self.prometheus:
+            return self.settings.stack.start_prometheus
         # The demo web is started by `streamcrawl demo`, not by `up`.
         return component is not self.demoweb
 
@@ -87,7 +93,7 @@ class Stack:
         waves: list[list[Component]] = [
             [self.s3, self.postgres],
             [self.broker],
-            [self.dagster_webserver, self.dagster_daemon, self.supervisor],
+            [self.dagster_webserver, self.dagster_daemon, self.supervisor, self.prometheus],
         ]
         return [[c for c in wave if self.enabled(c)] for wave in waves]
 
@@ -128,6 +134,7 @@ def _ensure_timed(component: Component, on_started: Callable[[StartEvent], None]
                 address=component.address(),
                 pid=component.pid(),
                 seconds=time.monotonic() - started,
+                note=component.start_note(),
             )
         )
 

@@ -1,55 +1,55 @@
-"""Storage layer: page metadata in PostgreSQL, page content in S3.
+"""Storage layer: page metadata in PostgreSQL, page content as WARC records in S3.
 
 Entry point: :class:`PageStore` (``async with PageStore(pg, s3, storage) as store``;
-``await store.save_batch(pages)``). Modules: ``migrate`` (numbered SQL migrations under an
-advisory lock), ``pages`` (the batched UPSERT), ``objects`` (key layout, parallel PUTs),
-``plan`` (which parts to write, and where), ``reads`` (typed rows), ``store`` (the facade).
+``await store.save_batch(pages)``). Modules, one concern each: ``migrate`` (numbered SQL
+migrations under an advisory lock), ``warc`` (a page's WARC records), ``plan`` (packing
+records into objects), ``objects`` (keys, parallel PUT/GET/LIST), ``pages`` (the batched
+UPSERT), ``dedup`` (``duplicate_of``), ``reads`` (typed rows, validators), ``warc_read``
+(payloads back), ``export`` (the corpus as a row stream), ``parquet`` (the columnar export),
+``gc`` (fsck and garbage collection), ``store`` (the facade).
 
-Object key layout (bucket ``STREAMCRAWL_S3_BUCKET``), ``StorageSettings.object_layout``:
+Object layout (bucket ``STREAMCRAWL_S3_BUCKET``)::
 
-``page`` (default) — one object per content part, at keys derived from the url_hash alone::
+    warc/YYYY/MM/DD/YYYYMMDDHHMMSS-<24 hex>.warc.gz   WARC 1.1, one gzip member per record
 
-    pages/<hh>/<url_hash>/raw.html.zst       raw HTML as fetched, zstd (``html_zstd`` as-is)
-    pages/<hh>/<url_hash>/content.md         extracted main content, Markdown, UTF-8
-    pages/<hh>/<url_hash>/rendered.html.zst  DOM after JavaScript, zstd (rich path only)
+A sub-batch's pages are packed, in order, into objects of at most
+``STREAMCRAWL_STORAGE_WARC_OBJECT_BYTES`` (4 MB): ~1 PUT per ~100 real pages instead of 2 per
+page (the object store's request rate is the bottleneck here). Each object opens with a
+``warcinfo`` record; per page: ``request``, ``response``, ``metadata`` and ``conversion``
+records for the plain text, the Markdown and (rich path) the rendered DOM (warc.py says what
+each holds). The row keeps each part's object and byte range (``html_*`` = the response
+record, ``markdown_*``, ``text_*``, ``rendered_*``; ``warc_*`` = the page's whole run), so any
+part is one ranged GET; ``PageStore.get_content(url_hash, part)`` returns it decoded.
 
-``hh`` is the first two hex characters of the url_hash (256 prefixes spread the keys). Keys
-are per URL, not per content: a recrawl overwrites the page's objects (and deletes, after
-the row write, a part the new version no longer has), so the bucket holds the current
-version of every URL and nothing else (no garbage collection), and a redelivery rewrites
-the same keys (never a second object). History is not kept: the row's
-``content_hash``/``text_hash``/``simhash`` say whether a recrawl changed the page.
+Safety: keys are never reused, so no write can replace bytes a row points at; the UPSERT keeps
+the newest version by ``fetched_at`` (a stale redelivery changes nothing) and each row points
+at its own records. Objects no row references (a crash between PUT and UPSERT, or pages all
+recrawled since) are deleted by the garbage collector once older than
+``STREAMCRAWL_STORAGE_GC_GRACE_S`` (gc.py explains why that is safe while writers run);
+``streamcrawl fsck`` reports both directions of inconsistency.
 
-``segment`` — the parts a batch writes are packed into ``segments/<hh>/<blake2b>.seg``
-objects of at most 4 MB, named by their content; the row holds each part's key and byte
-range (``*_offset``, ``*_length``), readable with one ranged GET (HTML parts are whole zstd
-frames). ~1 PUT per 4 MB instead of 2 per page: the layout for a request-rate-bound store
-(see bench/stage_storage.py). A part replaced by a recrawl leaves unreferenced bytes in an
-old segment, and a batch re-sent in a different composition after a crash between the PUT
-and the UPSERT leaves an unreferenced segment: the price of packing.
+Outcomes: skipped pages (``skipped`` set, or robots ``noindex``) get no row and no object; a
+304 only moves ``fetched_at``; every input yields one ``StoredPage`` with its outcome.
 
-In both layouts each row stores the blake2b-128 digest of every part; a part whose bytes
-are unchanged is not written again, so a redelivery or an unchanged recrawl costs no
-request. Skipped pages (``skipped`` set) get a row and no objects; empty Markdown gets no
-object. A batch is written as ``write_concurrency`` concurrent sub-batches.
+Rows of the first build (``warc_key`` NULL: ``pages/<hh>/<url_hash>/{raw.html.zst,content.md,
+rendered.html.zst}`` or ``segments/…`` byte ranges of zstd frames) stay readable through the
+same calls; no migration of their objects is needed.
 
 Outlinks are stored in the row (``outlinks``: newline-separated text, lz4-compressed by
-TOAST; ``outlink_count``), not in a ``page_links`` table (~100-300 rows per page, replaced
-on every recrawl) nor as JSON in S3 (a third request per page against a request-rate-bound
-store). ``PageRow.outlinks`` gives them back as a list; SQL can expand them with
-``unnest(string_to_array(outlinks, chr(10)))``. Lists are plain text rather than jsonb because
-jsonb input parsing cost ~3x the insert rate in measurement.
+TOAST; ``outlink_count``), not in a ``page_links`` table nor in S3. Lists are plain text rather
+than jsonb because jsonb input parsing cost ~3x the insert rate in measurement.
 """
 
 from __future__ import annotations
 
+from workers.storage.export import CorpusRow
 from workers.storage.objects import BlobStore, MemoryBlobStore, S3BlobStore, page_keys
-from workers.storage.reads import ExportedPage, PageRow
+from workers.storage.reads import PageRow
 from workers.storage.store import PageStore
 
 __all__ = [
     "BlobStore",
-    "ExportedPage",
+    "CorpusRow",
     "MemoryBlobStore",
     "PageRow",
     "PageStore",

@@ -1,4 +1,7 @@
-"""Schema migrations: numbered ``migrations/NNNN_name.sql`` files applied in order, once.
+"""Schema migrations: numbered ``migrations/NNNN_name.sql`` (or ``.py``) files applied in order, once.
+
+A ``.py`` migration is a data migration: a module with ``async def migrate(conn)`` run inside
+the same transaction (used when rows must be recomputed with Python code, e.g. URL hashes).
 
 ``schema_migrations`` records each applied version with its file's SHA-256. The whole run
 happens in one transaction that first takes a transaction-level advisory lock, so two
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
 
@@ -22,7 +26,7 @@ __all__ = ["MIGRATION_LOCK_KEY", "Migration", "apply_migrations", "load_migratio
 
 # An arbitrary constant identifying "StreamCrawl schema migration" among advisory locks.
 MIGRATION_LOCK_KEY = 0x5C_57_0A_6E
-_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.(sql|py)$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,10 +34,25 @@ class Migration:
     version: int
     name: str
     sql: str
+    """The SQL text, or the Python source of a data migration."""
+    kind: str = "sql"
 
     @property
     def checksum(self) -> str:
         return hashlib.sha256(self.sql.encode("utf-8")).hexdigest()
+
+    async def run(self, conn: asyncpg.Connection) -> None:
+        if self.kind == "sql":
+            await conn.execute(self.sql)
+            return
+        # File names start with digits, so the module is run from its source, not imported.
+        namespace: dict[str, object] = {"__name__": f"streamcrawl_migration_{self.version:04d}"}
+        exec(compile(self.sql, f"{self.version:04d}_{self.name}.py", "exec"), namespace)
+        migrate = namespace.get("migrate")
+        if not callable(migrate):
+            raise ConfigError(f"migration {self.version:04d}_{self.name}.py defines no migrate(conn)")
+        runner: Callable[[asyncpg.Connection], Awaitable[None]] = migrate
+        await runner(conn)
 
 
 def load_migrations() -> list[Migration]:
@@ -46,7 +65,9 @@ def load_migrations() -> list[Migration]:
         version = int(match.group(1))
         if version in found:
             raise ConfigError(f"two migrations share version {version:04d}")
-        found[version] = Migration(version, match.group(2), entry.read_text(encoding="utf-8"))
+        found[version] = Migration(
+            version, match.group(2), entry.read_text(encoding="utf-8"), kind=match.group(3)
+        )
     return [found[v] for v in sorted(found)]
 
 
@@ -75,7 +96,7 @@ async def apply_migrations(
                         "add a new numbered migration instead of editing an applied one"
                     )
                 continue
-            await conn.execute(m.sql)
+            await m.run(conn)
             await conn.execute(
                 "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
                 m.version,

@@ -1,7 +1,8 @@
-"""Page content in S3: the key layout and a bounded-parallel, idempotent object writer.
+"""Page content in S3: the key layout and a bounded-parallel object writer.
 
-Keys are derived from the page's url_hash only (see :func:`page_keys`), so writing the same
-page twice overwrites the same objects: a redelivery never creates a second object.
+New content goes into append-only WARC objects (:func:`warc_object_key`: a fresh, never
+reused key per object), so no write ever replaces bytes a row points at. The first build's
+keys (:func:`page_keys` per URL, ``segments/`` per batch) are still read.
 
 The ``minio`` client is synchronous; :class:`S3BlobStore` runs its calls in a thread pool of
 ``StorageSettings.s3_parallelism`` threads sharing one urllib3 pool of the same size. The
@@ -15,9 +16,12 @@ import asyncio
 import functools
 import hashlib
 import io
+import time
+import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Protocol
 
 import urllib3
@@ -28,20 +32,27 @@ from workers.errors import DependencyUnavailable, RecordRejected, StreamCrawlErr
 from workers.settings import S3Settings
 
 __all__ = [
+    "CONTENT_PREFIXES",
     "HTML_TYPE",
     "MARKDOWN_TYPE",
+    "WARC_TYPE",
     "Blob",
     "BlobStore",
     "MemoryBlobStore",
+    "ObjectInfo",
     "PageKeys",
     "S3BlobStore",
     "digest",
     "page_keys",
     "segment_key",
+    "warc_object_key",
 ]
 
 HTML_TYPE = "application/zstd"
 MARKDOWN_TYPE = "text/markdown; charset=utf-8"
+WARC_TYPE = "application/warc"
+CONTENT_PREFIXES = ("warc/", "pages/", "segments/")
+"""Where page content lives (garbage collection and fsck look only here; exports/ is not content)."""
 _HEX = frozenset("0123456789abcdef")
 _RECORD_CODES = frozenset({"EntityTooLarge", "KeyTooLongError", "InvalidObjectName", "InvalidArgument"})
 
@@ -69,8 +80,18 @@ def page_keys(url_hash: str) -> PageKeys:
 
 
 def segment_key(body_digest: str) -> str:
-    """``segments/<hh>/<digest>.seg``: a batch's parts packed into one object (segment layout)."""
+    """``segments/<hh>/<digest>.seg``: the first build's segment layout (read only)."""
     return f"segments/{body_digest[:2]}/{body_digest}.seg"
+
+
+def warc_object_key(now: float) -> str:
+    """``warc/YYYY/MM/DD/YYYYMMDDHHMMSS-<24 hex>.warc.gz``: a new key for every object written.
+
+    Never reused, so a PUT can only create an object, never replace one a row points at (a
+    redelivery writes a second object; the first becomes garbage the collector removes).
+    """
+    t = datetime.fromtimestamp(now, UTC)
+    return f"warc/{t:%Y/%m/%d}/{t:%Y%m%d%H%M%S}-{uuid.uuid4().hex[:24]}.warc.gz"
 
 
 def digest(data: bytes) -> str:
@@ -83,6 +104,14 @@ class Blob:
     key: str
     data: bytes
     content_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    key: str
+    size: int
+    modified: float
+    """Last-modified time, epoch seconds."""
 
 
 class BlobStore(Protocol):
@@ -102,14 +131,22 @@ class BlobStore(Protocol):
     async def delete_many(self, keys: Sequence[str]) -> None:
         """Remove objects (missing ones are fine)."""
 
+    async def list_objects(self, prefix: str) -> list[ObjectInfo]:
+        """Every object whose key starts with ``prefix``."""
+
+    async def stat(self, key: str) -> ObjectInfo | None:
+        """Size and age of one object, None if it does not exist."""
+
 
 class MemoryBlobStore:
     """In-memory BlobStore for unit tests; counts PUTs like the real one costs them."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] | None = None) -> None:
         self.objects: dict[str, bytes] = {}
+        self.modified: dict[str, float] = {}
         self.puts = 0
         self.fail_next: StreamCrawlError | None = None
+        self._clock = clock or time.time
 
     async def start(self) -> None:
         return None
@@ -123,11 +160,24 @@ class MemoryBlobStore:
             raise exc
         for blob in blobs:
             self.objects[blob.key] = blob.data
+            self.modified[blob.key] = self._clock()
             self.puts += 1
 
     async def delete_many(self, keys: Sequence[str]) -> None:
         for key in keys:
             self.objects.pop(key, None)
+            self.modified.pop(key, None)
+
+    async def list_objects(self, prefix: str) -> list[ObjectInfo]:
+        return [
+            ObjectInfo(k, len(v), self.modified[k])
+            for k, v in sorted(self.objects.items())
+            if k.startswith(prefix)
+        ]
+
+    async def stat(self, key: str) -> ObjectInfo | None:
+        data = self.objects.get(key)
+        return None if data is None else ObjectInfo(key, len(data), self.modified[key])
 
     async def get(self, key: str, *, offset: int = 0, length: int | None = None) -> bytes | None:
         data = self.objects.get(key)
@@ -160,7 +210,7 @@ class S3BlobStore:
                 total=2,
                 backoff_factor=0.2,
                 status_forcelist=(500, 502, 503, 504),
-                allowed_methods=None,  # PUTs to deterministic keys are idempotent
+                allowed_methods=None,  # a PUT retried to its never-reused key writes the same bytes
                 raise_on_status=False,
             ),
         )
@@ -255,3 +305,32 @@ class S3BlobStore:
     async def get(self, key: str, *, offset: int = 0, length: int | None = None) -> bytes | None:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor(), self._get, key, offset, length)
+
+    def _list(self, prefix: str) -> list[ObjectInfo]:
+        try:
+            return [
+                ObjectInfo(
+                    o.object_name, int(o.size or 0), o.last_modified.timestamp() if o.last_modified else 0.0
+                )
+                for o in self._client.list_objects(self.bucket, prefix=prefix, recursive=True)
+                if o.object_name is not None and not o.is_dir
+            ]
+        except _S3_FAILURES as exc:
+            raise _s3_error(exc, f"LIST {prefix}") from exc
+
+    async def list_objects(self, prefix: str) -> list[ObjectInfo]:
+        return await asyncio.get_running_loop().run_in_executor(self._executor(), self._list, prefix)
+
+    def _stat(self, key: str) -> ObjectInfo | None:
+        try:
+            o = self._client.stat_object(self.bucket, key)
+        except S3Error as exc:
+            if exc.code in ("NoSuchKey", "NoSuchObject", "ResourceNotFound"):
+                return None
+            raise _s3_error(exc, f"HEAD {key}") from exc
+        except _S3_FAILURES as exc:
+            raise _s3_error(exc, f"HEAD {key}") from exc
+        return ObjectInfo(key, int(o.size or 0), o.last_modified.timestamp() if o.last_modified else 0.0)
+
+    async def stat(self, key: str) -> ObjectInfo | None:
+        return await asyncio.get_running_loop().run_in_executor(self._executor(), self._stat, key)

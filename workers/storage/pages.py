@@ -5,12 +5,14 @@ DO UPDATE`` statement: one round trip per batch, whatever its size. Measured aga
 per-row ``executemany`` and a COPY-into-temp-table variant in bench/stage_storage.py.
 
 An older version of a page never overwrites a newer one (``WHERE pages.fetched_at <=
-EXCLUDED.fetched_at``); ``first_stored_at`` is kept from the first write.
+EXCLUDED.fetched_at``); ``first_stored_at`` is kept from the first write, and ``duplicate_of``
+is left to workers/storage/dedup.py, which recomputes it right after the write.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -18,9 +20,11 @@ import asyncpg
 
 from workers.errors import DependencyUnavailable, RecordRejected
 from workers.messages import ProcessedPage
-from workers.storage.plan import PARTS, ObjectRefs, Part
+from workers.storage.plan import PARTS, ObjectRefs, Part, WarcRun
+from workers.storage.warc import validators_of
 
 __all__ = [
+    "PART_COLUMNS",
     "UPSERT_SQL",
     "Existing",
     "clean_text",
@@ -57,6 +61,8 @@ _COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("simhash", "int8", "u.simhash"),
     ("outlink_count", "int4", "u.outlink_count"),
     ("outlinks", "text", "u.outlinks"),
+    ("outlinks_nofollow", "text", "u.outlinks_nofollow"),
+    ("text", "text", "u.text"),
     ("truncated", "bool", "u.truncated"),
     ("fallback", "bool", "u.fallback"),
     ("skipped", "text", "u.skipped"),
@@ -67,7 +73,26 @@ _COLUMNS: tuple[tuple[str, str, str], ...] = (
         for part in PARTS
         for field, typ in (("key", "text"), ("digest", "text"), ("offset", "int8"), ("length", "int8"))
     ),
+    ("warc_key", "text", "u.warc_key"),
+    ("warc_offset", "int8", "u.warc_offset"),
+    ("warc_length", "int8", "u.warc_length"),
+    ("language", "text", "u.language"),
+    ("language_score", "float4", "u.language_score"),
+    ("quality", "text", "u.quality::jsonb"),
+    ("quality_flags", "text", "u.quality_flags"),
+    ("robots", "text", "u.robots"),
+    ("truncated_parts", "text", "u.truncated_parts"),
+    ("content_type", "text", "u.content_type"),
+    ("mime_detected", "text", "u.mime_detected"),
+    ("charset", "text", "u.charset"),
+    ("body_bytes", "int8", "u.body_bytes"),
+    ("http_version", "text", "u.http_version"),
+    ("peer_ip", "text", "u.peer_ip"),
+    ("redirects", "text", "u.redirects"),
+    ("etag", "text", "u.etag"),
+    ("last_modified", "text", "u.last_modified"),
     ("fetched_at", "float8", "to_timestamp(u.fetched_at)"),
+    ("captured_at", "float8", "to_timestamp(u.captured_at)"),
     ("processed_at", "float8", "to_timestamp(u.processed_at)"),
 )
 _NAMES = [c for c, _, _ in _COLUMNS]
@@ -81,6 +106,13 @@ UPSERT_SQL = (
     + ", ".join(f"{c} = EXCLUDED.{c}" for c in _NAMES[1:])
     + ", updated_at = now()\nWHERE pages.fetched_at <= EXCLUDED.fetched_at"
 )
+
+PART_COLUMNS = [f"{p}_{f}" for p in PARTS for f in ("key", "digest", "offset", "length")] + [
+    "warc_key",
+    "warc_offset",
+    "warc_length",
+]
+"""Every column that says where a page's content is."""
 
 _RETRYABLE_SQLSTATE_CLASSES = ("08", "40", "53", "55", "57", "58")
 _RECORD_SQLSTATE_CLASSES = ("22", "23")
@@ -168,10 +200,15 @@ def part_from_record(record: asyncpg.Record, name: str) -> Part | None:
 
 
 def refs_from_record(record: asyncpg.Record) -> ObjectRefs:
-    return ObjectRefs(*(part_from_record(record, name) for name in PARTS))
+    run = None
+    if record["warc_key"] is not None:
+        run = WarcRun(record["warc_key"], record["warc_offset"], record["warc_length"])
+    return ObjectRefs(**{name: part_from_record(record, name) for name in PARTS}, warc=run)
 
 
-def _row(page: ProcessedPage, refs: ObjectRefs) -> tuple[object, ...]:
+def _row(page: ProcessedPage, refs: ObjectRefs, mime_detected: str | None) -> tuple[object, ...]:
+    etag, last_modified = validators_of(page.response_headers)
+    run = refs.warc
     return (
         page.url_hash,
         clean_text(page.url),
@@ -192,20 +229,46 @@ def _row(page: ProcessedPage, refs: ObjectRefs) -> tuple[object, ...]:
         signed_simhash(page.simhash),
         len(page.outlinks),
         join_lines(page.outlinks),
+        join_lines(page.outlinks_nofollow),
+        clean_text(page.text) if page.text else None,
         page.truncated,
         page.fallback,
         _opt(page.skipped),
         _opt(page.batch),
         page.rank,
         *_part_values(refs),
+        None if run is None else run.key,
+        None if run is None else run.offset,
+        None if run is None else run.length,
+        _opt(page.language),
+        page.language_score,
+        json.dumps(page.quality, default=str, ensure_ascii=False) if page.quality else None,
+        join_lines(page.quality_flags),
+        join_lines(page.robots),
+        join_lines(page.truncated_parts),
+        _opt(page.content_type) or None,
+        mime_detected,
+        _opt(page.charset),
+        page.body_bytes or None,
+        _opt(page.http_version) or None,
+        _opt(page.peer_ip),
+        join_lines(page.redirects),
+        _opt(etag),
+        _opt(last_modified),
+        float(page.fetched_at),
         float(page.fetched_at),
         float(page.processed_at),
     )
 
 
-def columns_of(pages: Sequence[ProcessedPage], refs: Sequence[ObjectRefs]) -> list[list[object]]:
+def columns_of(
+    pages: Sequence[ProcessedPage],
+    refs: Sequence[ObjectRefs],
+    mime_detected: Sequence[str | None] | None = None,
+) -> list[list[object]]:
     """Column-major arrays (one list per column) for the unnest UPSERT."""
-    rows = [_row(p, r) for p, r in zip(pages, refs, strict=True)]
+    mimes = mime_detected if mime_detected is not None else [None] * len(pages)
+    rows = [_row(p, r, m) for p, r, m in zip(pages, refs, mimes, strict=True)]
     return [list(col) for col in zip(*rows, strict=True)] if rows else [[] for _ in _COLUMNS]
 
 
@@ -213,12 +276,13 @@ async def upsert_pages(
     conn: asyncpg.Connection | asyncpg.Pool,
     pages: Sequence[ProcessedPage],
     refs: Sequence[ObjectRefs],
+    mime_detected: Sequence[str | None] | None = None,
 ) -> None:
     """Write all rows in one statement. ``pages`` must not repeat a url_hash."""
     if not pages:
         return
     with pg_errors(f"upsert of {len(pages)} pages"):
-        await conn.execute(UPSERT_SQL, *columns_of(pages, refs))
+        await conn.execute(UPSERT_SQL, *columns_of(pages, refs, mime_detected))
 
 
 async def fetch_existing(
@@ -228,7 +292,7 @@ async def fetch_existing(
     with pg_errors("lookup of stored pages"):
         records = await conn.fetch(
             "SELECT url_hash, extract(epoch FROM fetched_at)::float8 AS fetched_at, "
-            + ", ".join(f"{p}_{f}" for p in PARTS for f in ("key", "digest", "offset", "length"))
+            + ", ".join(PART_COLUMNS)
             + " FROM pages WHERE url_hash = ANY($1::text[])",
             list(url_hashes),
         )

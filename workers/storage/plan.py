@@ -1,48 +1,29 @@
-"""Which objects a batch must write, and where each page's content ends up.
+"""Where each page's content ends up: its WARC records packed into append-only objects.
 
-Two layouts (``StorageSettings.object_layout``):
+:func:`pack` lays the pages of a sub-batch, in order, into objects of at most
+``StorageSettings.warc_object_bytes`` (a page bigger than that gets an object of its own).
+Every object opens with a ``warcinfo`` record and is a valid ``.warc.gz`` file on its own;
+each page's records are contiguous, so the row's ``warc_offset``/``warc_length`` fetch the
+page's whole run and ``html_*``/``markdown_*``/``text_*``/``rendered_*`` one record each, with
+one ranged GET. Keys are never reused (:func:`~workers.storage.objects.warc_object_key`).
 
-``page`` (default)
-    One object per content part, at a key derived from the url_hash (see
-    :func:`~workers.storage.objects.page_keys`): 2 PUTs per new page (3 with a rendered DOM).
-``segment``
-    All parts written by one batch go into one object, ``segments/<hh>/<digest>.seg`` named by
-    the blake2b-128 of its bytes (at most SEGMENT_MAX_BYTES each, PUT in parallel); each part is a byte range (``*_offset``/``*_length`` in the
-    row) that is readable on its own with a ranged GET: HTML parts are complete zstd frames,
-    Markdown parts UTF-8. ~1 PUT per 4 MB instead of 2 per page, for a request-rate-bound
-    object store.
-
-In both layouts a part whose digest equals the stored one is not written again (a
-redelivery or an unchanged recrawl costs no request), and an identical batch rewritten
-after a crash maps to the same segment key.
+Rows of the first build point at whole objects (``pages/…``, offset NULL) or at zstd frames in
+``segments/…``; :class:`Part` describes both, and ``ObjectRefs.warc`` is None for them.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
-from workers.messages import ProcessedPage
-from workers.storage.objects import HTML_TYPE, MARKDOWN_TYPE, Blob, digest, page_keys, segment_key
+from workers.storage.objects import WARC_TYPE, Blob, warc_object_key
+from workers.storage.warc import PageRecords, warcinfo_record
 
-__all__ = [
-    "PARTS",
-    "SEGMENT_MAX_BYTES",
-    "SEGMENT_TYPE",
-    "Layout",
-    "ObjectRefs",
-    "Part",
-    "WritePlan",
-    "plan_writes",
-]
+__all__ = ["PARTS", "ObjectRefs", "Part", "WarcRun", "pack"]
 
-Layout = Literal["page", "segment"]
-PARTS = ("html", "markdown", "rendered")
-SEGMENT_TYPE = "application/octet-stream"
-# Segments stay below the S3 client's multipart threshold (5 MiB) and SeaweedFS's chunk size
-# (4 MiB): a 6 MB segment took ~4x longer per byte than a 4 MB one (multipart + chunking).
-SEGMENT_MAX_BYTES = 4_000_000
+PARTS = ("html", "markdown", "rendered", "text")
+"""Content parts with their own (key, digest, offset, length) columns."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,10 +32,19 @@ class Part:
 
     key: str
     digest: str
-    """blake2b-128 hex of the part's bytes."""
+    """``sha1:<base32>`` of the payload (WARC rows) or blake2b-128 hex of the bytes (first build)."""
     offset: int | None = None
-    """Byte offset inside a segment object; None when the part is the whole object."""
+    """Byte offset inside the object; None when the part is the whole object (first build)."""
     length: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WarcRun:
+    """The page's whole run of WARC records (request … last conversion)."""
+
+    key: str
+    offset: int
+    length: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,88 +54,55 @@ class ObjectRefs:
     html: Part | None = None
     markdown: Part | None = None
     rendered: Part | None = None
+    text: Part | None = None
+    warc: WarcRun | None = None
 
     def key(self, name: str) -> str | None:
         part: Part | None = getattr(self, name)
         return None if part is None else part.key
 
+    @property
+    def is_warc(self) -> bool:
+        return self.warc is not None
 
-def _bodies(page: ProcessedPage) -> dict[str, tuple[bytes, str]]:
-    if page.skipped:
-        return {}
-    bodies = {
-        "html": (page.html_zstd, HTML_TYPE),
-        "markdown": (page.markdown.encode("utf-8", "replace"), MARKDOWN_TYPE),
-        "rendered": (page.rendered_html_zstd or b"", HTML_TYPE),
-    }
-    return {name: body for name, body in bodies.items() if body[0]}
-
-
-@dataclass(frozen=True, slots=True)
-class WritePlan:
-    refs: list[ObjectRefs]
-    """One per page, in order."""
-    blobs: list[Blob]
-    """Objects to PUT before the rows are written."""
-    stale: list[str]
-    """Whole objects no longer referenced once the rows are written (page layout)."""
+    def keys(self) -> set[str]:
+        out = {p.key for p in (self.html, self.markdown, self.rendered, self.text) if p is not None}
+        if self.warc is not None:
+            out.add(self.warc.key)
+        return out
 
 
-_Pending = tuple[int, str, bytes, str]  # (page index, part name, bytes, digest)
-
-
-def _pack(pending: list[_Pending], *, max_bytes: int) -> list[list[_Pending]]:
-    """Split parts, in order, into segments of at most ``max_bytes`` (a bigger part goes alone)."""
-    groups: list[list[_Pending]] = []
+def _groups(pages: Sequence[PageRecords], max_bytes: int) -> list[list[int]]:
+    groups: list[list[int]] = []
     size = 0
-    for item in pending:
-        n = len(item[2])
+    for i, page in enumerate(pages):
+        n = page.size
         if not groups or size + n > max_bytes:
             groups.append([])
             size = 0
-        groups[-1].append(item)
+        groups[-1].append(i)
         size += n
     return groups
 
 
-def plan_writes(
-    pages: Sequence[ProcessedPage],
-    prior: Sequence[ObjectRefs | None],
-    *,
-    layout: Layout,
-    segment_max_bytes: int = SEGMENT_MAX_BYTES,
-) -> WritePlan:
-    """The refs each page will have, the objects to PUT first (none when nothing changed) and
-    the whole objects its previous version had that the new one no longer has."""
-    refs: list[dict[str, Part]] = []
+def pack(
+    pages: Sequence[PageRecords], *, max_bytes: int, now: float, version: str = ""
+) -> tuple[list[Blob], list[ObjectRefs]]:
+    """The objects to PUT and, per page (in order), where its records are."""
+    refs: list[ObjectRefs | None] = [None] * len(pages)
     blobs: list[Blob] = []
-    stale: list[str] = []
-    pending: list[_Pending] = []  # segment layout: parts still to pack
-    for i, (page, old) in enumerate(zip(pages, prior, strict=True)):
-        parts: dict[str, Part] = {}
-        keys = page_keys(page.url_hash)
-        for name, (data, content_type) in _bodies(page).items():
-            d = digest(data)
-            before: Part | None = getattr(old, name) if old is not None else None
-            if before is not None and before.digest == d:
-                parts[name] = before  # unchanged bytes: keep pointing at the stored copy
-            elif layout == "page":
-                key = getattr(keys, name)
-                blobs.append(Blob(key, data, content_type))
-                parts[name] = Part(key, d)
-            else:
-                pending.append((i, name, data, d))
-        for name in PARTS:
-            gone: Part | None = getattr(old, name) if old is not None else None
-            if gone is not None and gone.offset is None and name not in parts:
-                stale.append(gone.key)  # e.g. a recrawl that is now skipped: drop its old object
-        refs.append(parts)
-    for group in _pack(pending, max_bytes=segment_max_bytes):
-        body = b"".join(data for _, _, data, _ in group)
-        key = segment_key(digest(body))
-        offset = 0
-        for i, name, data, d in group:
-            refs[i][name] = Part(key, d, offset, len(data))
-            offset += len(data)
-        blobs.append(Blob(key, body, SEGMENT_TYPE))
-    return WritePlan([ObjectRefs(**parts) for parts in refs], blobs, stale)
+    for group in _groups(pages, max_bytes):
+        key = warc_object_key(now)
+        chunks = [warcinfo_record(now=now, filename=os.path.basename(key), software_version=version)]
+        offset = len(chunks[0])
+        for i in group:
+            start = offset
+            parts: dict[str, Part] = {}
+            for record in pages[i].records:
+                if record.part is not None:
+                    parts[record.part] = Part(key, record.digest, offset, len(record.data))
+                chunks.append(record.data)
+                offset += len(record.data)
+            refs[i] = ObjectRefs(**parts, warc=WarcRun(key, start, offset - start))
+        blobs.append(Blob(key, b"".join(chunks), WARC_TYPE))
+    return blobs, [r if r is not None else ObjectRefs() for r in refs]

@@ -1,4 +1,4 @@
-"""Read side of the ``pages`` table: typed rows for lookups and for ``streamcrawl export``."""
+"""Read side of the ``pages`` table: typed rows, lookups and conditional-recrawl validators."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ from typing import Any
 
 import asyncpg
 
-from workers.storage.pages import pg_errors, refs_from_record, split_lines, unsigned_simhash
-from workers.storage.plan import PARTS, ObjectRefs
+from workers.storage.pages import PART_COLUMNS, pg_errors, refs_from_record, split_lines, unsigned_simhash
+from workers.storage.plan import ObjectRefs
 
-__all__ = ["ExportedPage", "PageRow", "count_rows", "existing_hashes", "fetch_chunk", "fetch_row"]
+__all__ = ["ROW_COLUMNS", "PageRow", "count_rows", "existing_hashes", "fetch_row", "fetch_validators"]
 
 
 @dataclass(frozen=True, slots=True)
 class PageRow:
-    """One row of ``pages``, as stored (simhash back to unsigned, JSON columns decoded)."""
+    """One row of ``pages``, as stored (simhash back to unsigned, list columns split)."""
 
     url_hash: str
     url: str
@@ -43,9 +43,27 @@ class PageRow:
     skipped: str | None
     batch: str | None
     rank: int | None
+    language: str | None
+    language_score: float | None
+    quality: str | None
+    """The extraction signals as JSON text."""
+    quality_flags: list[str]
+    robots: list[str]
+    truncated_parts: list[str]
+    content_type: str | None
+    mime_detected: str | None
+    charset: str | None
+    body_bytes: int | None
+    http_version: str | None
+    peer_ip: str | None
+    redirects: list[str]
+    etag: str | None
+    last_modified: str | None
+    duplicate_of: str | None
     refs: ObjectRefs
-    """Where the content parts are (key, digest and, in a segment, the byte range)."""
+    """Where the content parts are (key, digest, byte range) and the page's WARC run."""
     fetched_at: datetime
+    captured_at: datetime | None
     processed_at: datetime
     first_stored_at: datetime
     updated_at: datetime
@@ -66,49 +84,22 @@ class PageRow:
     def from_record(cls, record: asyncpg.Record) -> PageRow:
         values: dict[str, Any] = {k: v for k, v in record.items() if k in _SCALARS}
         values["refs"] = refs_from_record(record)
-        values["rules"] = split_lines(values["rules"])
-        values["outlinks"] = split_lines(values["outlinks"])
+        for name in _LISTS:
+            values[name] = split_lines(values[name])
         values["simhash"] = unsigned_simhash(values["simhash"])
         return cls(**values)
 
 
-@dataclass(frozen=True, slots=True)
-class ExportedPage:
-    """What ``streamcrawl export`` writes per page (one JSON line: :meth:`as_dict`)."""
-
-    url_hash: str
-    url: str
-    final_url: str
-    title: str | None
-    description: str | None
-    lang: str | None
-    route: str
-    score: int
-    markdown: str
-    fetched_at: datetime
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "url": self.url,
-            "final_url": self.final_url,
-            "title": self.title,
-            "description": self.description,
-            "lang": self.lang,
-            "route": self.route,
-            "score": self.score,
-            "markdown": self.markdown,
-            "fetched_at": self.fetched_at.isoformat(),
-        }
-
-
+_LISTS = ("rules", "outlinks", "quality_flags", "robots", "truncated_parts", "redirects")
 _SCALARS = frozenset(PageRow.__dataclass_fields__) - {"refs"}
-_PART_COLUMNS = [f"{p}_{f}" for p in PARTS for f in ("key", "digest", "offset", "length")]
-_ROW_COLUMNS = ", ".join([*sorted(_SCALARS), *_PART_COLUMNS])
+ROW_COLUMNS = ", ".join(  # what PageRow.from_record reads (the API selects these too)
+    [*("quality::text AS quality" if c == "quality" else c for c in sorted(_SCALARS)), *PART_COLUMNS]
+)
 
 
 async def fetch_row(pool: asyncpg.Pool, url_hash: str) -> PageRow | None:
     with pg_errors("page lookup"):
-        record = await pool.fetchrow(f"SELECT {_ROW_COLUMNS} FROM pages WHERE url_hash = $1", url_hash)
+        record = await pool.fetchrow(f"SELECT {ROW_COLUMNS} FROM pages WHERE url_hash = $1", url_hash)
     return None if record is None else PageRow.from_record(record)
 
 
@@ -121,22 +112,6 @@ async def count_rows(pool: asyncpg.Pool, *, batch: str | None = None) -> int:
     return int(value)
 
 
-async def fetch_chunk(
-    pool: asyncpg.Pool, *, after: str, limit: int, batch: str | None
-) -> list[asyncpg.Record]:
-    """The next ``limit`` rows in url_hash order after ``after`` (keyset pagination)."""
-    sql = (
-        "SELECT url_hash, url, final_url, title, description, lang, route, score, fetched_at, "
-        + ", ".join(c for c in _PART_COLUMNS if c.startswith("markdown_"))
-        + " FROM pages WHERE url_hash > $1"
-        + (" AND batch = $3" if batch is not None else "")
-        + " ORDER BY url_hash LIMIT $2"
-    )
-    args: list[object] = [after, limit] + ([batch] if batch is not None else [])
-    with pg_errors("page export"):
-        return list(await pool.fetch(sql, *args))
-
-
 async def existing_hashes(pool: asyncpg.Pool, url_hashes: Sequence[str], *, chunk: int = 10_000) -> set[str]:
     found: set[str] = set()
     with pg_errors("stored-hash lookup"):
@@ -147,3 +122,19 @@ async def existing_hashes(pool: asyncpg.Pool, url_hashes: Sequence[str], *, chun
             )
             found.update(r["url_hash"] for r in rows)
     return found
+
+
+async def fetch_validators(
+    pool: asyncpg.Pool, url_hashes: Sequence[str], *, chunk: int = 10_000
+) -> dict[str, tuple[str | None, str | None]]:
+    """``{url_hash: (etag, last_modified)}`` of the stored pages that have either validator."""
+    out: dict[str, tuple[str | None, str | None]] = {}
+    with pg_errors("validator lookup"):
+        for start in range(0, len(url_hashes), chunk):
+            rows = await pool.fetch(
+                "SELECT url_hash, etag, last_modified FROM pages WHERE url_hash = ANY($1::text[])"
+                " AND (etag IS NOT NULL OR last_modified IS NOT NULL)",
+                list(url_hashes[start : start + chunk]),
+            )
+            out.update((r["url_hash"], (r["etag"], r["last_modified"])) for r in rows)
+    return out

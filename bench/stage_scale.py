@@ -1,0 +1,351 @@
+"""End to end at scale: StreamCrawl beside Scrapy + trafilatura at 4k, 20k (and 100k) URLs.
+
+The local web of real pages: the 130 readability articles served under 100 mirror host names
+(``mNN.readability.demo.test``) by the demo web **in its own process** (it stands for the
+internet and is not counted as ours); every fetch is a real HTTP request, robots.txt is read
+and obeyed by both crawlers, both run with the same politeness (per-host concurrency 8, no
+delay: it is our own loopback server). StreamCrawl runs as ``streamcrawl up`` runs it: the
+daemons as separate processes (ingestor, router, two fast extractors, storage writer,
+discovery), Tansu with its log in SeaweedFS, PostgreSQL; the CLI's publish-and-follow in this
+process. The peer: ``bench/scrapy_peer.py`` (Scrapy, trafilatura per page, JSON Lines).
+
+Runs alternate (ours, peer, ours, peer …) at each size; the table gives medians and the paired
+ratio. CPU is per page for every process of ours (daemons, broker, PostgreSQL, S3, the CLI),
+from /proc, and for the peer's process. Sizes come from ``STREAMCRAWL_BENCH_SIZES``
+(default ``4000,20000``; ``make bench-scale`` adds 100000). During the largest run of ours,
+py-spy samples each daemon: the top functions by own time say where the CPU goes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.helpers.ledger import crawl_batch
+from tests.helpers.pipeline import Pipeline
+from tests.helpers.services import start_kafka, start_postgres, start_s3
+from workers.demoweb import DemoWeb
+from workers.demoweb.data import DataFiles, locate_data_dir
+from workers.settings import IngestorSettings, Settings, StackSettings
+
+__all__ = ["bench"]
+
+SECTION = "end to end at scale (2 cores)"
+PROFILE_SECTION = "where the CPU goes (py-spy, largest run of ours)"
+ROOT = Path(__file__).resolve().parents[1]
+MIRRORS = 100
+PER_HOST = 8
+WORKERS = ("ingestor", "router", "fast_extractor", "fast_extractor#2", "storage_writer", "discovery")
+BENCH_ENV = {
+    "STREAMCRAWL_INGESTOR_RESOLVE_OVERRIDES": '{"*.demo.test": "127.0.0.1"}',
+    "STREAMCRAWL_INGESTOR_ALLOWED_NETWORKS": '["127.0.0.1/32"]',
+    "STREAMCRAWL_INGESTOR_PER_HOST_DELAY_S": "0",
+    "STREAMCRAWL_INGESTOR_PER_HOST_CONCURRENCY": str(PER_HOST),
+}
+
+
+def sizes() -> list[int]:
+    raw = os.environ.get("STREAMCRAWL_BENCH_SIZES", "4000,20000")
+    return [int(s) for s in raw.split(",") if s.strip()]
+
+
+def urls(port: int, count: int, offset: int) -> list[str]:
+    names = sorted(DataFiles(locate_data_dir()).readability)
+    out = []
+    for i in range(offset, offset + count):
+        mirror, page = divmod(i, len(names))
+        out.append(
+            f"http://m{mirror % MIRRORS}.readability.demo.test:{port}/{names[page]}/?copy={mirror // MIRRORS}"
+        )
+    return out
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (from /proc)."""
+    children: dict[int, list[int]] = collections.defaultdict(list)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children[ppid].append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += children.get(p, [])
+    return out
+
+
+def _cpu(pids: list[int]) -> float:
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def _hwm_mb(pid: int) -> float:
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class Groups:
+    """CPU accounting per group of processes (each group: root PIDs whose trees are summed)."""
+
+    def __init__(self, roots: dict[str, list[int]]) -> None:
+        self.roots = roots
+
+    def sample(self) -> dict[str, float]:
+        out = {}
+        for name, pids in self.roots.items():
+            out[name] = _cpu([p for root in pids for p in _tree(root)])
+        out["cli"] = time.process_time()
+        return out
+
+
+def _profile(pids: dict[str, int], seconds: int, base: Path) -> dict[str, list[tuple[str, float]]]:
+    """Top functions by own samples per daemon, from ``py-spy record --format raw``."""
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    procs = {}
+    for name, pid in pids.items():
+        out = base / f"profile-{name}.txt"
+        procs[name] = (
+            subprocess.Popen(
+                [
+                    py_spy,
+                    "record",
+                    "--pid",
+                    str(pid),
+                    "--duration",
+                    str(seconds),
+                    "--rate",
+                    "50",
+                    "--format",
+                    "raw",
+                    "--output",
+                    str(out),
+                    "--nonblocking",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            ),
+            out,
+        )
+    summary: dict[str, list[tuple[str, float]]] = {}
+    for name, (proc, out) in procs.items():
+        try:
+            proc.wait(timeout=seconds + 60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            continue
+        own: collections.Counter[str] = collections.Counter()
+        total = 0
+        if not out.exists():
+            continue
+        for line in out.read_text(errors="replace").splitlines():
+            stack, _, count = line.rpartition(" ")
+            if not count.isdigit():
+                continue
+            frame = stack.split(";")[-1]
+            frame = frame.split(" (")[0] + " (" + frame.rsplit("/", 1)[-1] if "(" in frame else frame
+            own[frame] += int(count)
+            total += int(count)
+        summary[name] = [(f, n / total) for f, n in own.most_common(5)] if total else []
+    return summary
+
+
+async def _ours(settings: Settings, groups: Groups, batch: str, targets: list[str]) -> dict[str, Any]:
+    before = groups.sample()
+    started = time.monotonic()
+    progress = await crawl_batch(settings, targets, batch, timeout_s=7200)
+    elapsed = time.monotonic() - started
+    after = groups.sample()
+    if not progress.complete or progress.stored < len(targets) * 0.99:
+        raise RuntimeError(f"bench crawl incomplete: {progress.summary()}")
+    cpu = {k: after[k] - before[k] for k in after}
+    return {"pps": progress.stored / elapsed, "stored": progress.stored, "cpu": cpu, "elapsed": elapsed}
+
+
+def _peer(base: Path, targets: list[str], run: int) -> dict[str, Any]:
+    url_file = base / f"peer-{run}.txt"
+    url_file.write_text("\n".join(targets))
+    out = base / f"peer-{run}.jsonl"
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.monotonic()
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.scrapy_peer",
+            str(url_file),
+            str(out),
+            "--concurrency",
+            "500",
+            "--per-host",
+            str(PER_HOST),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    elapsed = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise RuntimeError(f"scrapy peer failed: {proc.stderr[-2000:]}")
+    items = json.loads(proc.stdout.strip().splitlines()[-1])["items"]
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"pps": items / elapsed, "stored": items, "cpu": cpu, "elapsed": elapsed}
+
+
+async def bench(*, quick: bool) -> list[dict[str, Any]]:
+    run_sizes = [300] if quick else sizes()
+    pairs = 1 if quick else 2
+    with contextlib.ExitStack() as services:
+        base = Path(tempfile.mkdtemp(prefix="streamcrawl-bench-scale-"))
+        services.callback(shutil.rmtree, base, ignore_errors=True)
+        os.chmod(base, 0o711)
+        s3_c, s3 = start_s3(base / "s3")
+        services.callback(s3_c.stop)
+        pg_c, pg = start_postgres(base / "pg")
+        services.callback(pg_c.stop)
+        kafka_c, kafka, _ = start_kafka(base / "kafka", s3=s3)
+        services.callback(kafka_c.stop)
+        settings = Settings(
+            stack=StackSettings(data_dir=base / "data"),
+            kafka=kafka,
+            postgres=pg,
+            s3=s3,
+            ingestor=IngestorSettings(allowed_networks=["127.0.0.1/32"]),
+        )
+        web = DemoWeb(port=0, processes=1)
+        await web.start()
+        pipeline = Pipeline(settings, log_dir=base / "logs", extra_env=BENCH_ENV)
+        try:
+            pipeline.start(*WORKERS)
+            daemons = {name: p.pid for name, p in pipeline.procs.items()}
+            groups = Groups(
+                {
+                    "daemons": list(daemons.values()),
+                    "broker": [p for p in [kafka_c.pid()] if p],
+                    "postgresql": [p for p in [pg_c.pid()] if p],
+                    "s3": [p for p in [s3_c.pid()] if p],
+                }
+            )
+            await crawl_batch(settings, urls(web.port, 300, 90_000_000), "warmup", timeout_s=600)
+            offset = 0
+            results: dict[int, dict[str, list[dict[str, Any]]]] = {}
+            profile: dict[str, list[tuple[str, float]]] = {}
+            for size in run_sizes:
+                results[size] = {"ours": [], "peer": []}
+                for i in range(pairs):
+                    targets = urls(web.port, size, offset)
+                    offset += size
+                    want_profile = not quick and size == max(run_sizes) and i == 0
+                    task = asyncio.create_task(_ours(settings, groups, f"scale-{size}-{i}", targets))
+                    if want_profile:
+                        await asyncio.sleep(20)
+                        profile = await asyncio.to_thread(_profile, daemons, 20, base)
+                    results[size]["ours"].append(await task)
+                    peer_targets = urls(web.port, size, offset)
+                    offset += size
+                    results[size]["peer"].append(await asyncio.to_thread(_peer, base, peer_targets, offset))
+            rss = {name: _hwm_mb(pid) for name, pid in daemons.items()}
+        finally:
+            pipeline.stop()
+            await web.stop()
+    return _rows(results, rss, profile, quick=quick)
+
+
+def _rows(
+    results: dict[int, dict[str, list[dict[str, Any]]]],
+    rss: dict[str, float],
+    profile: dict[str, list[tuple[str, float]]],
+    *,
+    quick: bool,
+) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    first_cpu: float | None = None
+    for size, runs in results.items():
+        ours, peer = runs["ours"], runs["peer"]
+        pps = statistics.median(r["pps"] for r in ours)
+        peer_pps = statistics.median(r["pps"] for r in peer)
+        paired = statistics.median(o["pps"] / p["pps"] for o, p in zip(ours, peer, strict=True))
+        per_page = {
+            k: statistics.median(r["cpu"][k] / r["stored"] * 1000 for r in ours) for k in ours[0]["cpu"]
+        }
+        total_ms = sum(per_page.values())
+        peer_ms = statistics.median(r["cpu"] / r["stored"] * 1000 for r in peer)
+        first_cpu = first_cpu or total_ms
+        rows += [
+            {
+                "section": SECTION,
+                "metric": f"pages/s, {size:,} URLs",
+                "value": pps,
+                "baseline": "Scrapy + trafilatura -> JSON Lines",
+                "baseline_value": peer_pps,
+                "ratio": paired,
+                "target": ">= 3x the peer",
+                "met": paired >= 3,
+                "note": f"median of {len(ours)} alternating pairs; ratio = median of paired ratios; runs ours "
+                + ", ".join(f"{r['pps']:.1f}" for r in ours)
+                + " / peer "
+                + ", ".join(f"{r['pps']:.1f}" for r in peer),
+            },
+            {
+                "section": SECTION,
+                "metric": f"CPU ms per page, {size:,} URLs (all our processes)",
+                "value": total_ms,
+                "baseline": "Scrapy + trafilatura process",
+                "baseline_value": peer_ms,
+                "note": ", ".join(f"{k} {v:.1f}" for k, v in sorted(per_page.items(), key=lambda kv: -kv[1])),
+            },
+            {
+                "section": SECTION,
+                "metric": f"CPU per page at {size:,} vs the smallest size",
+                "value": total_ms,
+                "baseline": f"CPU ms per page at {min(results):,}",
+                "baseline_value": first_cpu,
+                "target": "within 10%",
+                "met": total_ms <= first_cpu * 1.1,
+            },
+        ]
+    rows.append(
+        {
+            "section": SECTION,
+            "metric": "peak RSS per daemon (MB)",
+            "value": max(rss.values()) if rss else None,
+            "note": ", ".join(f"{k} {v:.0f}" for k, v in sorted(rss.items())),
+        }
+    )
+    for name, top in profile.items():
+        rows.append(
+            {
+                "section": PROFILE_SECTION,
+                "metric": name,
+                "note": "; ".join(f"{frame} {share:.0%}" for frame, share in top) or "no samples",
+            }
+        )
+    if quick:
+        for r in rows:
+            r["met"] = None
+    return rows

@@ -1,0 +1,85 @@
+"""The crawl loop end to end: listed pages → stored → discovery → new in-scope URLs → stored.
+
+Real daemons as subprocesses (discovery included) over real services and the demo web.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import urljoin
+
+import aiohttp
+import pytest
+
+from tests.helpers.ledger import crawl_batch, ledger_states
+from tests.helpers.pipeline import HOT_PATH, Pipeline
+from tests.integration.test_pipeline_e2e import TIMEOUT_ENV
+from workers.demoweb import DemoResolver, DemoWeb, demo_host
+from workers.messages import Scope
+from workers.scope import ASSET_EXTENSIONS
+from workers.settings import Settings
+from workers.urls import canonicalize, host_of, url_hash
+
+pytestmark = pytest.mark.integration
+
+_HREF = re.compile(r"""<a\b[^>]*\bhref\s*=\s*["']([^"']+)["']""", re.IGNORECASE)
+
+
+@pytest.fixture
+async def demo_web() -> AsyncIterator[DemoWeb]:
+    web = DemoWeb(port=0, processes=1)
+    await web.start()
+    try:
+        yield web
+    finally:
+        await web.stop()
+
+
+async def _links(url: str) -> set[str]:
+    """In-scope (same host), non-asset links of a page, found independently of the extractor."""
+    async with (
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(resolver=DemoResolver())) as session,
+        session.get(url) as response,
+    ):
+        html = await response.text()
+    out = set()
+    for href in _HREF.findall(html):
+        absolute = urljoin(url, href.strip())
+        if not absolute.startswith("http"):
+            continue
+        canonical = canonicalize(absolute)
+        path = canonical.split("?", 1)[0].rsplit("/", 1)[-1]
+        if host_of(canonical) == host_of(url) and path.rsplit(".", 1)[-1].lower() not in ASSET_EXTENSIONS:
+            out.add(canonical)
+    return out
+
+
+async def test_depth_one_stores_every_in_scope_link_once(
+    settings: Settings, demo_web: DemoWeb, tmp_path: Path
+) -> None:
+    home = canonicalize(f"http://{demo_host(7)}:{demo_web.port}/")
+    expected_children = await _links(home) - {home}
+    assert len(expected_children) >= 5
+    pipeline = Pipeline(settings, log_dir=tmp_path / "logs", extra_env=TIMEOUT_ENV)
+    pipeline.start(*HOT_PATH)
+    batch = f"loop-{time.time_ns()}"
+    try:
+        progress = await crawl_batch(
+            settings, [home], batch, timeout_s=180, scope=Scope(mode="host", max_depth=1)
+        )
+    finally:
+        pipeline.stop()
+    logs = {stage: pipeline.logs(stage) for stage in HOT_PATH}
+    assert progress.complete, (progress.summary(), logs)
+    states = await ledger_states(settings, batch)
+    depth1 = {r["url"] for r in states.values() if r["depth"] == 1}
+    assert depth1 == expected_children, (sorted(depth1 ^ expected_children), logs["discovery"])
+    assert all(r["published"] for r in states.values())
+    assert progress.requested == 1 + len(expected_children) == len(states)
+    assert progress.discovered == len(expected_children)
+    assert states[url_hash(home)]["state"] == "stored"
+    assert progress.dropped_by_reason.get("out_of_scope", 0) > 0  # the home page links to other sites
+    assert progress.stored + progress.skipped + progress.dead_lettered == progress.requested
