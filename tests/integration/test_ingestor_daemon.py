@@ -29,7 +29,7 @@ from workers.ingestor.daemon import Ingestor
 from workers.kafka import make_consumer, make_producer
 from workers.lag import high_watermarks
 from workers.messages import CrawlRequest, DeadLetter, Message, RawPage, decode, encode, make_headers
-from workers.settings import IngestorSettings, KafkaSettings, MetricsSettings, Settings
+from workers.settings import IngestorSettings, KafkaSettings, MetricsSettings, Settings, WorkerSettings
 from workers.topics import CRAWL_REQUEST, RAW_PAGE, RAW_PAGE_DLQ, RAW_SITEMAP, Topic
 from workers.urls import host_of, url_hash
 
@@ -79,7 +79,9 @@ async def _offsets(kafka: KafkaSettings, topic: Topic) -> dict[int, int]:
 class Run:
     """An in-process ingestor with a fresh consumer group, and readers of what it produced."""
 
-    def __init__(self, kafka: KafkaSettings, **ingestor: Any) -> None:
+    def __init__(
+        self, kafka: KafkaSettings, *, worker: WorkerSettings | None = None, **ingestor: Any
+    ) -> None:
         options: dict[str, Any] = {
             "allow_private_networks": True,
             "resolve_overrides": {"*.demo.test": "127.0.0.1"},
@@ -89,7 +91,10 @@ class Run:
             **ingestor,
         }
         self.settings = Settings(
-            kafka=kafka, metrics=MetricsSettings(enabled=False), ingestor=IngestorSettings(**options)
+            kafka=kafka,
+            metrics=MetricsSettings(enabled=False),
+            ingestor=IngestorSettings(**options),
+            worker=worker or WorkerSettings(),
         )
         self.kafka = kafka
         self.batch = uuid.uuid4().hex[:12]
@@ -201,6 +206,21 @@ async def test_a_waiting_request_does_not_hold_up_the_partitions_other_hosts(
         assert [p.url for p in first] == [now.url] and first[0].fetched_at - published < 2.5
         pages = await run.wait_for(RAW_PAGE, RawPage, lambda p: len(p) >= 51)
     assert len(pages) == 51 and min(p.fetched_at for p in pages if p.url != now.url) >= later
+
+
+async def test_a_request_due_later_than_the_longest_hold_is_put_back_unchanged(
+    kafka_service: KafkaSettings, site: Site
+) -> None:
+    # stall_exit_s=3 makes the longest hold 1 s: a request due in 3.5 s is put back unchanged
+    # (the worker keeps finishing records) and fetched once it is due.
+    async with Run(kafka_service, worker=WorkerSettings(stall_exit_s=3.0)) as run:
+        due = time.time() + 3.5
+        await run.publish([run.request(site.url("later", "/page"), not_before=due)])
+        pages = await run.wait_for(RAW_PAGE, RawPage, lambda p: len(p) >= 1)
+        copies = await run.read(CRAWL_REQUEST, CrawlRequest)
+    assert [p.status for p in pages] == [200] and pages[0].fetched_at >= due
+    assert len(copies) >= 3 and {(r.not_before, r.requeues) for r in copies} == {(due, 0)}
+    assert site.hits["later/page"] == 1
 
 
 async def test_a_tripped_host_is_paused_and_the_next_batch_is_not_dead_lettered(

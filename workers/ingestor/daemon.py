@@ -7,9 +7,12 @@ coordination between processes. Each record is handled on its own (batch size 1)
 1. a request whose ``not_before`` lies ahead sleeps until then, holding no fetch place:
    up to ``max_waiting`` such requests wait beside the ``4 × concurrency`` being fetched,
    so a paused host's URLs never hold up the other hosts of the partition (nothing polls:
-   one timer each; past ``max_waiting`` the consumer reads no more until one is due). On
-   shutdown a sleeping request is given up at once, uncommitted (it is redelivered), so
-   it never holds the drain;
+   one timer each; past ``max_waiting`` the consumer reads no more until one is due). A
+   request due more than a minute (at most a third of ``stall_exit_s``) ahead is put back
+   on ``crawl.request`` unchanged after that long, so no record stays in flight long
+   enough for the lifecycle's liveness check to call the worker stalled. On shutdown a
+   sleeping request is given up at once, uncommitted (it is redelivered), so it never
+   holds the drain;
 2. the fetcher returns a RawPage — fetched, skipped (robots, non-HTML, binary) or a 304 —
    which is produced to ``raw.page``, or to ``raw.sitemap`` for ``kind`` robots/sitemap;
 3. a transient failure or an unreachable robots.txt re-queues the request (``requeues + 1``,
@@ -52,6 +55,9 @@ CONCURRENCY = Gauge("ingestor_concurrency_limit", "Requests allowed in flight no
 LOOP_LAG = Gauge("ingestor_loop_lag_seconds", "Worst event-loop lag of the last measurement period")
 
 
+_MAX_HOLD_S = 60.0
+
+
 class Ingestor(Worker):
     stage = Stage.INGESTOR
     batch_size = 1
@@ -68,6 +74,10 @@ class Ingestor(Worker):
         self.fetcher = Fetcher(s, max_page_bytes=settings.worker.max_page_bytes)
         self.fetcher.governor.on_adjust = self._on_adjust
         self._leaving = asyncio.Event()
+        # A record sleeping longer than this is re-queued unchanged instead: the lifecycle
+        # judges a worker that finishes no record for stall_exit_s while records are in
+        # flight as stalled, and a sleeping request is in flight.
+        self._max_hold_s = max(1.0, min(_MAX_HOLD_S, settings.worker.stall_exit_s / 3))
 
     async def on_start(self) -> None:
         await self.fetcher.__aenter__()
@@ -91,21 +101,35 @@ class Ingestor(Worker):
             if request is None:
                 REQUESTS.labels("malformed").inc()
                 continue
-            await self._wait_until(request.not_before)
+            if not await self._wait_until(request.not_before):
+                # Still not due after the longest hold: put the record back as it is, so no
+                # record stays unfinished long enough to look like a stalled worker.
+                REQUESTS.labels("held_back").inc()
+                await self.emit_raw(
+                    CRAWL_REQUEST,
+                    item.record.value,
+                    key=item.record.key or request.host.encode(),
+                    trace_id=item.trace_id,
+                    attempt=item.attempt,
+                )
+                continue
             async with self._fetching:
                 await self._fetch(item, request)
 
-    async def _wait_until(self, not_before: float) -> None:
-        """Sleep until ``not_before`` (epoch s); cancelled at once by ``stop()``."""
+    async def _wait_until(self, not_before: float) -> bool:
+        """Sleep until ``not_before`` (epoch s), at most ``_max_hold_s``: is it due now?
+
+        Cancelled at once by ``stop()``.
+        """
         wait = not_before - time.time()
         if wait <= 0:
-            return
+            return True
         WAITING.inc()
         try:
-            async with asyncio.timeout(wait):
+            async with asyncio.timeout(min(wait, self._max_hold_s)):
                 await self._leaving.wait()
         except TimeoutError:
-            return  # due
+            return wait <= self._max_hold_s
         finally:
             WAITING.dec()
         # Shutting down: leave the record uncommitted; whoever owns the partition next has it.
