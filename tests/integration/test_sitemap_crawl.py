@@ -20,7 +20,8 @@ import pytest
 from tests.helpers.ledger import crawl_batch, ledger_states
 from tests.helpers.pipeline import HOT_PATH, Pipeline
 from tests.integration.test_pipeline_e2e import TIMEOUT_ENV
-from workers.demoweb import DemoWeb, demo_host
+from workers.demoweb import DemoWeb, DemoWebConfig, demo_host
+from workers.demoweb.accesslog import fetch_counts, wait_for_records
 from workers.demoweb.oracle import expect_crawl, sitemap_urls
 from workers.messages import Scope
 from workers.settings import Settings
@@ -30,13 +31,10 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def demo_web() -> AsyncIterator[DemoWeb]:
-    web = DemoWeb(port=0, processes=1)
-    await web.start()
-    try:
+async def demo_web(tmp_path: Path) -> AsyncIterator[DemoWeb]:
+    config = DemoWebConfig(access_log_dir=tmp_path / "access")
+    async with DemoWeb(port=0, processes=1, config=config) as web:
         yield web
-    finally:
-        await web.stop()
 
 
 async def test_a_sitemap_seeded_crawl_stores_exactly_the_sitemaps_in_scope_urls(
@@ -52,6 +50,7 @@ async def test_a_sitemap_seeded_crawl_stores_exactly_the_sitemaps_in_scope_urls(
     pipeline = Pipeline(settings, log_dir=tmp_path / "logs", extra_env=TIMEOUT_ENV)
     pipeline.start(*HOT_PATH)
     batch = f"sitemap-{time.time_ns()}"
+    started = time.time()
     try:
         progress = await crawl_batch(settings, [home], batch, timeout_s=180, scope=scope, sitemaps=True)
     finally:
@@ -83,6 +82,16 @@ async def test_a_sitemap_seeded_crawl_stores_exactly_the_sitemaps_in_scope_urls(
     ], reads
     assert progress.stored == len(expected) and progress.dead_lettered == 0
     assert progress.requested == len(expectation.urls)
+    # The server saw one GET for each page and each sitemap file (robots.txt aside: the
+    # pages' own robots checks share the ingestor's cache with the robots.txt read).
+    log_dir = tmp_path / "access"
+    records = await wait_for_records(log_dir, at_least=len(pages) + 4, since=started)
+    fetches = fetch_counts(records, user_agent=settings.ingestor.robots_token)
+    sitemap_files = {r["url"] for r in states.values() if r["kind"] == "sitemap"}
+    robots_checked = {u for u, row in pages.items() if row["reason"] == "robots"}  # never fetched
+    assert {u: n for u, n in fetches.items() if not u.endswith("/robots.txt")} == dict.fromkeys(
+        (set(pages) - robots_checked) | sitemap_files, 1
+    )
 
 
 def _state(outcome: str) -> str:
