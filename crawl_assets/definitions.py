@@ -80,7 +80,7 @@ def build_definitions(
         jobs=[dlq_replay, lag_alert_job, provision_topics, tranco_refresh, recrawl_frontier],
         sensors=[
             build_kafka_lag_sensor(settings, lag_alert_job),
-            build_dlq_sensor(dlq_replay),
+            build_dlq_sensor(dlq_replay, settings),
             build_completion_sensor(settings, frontier_keys(settings)),
         ],
         schedules=[

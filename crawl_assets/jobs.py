@@ -20,7 +20,7 @@ from pydantic import Field
 from crawl_assets.aio import run_sync
 from crawl_assets.resources import KafkaResource, PostgresResource
 from crawl_assets.stages import dlq_asset_key
-from workers.dlq import ReplayReport
+from workers.dlq import ReplayPolicy, ReplayReport
 from workers.settings import DagsterSettings
 from workers.topics import DLQ_TOPICS, Stage, topic_by_name
 from workers.triage import LetterFilter, replay_letters
@@ -36,7 +36,18 @@ class DlqReplayConfig(Config):
     topic: str = Field(description=f"The dead-letter topic to replay: one of {_DLQ_NAMES}.")
     max_records: int = Field(default=10_000, description="Letters read at most in this run.")
     error_class: str | None = Field(
-        default=None, description="Replay only letters of this error class (e.g. TransientFetchError)."
+        default=None,
+        description="Replay only letters of this error class (e.g. TransientFetchError), retryable or not.",
+    )
+    retryable_only: bool = Field(
+        default=True,
+        description="Without error_class: replay only retryable classes (RetryableError and its subclasses) "
+        "and park the rest at once with their error chain.",
+    )
+    backoff_s: float | None = Field(
+        default=None,
+        description="Replay a letter no sooner than this after its last failure, doubled per attempt "
+        "(0 = now); empty = STREAMCRAWL_DAGSTER_DLQ_REPLAY_BACKOFF_S.",
     )
     batch: str | None = Field(default=None, description="Replay only letters of this crawl batch.")
     stage: str | None = Field(
@@ -68,6 +79,8 @@ def _report_metadata(report: ReplayReport) -> dict[str, Any]:
         "parked": report.parked,
         "skipped": report.skipped,
         "resolved": report.resolved,
+        "waiting": report.waiting,
+        "next_due_at": report.next_due_at or 0.0,
         "undecodable": report.undecodable,
         "dry_run": report.dry_run,
         "by_error_class": MetadataValue.json(report.by_error_class),
@@ -82,7 +95,7 @@ def build_dlq_replay_job(settings: DagsterSettings) -> JobDefinition:
     def replay_dead_letters(
         context: OpExecutionContext, config: DlqReplayConfig, kafka: KafkaResource, postgres: PostgresResource
     ) -> None:
-        """Re-publish dead letters to their source topic (attempt + 1); park the hopeless ones."""
+        """Re-publish due retryable dead letters to their source topic (attempt + 1); park the rest."""
         topic = topic_by_name(config.topic)
         if not topic.is_dlq:
             raise Failure(f"{topic.name} is not a dead-letter topic; choose one of {_DLQ_NAMES}")
@@ -92,6 +105,12 @@ def build_dlq_replay_job(settings: DagsterSettings) -> JobDefinition:
             stage=config.stage,
             include_resolved=config.include_resolved,
         )
+        policy = ReplayPolicy(
+            max_attempts=config.max_attempts or settings.dlq_max_attempts,
+            backoff_s=settings.dlq_replay_backoff_s if config.backoff_s is None else config.backoff_s,
+            retryable_only=config.retryable_only,
+            error_class=config.error_class,
+        )
         report = run_sync(
             replay_letters(  # the code `streamcrawl dlq replay` runs
                 kafka.settings(),
@@ -99,18 +118,19 @@ def build_dlq_replay_job(settings: DagsterSettings) -> JobDefinition:
                 topic,
                 letters,
                 max_records=config.max_records,
-                max_attempts=config.max_attempts or settings.dlq_max_attempts,
+                policy=policy,
                 dry_run=config.dry_run,
             )
         )
         context.log.info(
-            "%s: read %d, replayed %d, parked %d, resolved %d, skipped %d%s",
+            "%s: read %d, replayed %d, parked %d, resolved %d, skipped %d, %d partitions waiting for a due letter%s",
             topic.name,
             report.read,
             report.replayed,
             report.parked,
             report.resolved,
             report.skipped,
+            report.waiting,
             " (dry run)" if report.dry_run else "",
         )
         for letter in report.parked_letters:
@@ -119,8 +139,9 @@ def build_dlq_replay_job(settings: DagsterSettings) -> JobDefinition:
 
     @job(
         name="dlq_replay",
-        description="Replay a dead-letter topic: re-publish each letter to its source topic with "
-        "attempt + 1, park letters past max attempts in `dlq_parked`, commit after publishing.",
+        description="Replay a dead-letter topic: re-publish each due letter of a retryable class to its "
+        "source topic with attempt + 1 (backoff doubling per attempt), park the rest in `dlq_parked` "
+        "with their error chain, commit after publishing.",
     )
     def dlq_replay() -> None:
         replay_dead_letters()

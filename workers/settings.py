@@ -216,11 +216,17 @@ class IngestorSettings(BaseSettings):
     model_config = _config("INGESTOR_")
 
     concurrency: int = 500
-    """Global number of requests in flight per ingestor process."""
+    """Most requests in flight per ingestor process; fewer while the event loop lags (see max_loop_lag_s)."""
+    max_loop_lag_s: float = 0.1
+    """Event-loop lag above which the ingestor lowers its requests in flight (and raises them again below half of it); 0 keeps `concurrency` fixed."""
     per_host_concurrency: int = 2
     """Requests in flight to one host at a time."""
     per_host_delay_s: float = 0.25
     """Minimum delay between two request starts to the same host."""
+    per_ip_concurrency: int = 8
+    """Requests in flight to one IP address at a time, whatever host names point to it."""
+    per_ip_delay_s: float = 0.0
+    """Minimum delay between two request starts to one IP address; a robots.txt Crawl-delay applies per address as well as per host. 0 by default: one address often serves many unrelated sites (shared hosting, CDNs)."""
     crawl_delay_cap_s: float = 10.0
     """robots.txt Crawl-delay is honoured up to this many seconds."""
     robots_ttl_s: float = 3600.0
@@ -237,14 +243,30 @@ class IngestorSettings(BaseSettings):
     """Whole-request deadline, redirects and body included."""
     max_redirects: int = 5
     """Redirects followed before giving up."""
-    max_retries: int = 3
-    """Retries of a transient failure (timeout, connection error, 5xx, 429) inside the ingestor."""
+    max_retries: int = 0
+    """Immediate in-process retries of a transient failure; by default none: the request is re-queued with a delay instead (max_requeues)."""
     retry_after_cap_s: float = 30.0
-    """Longest Retry-After the ingestor waits in-process; longer ones are dead-lettered as retryable."""
+    """Longest Retry-After waited in-process (only with max_retries > 0); longer ones re-queue the request."""
+    max_requeues: int = 5
+    """Times a request is put back on crawl.request after its own transient failure or an unreachable robots.txt before it is dead-lettered; a paused host's requests wait without spending it, until the host's breaker has tripped more than this many times in a row."""
+    requeue_base_delay_s: float = 5.0
+    """Delay before the first re-queued try; doubles with each requeue (with jitter), at least the server's Retry-After."""
+    requeue_max_delay_s: float = 600.0
+    """Cap of one requeue delay."""
+    max_waiting: int = 10000
+    """Requests held in memory waiting for their not_before time; beyond that the ingestor reads no more until the earliest is due."""
     breaker_failures: int = 5
     """Consecutive failures of a host that open its circuit breaker."""
     breaker_pause_s: float = 60.0
-    """How long an open breaker pauses a host; its requests are dead-lettered meanwhile."""
+    """How long an open breaker first pauses a host; its requests wait (re-queued with not_before), they are not dead-lettered."""
+    breaker_max_pause_s: float = 1800.0
+    """Each trip without a success in between doubles the pause, up to this."""
+    dns_timeout_s: float = 5.0
+    """Deadline of one DNS lookup (c-ares), outside the request's timeouts."""
+    dns_servers: list[str] = Field(default_factory=list)
+    """JSON list of DNS servers ("ip" or "ip:port") instead of /etc/resolv.conf."""
+    sitemap_max_bytes: int = 50 * 1024 * 1024
+    """Most response bytes read of one sitemap (kind=sitemap requests; gzip bodies counted compressed)."""
     allow_private_networks: bool = False
     """Allow fetching private, loopback and link-local addresses (SSRF guard off). Tests and the demo turn it on."""
     allowed_networks: list[str] = Field(default_factory=list)
@@ -437,6 +459,8 @@ class DagsterSettings(BaseSettings):
     """Consecutive lagging sensor ticks before an alert is raised."""
     dlq_max_attempts: int = 3
     """Dead letters that already failed this many times are parked, not replayed."""
+    dlq_replay_backoff_s: float = 60.0
+    """A dead letter is replayed no sooner than this after its last failure, doubled per attempt (capped at 6 h)."""
     dlq_rate_threshold: float = 0.1
     """Largest share of a stored frontier partition's URLs that may be dead-lettered before its check fails."""
     stale_after_s: float = 300.0

@@ -160,7 +160,7 @@ class StageTopics:
 
 
 STAGES: dict[Stage, StageTopics] = {
-    Stage.INGESTOR: StageTopics(CRAWL_REQUEST, (RAW_PAGE,), RAW_PAGE_DLQ, "streamcrawl.ingestor"),
+    Stage.INGESTOR: StageTopics(CRAWL_REQUEST, (RAW_PAGE, RAW_SITEMAP), RAW_PAGE_DLQ, "streamcrawl.ingestor"),
     Stage.ROUTER: StageTopics(RAW_PAGE, (PROCESS_FAST, PROCESS_RICH), RAW_PAGE_DLQ, "streamcrawl.router"),
     Stage.FAST_EXTRACTOR: StageTopics(
         PROCESS_FAST, (PROCESSED_FINAL,), PROCESSED_DLQ, "streamcrawl.fast_extractor"

@@ -26,7 +26,14 @@ from typing import Any
 
 import asyncpg
 
-from workers.dlq import ReplayReport, postgres_parker, read_letters_after, replay
+from workers.dlq import (
+    ReplayPolicy,
+    ReplayReport,
+    postgres_history,
+    postgres_parker,
+    read_letters_after,
+    replay,
+)
 from workers.errors import ConfigError
 from workers.ledger.follow import connect
 from workers.messages import DeadLetter
@@ -205,7 +212,7 @@ async def replay_letters(
     filt: LetterFilter,
     *,
     max_records: int,
-    max_attempts: int,
+    policy: ReplayPolicy,
     dry_run: bool = False,
 ) -> ReplayReport:
     """Replay ``topic``'s letters that match ``filt`` with :func:`workers.dlq.replay`.
@@ -225,8 +232,9 @@ async def replay_letters(
             kafka,
             topic,
             max_records=max_records,
-            max_attempts=max_attempts,
+            policy=policy,
             park=postgres_parker(pg),
+            remember=postgres_history(pg),
             select=filt.matches,
             settled=None if filt.include_resolved else settled,
             dry_run=dry_run,

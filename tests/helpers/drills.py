@@ -51,6 +51,11 @@ DEMO_CRAWL_ENV = {
     "STREAMCRAWL_INGESTOR_PER_HOST_DELAY_S": "0.05",
     "STREAMCRAWL_INGESTOR_CRAWL_DELAY_CAP_S": "0.2",
     "STREAMCRAWL_INGESTOR_RETRY_AFTER_CAP_S": "2",
+    # Failing pages are re-queued once, half a second later, then dead-lettered (the defaults
+    # wait 5 s, doubling, five times).
+    "STREAMCRAWL_INGESTOR_MAX_REQUEUES": "1",
+    "STREAMCRAWL_INGESTOR_REQUEUE_BASE_DELAY_S": "0.5",
+    "STREAMCRAWL_INGESTOR_PER_IP_CONCURRENCY": "64",  # the whole demo web is 127.0.0.1
 }
 # ...and short liveness bounds make a wedged daemon exit (and be restarted) within a drill
 # instead of after five minutes.

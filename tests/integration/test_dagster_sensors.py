@@ -3,6 +3,7 @@ run requests, asset events and cursors, including ticks with nothing new."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from typing import Any
@@ -91,8 +92,10 @@ def _kafka(settings: Settings) -> dict[str, Any]:
     return {"kafka": KafkaResource.from_settings(settings.kafka)}
 
 
-def test_dlq_sensor_requests_one_replay_per_new_letters(settings: Settings) -> None:
-    sensor = build_dlq_sensor(build_dlq_replay_job(DagsterSettings()))
+def test_dlq_sensor_requests_one_replay_when_a_letter_is_due(settings: Settings) -> None:
+    sensor = build_dlq_sensor(
+        build_dlq_replay_job(DagsterSettings()), DagsterSettings(dlq_replay_backoff_s=60)
+    )
     instance = DagsterInstance.ephemeral()
 
     def tick(cursor: str | None) -> SensorResult:
@@ -100,28 +103,36 @@ def test_dlq_sensor_requests_one_replay_per_new_letters(settings: Settings) -> N
         assert isinstance(result, SensorResult)
         return result
 
-    baseline = tick(None).cursor  # whatever other tests left in the DLQs
+    # Whatever other tests left in the DLQs is replayed (or parked) by the replay group: skip it.
+    run_sync(_commit_at_end(settings, replay_group(PROCESSED_DLQ), PROCESSED_DLQ))
+    baseline = tick(None).cursor
     quiet = tick(baseline)
-    assert quiet.run_requests == [] and quiet.skip_reason is not None and quiet.cursor == baseline
+    assert not [r for r in quiet.run_requests or [] if r.tags[DLQ_TAG] == PROCESSED_DLQ.name]
 
-    run_sync(_produce(settings, PROCESSED_DLQ, [_letter("a", "b"), _letter("b", "b")]))
-    fresh = tick(baseline)
-    assert fresh.run_requests is not None and len(fresh.run_requests) == 1
-    request = fresh.run_requests[0]
-    assert (
-        request.tags[DLQ_TAG] == PROCESSED_DLQ.name
-        and request.run_key
-        and PROCESSED_DLQ.name in request.run_key
+    # A retryable letter that failed just now is not due: no run for it yet.
+    fresh = dataclasses.replace(_letter("a", "b"), error_class="TransientFetchError")
+    run_sync(_produce(settings, PROCESSED_DLQ, [fresh]))
+    early = tick(baseline)
+    assert not [r for r in early.run_requests or [] if r.tags[DLQ_TAG] == PROCESSED_DLQ.name]
+    assert early.skip_reason is not None and f"{PROCESSED_DLQ.name} in" in (
+        early.skip_reason.skip_message or ""
     )
-    assert request.run_config["ops"]["replay_dead_letters"]["config"] == {"topic": PROCESSED_DLQ.name}
-    before, after = (
-        load_cursor(baseline).get(PROCESSED_DLQ.name, {}),
-        load_cursor(fresh.cursor)[PROCESSED_DLQ.name],
-    )
-    assert sum(after.values()) - sum(before.values()) == 2
-    assert tick(fresh.cursor).run_requests == []  # nothing new since
 
-    # While a replay of that DLQ is in flight, new letters wait (the cursor keeps them new).
+    # A letter of a class that is never retried is due at once (to be parked); so is an old one.
+    run_sync(_commit_at_end(settings, replay_group(PROCESSED_DLQ), PROCESSED_DLQ))
+    old = dataclasses.replace(
+        _letter("c", "b"), error_class="TransientFetchError", last_failure_at=time.time() - 600
+    )
+    run_sync(_produce(settings, PROCESSED_DLQ, [_letter("b", "b"), old]))
+    due = tick(baseline)
+    requests = [r for r in due.run_requests or [] if r.tags[DLQ_TAG] == PROCESSED_DLQ.name]
+    assert len(requests) == 1 and requests[0].run_key and PROCESSED_DLQ.name in requests[0].run_key
+    assert requests[0].run_config["ops"]["replay_dead_letters"]["config"] == {"topic": PROCESSED_DLQ.name}
+    assert requests[0].tags["streamcrawl/pending_letters"] == "2"
+    again = tick(due.cursor)  # nothing changed since: the same state never launches two runs
+    assert not [r for r in again.run_requests or [] if r.tags[DLQ_TAG] == PROCESSED_DLQ.name]
+
+    # While a replay of that DLQ is in flight, due letters wait (the cursor keeps them due).
     instance.add_run(
         DagsterRun(
             job_name="dlq_replay",
@@ -131,9 +142,11 @@ def test_dlq_sensor_requests_one_replay_per_new_letters(settings: Settings) -> N
         )
     )
     waiting = tick(baseline)
-    assert waiting.run_requests == [] and waiting.skip_reason is not None
-    assert "in flight" in (waiting.skip_reason.skip_message or "")
-    assert load_cursor(waiting.cursor).get(PROCESSED_DLQ.name, {}) == before
+    assert not [r for r in waiting.run_requests or [] if r.tags[DLQ_TAG] == PROCESSED_DLQ.name]
+    assert waiting.skip_reason is None or "in flight" in (waiting.skip_reason.skip_message or "")
+    assert load_cursor(waiting.cursor).get(PROCESSED_DLQ.name) == load_cursor(baseline).get(
+        PROCESSED_DLQ.name
+    )
 
 
 def test_lag_sensor_observes_and_alerts_once_per_episode(settings: Settings) -> None:

@@ -34,6 +34,11 @@ ENV = {
     "STREAMCRAWL_INGESTOR_MAX_RETRIES": "1",
     "STREAMCRAWL_INGESTOR_PER_HOST_DELAY_S": "0.05",
     "STREAMCRAWL_INGESTOR_CRAWL_DELAY_CAP_S": "0.2",
+    # Failing pages are re-queued once, half a second later (the defaults wait 5 s, doubling,
+    # five times); every demo host is 127.0.0.1, so the per-IP cap would serialise them.
+    "STREAMCRAWL_INGESTOR_MAX_REQUEUES": "1",
+    "STREAMCRAWL_INGESTOR_REQUEUE_BASE_DELAY_S": "0.5",
+    "STREAMCRAWL_INGESTOR_PER_IP_CONCURRENCY": "64",
 }
 
 

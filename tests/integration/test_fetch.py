@@ -17,8 +17,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from tests.helpers.web import local_ingestor_settings, serve
 from workers.errors import BlockedError, PermanentFetchError, TransientFetchError
 from workers.ingestor import Fetcher
+from workers.ingestor.failures import HostPaused
 from workers.messages import CrawlRequest, RawPage
 from workers.settings import IngestorSettings
 from workers.urls import url_hash
@@ -116,31 +118,14 @@ class Site:
 @pytest.fixture(scope="module")
 async def site() -> AsyncIterator[Site]:
     state = Site()
-    app = web.Application()
-    app.router.add_route("GET", "/{tail:.*}", state.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    tcp = web.TCPSite(runner, "127.0.0.1", 0)
-    await tcp.start()
-    state.port = runner.addresses[0][1]
-    yield state
-    await runner.cleanup()
+    async with serve(state.handle) as state.port:
+        yield state
 
 
 def settings(**overrides: Any) -> IngestorSettings:
-    base: dict[str, Any] = {
-        "allow_private_networks": True,
-        "resolve_overrides": {"*.demo.test": "127.0.0.1"},
-        "per_host_delay_s": 0.0,
-        "retry_base_delay_s": 0.01,
-        "retry_max_delay_s": 0.05,
-        "max_retries": 2,
-        "connect_timeout_s": 2.0,
-        "read_timeout_s": 2.0,
-        "total_timeout_s": 5.0,
-    }
-    base.update(overrides)
-    return IngestorSettings(**base)
+    retries: dict[str, Any] = {"retry_base_delay_s": 0.01, "retry_max_delay_s": 0.05, "max_retries": 2}
+    timeouts = {"connect_timeout_s": 2.0, "read_timeout_s": 2.0}
+    return local_ingestor_settings(**{**retries, **timeouts, **overrides})
 
 
 def req(url: str, **fields: Any) -> CrawlRequest:
@@ -172,10 +157,15 @@ async def test_user_agent_names_the_contact_url(site: Site) -> None:
     assert page.html_bytes() == b"TestBot/1.0 (+https://example.org/bot)"
 
 
-async def test_robots_disallow_is_blocked(site: Site) -> None:
+async def test_robots_disallow_is_a_skipped_page(site: Site) -> None:
     site.robots["robots1"] = (200, "User-agent: *\nDisallow: /private\n")
-    with pytest.raises(BlockedError, match=r"robots.txt .* disallows /private/x for StreamCrawl"):
-        await fetch(site.url("robots1", "/private/x"))
+    page = await fetch(site.url("robots1", "/private/x"))
+    assert (page.skipped, page.status, page.html_zstd, page.final_url) == (
+        "robots",
+        0,
+        b"",
+        site.url("robots1", "/private/x"),
+    )
     assert site.hits["robots1/private/x"] == 0
 
 
@@ -230,8 +220,10 @@ async def test_redirect_chain_is_recorded(site: Site) -> None:
 
 async def test_cross_host_redirect_uses_the_new_hosts_robots(site: Site) -> None:
     site.robots["redir2"] = (200, "User-agent: *\nDisallow: /page\n")
-    with pytest.raises(BlockedError, match=r"robots.txt of http://redir2.demo.test"):
-        await fetch(site.url("redir1", f"/redirect/1?to={site.url('redir2', '/page')}"))
+    start = site.url("redir1", f"/redirect/1?to={site.url('redir2', '/page')}")
+    page = await fetch(start)
+    assert page.skipped == "robots" and page.final_url == site.url("redir2", "/page")
+    assert page.redirects == [start] and site.hits["redir2/page"] == 0
 
 
 async def test_too_many_redirects(site: Site) -> None:
@@ -377,7 +369,7 @@ async def test_breaker_opens_after_consecutive_failures(site: Site) -> None:
         for _ in range(3):
             with pytest.raises(TransientFetchError):
                 await fetcher.fetch(req(url))
-        with pytest.raises(BlockedError, match=r"circuit open for brk.demo.test: 3 consecutive failures"):
+        with pytest.raises(HostPaused, match=r"host brk.demo.test paused .*: 3 consecutive failures"):
             await fetcher.fetch(req(site.url("brk", "/page")))
     assert site.hits["brk/status"] == 3 and site.hits["brk/page"] == 0
 

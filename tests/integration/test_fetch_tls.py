@@ -91,6 +91,7 @@ async def fetch(url: str, **overrides: Any) -> RawPage:
         "allow_private_networks": True,
         "resolve_overrides": {"*.demo.test": "127.0.0.1"},
         "per_host_delay_s": 0.0,
+        "per_ip_delay_s": 0.0,
         "max_retries": 0,
     }
     options.update(overrides)
@@ -102,11 +103,16 @@ async def test_https_negotiates_http2(tls_site: TLSSite) -> None:
     page = await fetch(tls_site.url("h2"), ca_bundle=tls_site.ca_bundle)
     assert page.http_version == "HTTP/2"
     assert page.html_bytes() == HTML and page.charset == "utf-8"
+    assert page.peer_ip == "127.0.0.1" and page.status_reason == "OK"  # as received, for WARC
+    assert ["content-type", "text/html; charset=utf-8"] in page.response_headers
+    sent = dict(page.request_headers)
+    assert sent["Host"] == f"h2.demo.test:{tls_site.port}" and sent["User-Agent"].startswith("StreamCrawl/")
 
 
 async def test_https_over_aiohttp_when_http2_is_off(tls_site: TLSSite) -> None:
     page = await fetch(tls_site.url("h1"), ca_bundle=tls_site.ca_bundle, http2=False)
     assert page.http_version == "HTTP/1.1" and page.html_bytes() == HTML
+    assert page.peer_ip == "127.0.0.1"
 
 
 @pytest.mark.parametrize("http2", [True, False])

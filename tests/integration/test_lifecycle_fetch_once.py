@@ -34,6 +34,9 @@ INGESTOR_ENV = {
     "STREAMCRAWL_INGESTOR_ALLOWED_NETWORKS": '["127.0.0.1/32"]',
     "STREAMCRAWL_INGESTOR_PER_HOST_DELAY_S": "0.05",
     "STREAMCRAWL_INGESTOR_PER_HOST_CONCURRENCY": "1",
+    # Every host is 127.0.0.1: without this the per-IP cap (8) serialises the hosts and the
+    # in-flight work a rebalance waits for is the whole crawl.
+    "STREAMCRAWL_INGESTOR_PER_IP_CONCURRENCY": "64",
 }
 
 
@@ -133,6 +136,13 @@ async def test_a_consumer_joining_mid_crawl_fetches_nothing_twice(
         assert len(web.page_gets()) < len(urls), "the join must land mid-crawl"
         pipeline.start("ingestor#2")  # a second consumer of the group: every partition is revoked
         await _until(lambda: _has_all(kafka, urls), timeout_s=90, what="every page in raw.page")
+        # The revocation waits for the in-flight fetches, which may be the rest of the crawl:
+        # the new assignment can land just after the last page. Keep both running until it has.
+        await _until(
+            lambda: "assigned 6 partitions" in pipeline.logs("ingestor", tail=300),
+            timeout_s=30,
+            what="the rebalance to finish",
+        )
     finally:
         pipeline.stop()
     first = pipeline.logs("ingestor", tail=300)

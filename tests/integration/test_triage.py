@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from tests.integration.test_dlq_replay import _replayed, _skip_existing
-from workers.dlq import replay_group
+from workers.dlq import ReplayPolicy, replay_group
 from workers.kafka import make_producer
 from workers.lag import high_watermarks
 from workers.ledger import BatchSpec, Candidate, Outcome, admit, create_batch, mark_published, record_outcomes
@@ -105,7 +105,12 @@ async def test_only_unresolved_letters_are_listed_and_replayed(settings: Setting
     assert (t_scan.matched, t_scan.resolved_hidden) == (2, 1)
 
     report = await replay_letters(
-        settings.kafka, settings.postgres, STORAGE_DLQ, transient, max_records=100, max_attempts=5
+        settings.kafka,
+        settings.postgres,
+        STORAGE_DLQ,
+        transient,
+        max_records=100,
+        policy=ReplayPolicy(max_attempts=5, backoff_s=0.0),
     )
     # t0: resolved (committed past, not replayed); t1 twice: replayed; t2 (another class) and the
     # other batch's letter: left for a later replay.

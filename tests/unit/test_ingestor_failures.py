@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from workers.errors import PermanentFetchError, TransientFetchError
-from workers.ingestor.failures import TLSFetchError, classify, parse_retry_after, status_error
+from workers.ingestor.failures import FetchTimeout, TLSFetchError, classify, parse_retry_after, status_error
 
 URL = "https://a.test/page"
 TIMEOUTS = {"connect": 5.0, "read": 10.0, "total": 30.0}
@@ -43,17 +43,17 @@ def test_classify_network_errors() -> None:
     cases: list[tuple[BaseException, type[Exception], str]] = [
         (
             httpx.ConnectTimeout("x", request=request()),
-            TransientFetchError,
+            FetchTimeout,
             "connect timeout: no connection to a.test within 5s",
         ),
         (
             httpx.ReadTimeout("x", request=request()),
-            TransientFetchError,
+            FetchTimeout,
             "read timeout: a.test sent nothing for 10s",
         ),
         (
             TimeoutError(),
-            TransientFetchError,
+            FetchTimeout,
             "total timeout: fetching https://a.test/page took longer than 30s",
         ),
         (

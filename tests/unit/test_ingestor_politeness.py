@@ -88,3 +88,39 @@ async def test_cancelled_waiter_releases_everything() -> None:
         await asyncio.sleep(0.01)
         waiter.cancel()
     assert len(await starts(scheduler, "a", 1)) == 1
+
+
+async def test_two_hosts_on_one_address_share_its_spacing_and_places() -> None:
+    scheduler = HostScheduler(
+        concurrency=10, per_host_concurrency=2, per_host_delay_s=0.0, per_ip_concurrency=1, per_ip_delay_s=0.0
+    )
+    times: list[float] = []
+    active = peak = 0
+
+    async def one(host: str) -> None:
+        nonlocal active, peak
+        async with scheduler.slot(host, ip="10.0.0.1", ip_delay=0.05):
+            times.append(time.monotonic())
+            active += 1
+            peak = max(peak, active)
+            await asyncio.sleep(0.01)
+            active -= 1
+
+    await asyncio.gather(*(one(h) for h in ("a", "b") for _ in range(3)))
+    gaps = [b - a for a, b in itertools.pairwise(sorted(times))]
+    assert peak == 1 and min(gaps) >= 0.045  # one address: one rate, whatever the host name
+    assert scheduler.addresses == 1
+
+
+async def test_other_addresses_are_not_held_up() -> None:
+    scheduler = HostScheduler(
+        concurrency=10, per_host_concurrency=2, per_host_delay_s=0.0, per_ip_concurrency=1
+    )
+    started = time.monotonic()
+
+    async def one(i: int) -> None:
+        async with scheduler.slot(f"h{i}", ip=f"10.0.0.{i}", ip_delay=0.5):
+            pass
+
+    await asyncio.gather(*(one(i) for i in range(5)))
+    assert time.monotonic() - started < 0.15

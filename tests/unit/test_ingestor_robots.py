@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
 import pytest
 
 from workers.errors import BlockedError, PermanentFetchError, TransientFetchError
-from workers.ingestor.robots import RobotsCache, origin_of
+from workers.ingestor.robots import RobotsCache, RobotsDisallowed, origin_of, robots_url
+
+
+@dataclass
+class Answer:
+    status: int
+    body: bytes
 
 
 class FakeSite:
@@ -15,13 +22,13 @@ class FakeSite:
         self.answers = answers
         self.calls: list[str] = []
 
-    async def __call__(self, url: str) -> tuple[int, bytes]:
+    async def __call__(self, url: str) -> Answer:
         self.calls.append(url)
         await asyncio.sleep(0.01)
         answer = self.answers[url]
         if isinstance(answer, Exception):
             raise answer
-        return answer
+        return Answer(*answer)
 
 
 def cache(site: FakeSite, now: list[float], **kwargs: float) -> RobotsCache:
@@ -34,6 +41,8 @@ def test_origin_of() -> None:
     assert origin_of("https://Example.com/a?b") == "https://example.com:443"
     assert origin_of("http://example.com:8080/") == "http://example.com:8080"
     assert origin_of("http://[::1]/x") == "http://[::1]:80"
+    assert robots_url("https://Example.com:443/a?b") == "https://example.com/robots.txt"
+    assert robots_url("http://example.com:8080/x") == "http://example.com:8080/robots.txt"
 
 
 async def test_disallow_for_our_token_and_crawl_delay() -> None:
@@ -43,9 +52,10 @@ async def test_disallow_for_our_token_and_crawl_delay() -> None:
     rules = await rc.check("https://a.test/public")
     assert rules.crawl_delay == 2.0
     with pytest.raises(
-        BlockedError, match=r"robots.txt of https://a.test:443 disallows /private\?x=1 for StreamCrawl"
-    ):
+        RobotsDisallowed, match=r"robots.txt of https://a.test:443 disallows /private\?x=1 for StreamCrawl"
+    ) as caught:
         await rc.check("https://a.test/private?x=1")
+    assert isinstance(caught.value, BlockedError)
 
 
 async def test_crawl_delay_is_capped_and_request_rate_counts() -> None:
@@ -124,3 +134,19 @@ async def test_origins_are_separate_and_the_table_is_bounded() -> None:
 async def test_robots_txt_itself_is_always_allowed() -> None:
     site = FakeSite({"http://a.test:80/robots.txt": (200, b"User-agent: *\nDisallow: /\n")})
     await cache(site, [0.0]).check("http://a.test/robots.txt")
+
+
+async def test_refresh_refetches_and_returns_the_file() -> None:
+    robots = b"User-agent: *\nDisallow: /x\nSitemap: https://a.test/sitemap.xml\n"
+    site = FakeSite({"https://a.test:443/robots.txt": (200, robots)})
+    rc = cache(site, [0.0])
+    await rc.check("https://a.test/")
+    rules, answer = await rc.refresh("https://a.test/robots.txt")
+    assert answer is not None and answer.body == robots and answer.status == 200
+    assert len(site.calls) == 2 and rules.parser is not None
+    with pytest.raises(RobotsDisallowed):
+        await rc.check("https://a.test/x")  # the refreshed rules are cached
+    assert len(site.calls) == 2
+    site.answers["https://a.test:443/robots.txt"] = (503, b"")
+    rules, answer = await rc.refresh("https://a.test/")
+    assert answer is None and rules.unreachable == "HTTP 503"

@@ -30,6 +30,7 @@ import sys
 from typing import Any
 
 from workers.cli.base import Subparsers
+from workers.dlq import ReplayPolicy
 from workers.errors import ConfigError
 from workers.settings import Settings
 from workers.topics import DLQ_TOPICS, Stage, Topic
@@ -67,6 +68,18 @@ def register(subparsers: Subparsers) -> None:
         "--max-attempts",
         type=int,
         help="replay: park letters that failed this many times (default STREAMCRAWL_DAGSTER_DLQ_MAX_ATTEMPTS)",
+    )
+    parser.add_argument(
+        "--backoff",
+        type=float,
+        metavar="S",
+        help="replay: a letter is due this long after its last failure, doubled per attempt "
+        "(default STREAMCRAWL_DAGSTER_DLQ_REPLAY_BACKOFF_S; 0 = now)",
+    )
+    parser.add_argument(
+        "--all-classes",
+        action="store_true",
+        help="replay: non-retryable letters too (404s, robots refusals...) — only once their cause is fixed",
     )
     parser.add_argument("--dry-run", action="store_true", help="replay: only read and report")
     parser.set_defaults(handler=run)
@@ -170,7 +183,14 @@ def _list(args: argparse.Namespace, settings: Settings, filt: LetterFilter, topi
 def _replay(args: argparse.Namespace, settings: Settings, filt: LetterFilter, topic: Topic | None) -> int:
     if args.max_records < 1:
         raise ConfigError("--max-records must be at least 1")
-    max_attempts = args.max_attempts or settings.dagster.dlq_max_attempts
+    if args.backoff is not None and args.backoff < 0:
+        raise ConfigError("--backoff must be 0 or more seconds")
+    policy = ReplayPolicy(
+        max_attempts=args.max_attempts or settings.dagster.dlq_max_attempts,
+        backoff_s=settings.dagster.dlq_replay_backoff_s if args.backoff is None else args.backoff,
+        retryable_only=not args.all_classes,
+        error_class=filt.error_class,
+    )
     reports = [
         asyncio.run(
             replay_letters(
@@ -179,7 +199,7 @@ def _replay(args: argparse.Namespace, settings: Settings, filt: LetterFilter, to
                 t,
                 filt,
                 max_records=args.max_records,
-                max_attempts=max_attempts,
+                policy=policy,
                 dry_run=args.dry_run,
             )
         )
@@ -192,7 +212,8 @@ def _replay(args: argparse.Namespace, settings: Settings, filt: LetterFilter, to
         dry = " (dry run: nothing published, parked or committed)" if r.dry_run else ""
         sys.stdout.write(
             f"{r.topic}: read {r.read}, replayed {r.replayed}, parked {r.parked}, "
-            f"resolved since {r.resolved} (committed, not replayed), left for later {r.skipped}{dry}\n"
+            f"resolved since {r.resolved} (committed, not replayed), left for later {r.skipped}, "
+            f"partitions waiting for a due letter {r.waiting}{dry}\n"
         )
         for p in r.parked_letters:
             sys.stdout.write(

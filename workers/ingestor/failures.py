@@ -18,6 +18,18 @@ HTTP 4xx (other than 408, 429)        PermanentFetchError(status=...)
 bad URL, unsupported scheme, undecodable body    PermanentFetchError
 resolver errors, robots, breaker      already StreamCrawl errors, unchanged
 ====================================  =============================================
+
+Two subclasses of :class:`~workers.errors.TransientFetchError` live here because only the
+ingestor raises and handles them; neither ever reaches a dead-letter topic under its own
+name (the DLQ replay knows the classes of ``workers/errors.py``):
+
+* :class:`TLSFetchError` becomes a PermanentFetchError once the retries are used up;
+* :class:`DNSFailure` marks a DNS server failure or timeout (the robots.txt cache passes it
+  through as the page's own error instead of caching "robots.txt unreachable");
+* :class:`FetchTimeout` marks a timeout, so the fetcher can tell whether the event loop
+  was overloaded meanwhile (then the host is not blamed);
+* :class:`HostPaused` (an open circuit breaker) re-queues the request with ``not_before``;
+  a request that runs out of requeues is dead-lettered as a plain TransientFetchError.
 """
 
 from __future__ import annotations
@@ -31,13 +43,40 @@ import httpx
 
 from workers.errors import PermanentFetchError, StreamCrawlError, TransientFetchError
 
-__all__ = ["TLSFetchError", "classify", "parse_retry_after", "status_error"]
+__all__ = [
+    "DNSFailure",
+    "FetchTimeout",
+    "HostPaused",
+    "TLSFetchError",
+    "classify",
+    "parse_retry_after",
+    "status_error",
+]
 
 _TRANSIENT_STATUSES = frozenset({408, 429})
 
 
 class TLSFetchError(TransientFetchError):
     """A TLS handshake failure other than a rejected certificate: retried, then permanent."""
+
+
+class DNSFailure(TransientFetchError):
+    """A DNS lookup that may pass later: timeout, SERVFAIL, refused or unreachable server."""
+
+
+class FetchTimeout(TransientFetchError):
+    """A connect, read or total timeout."""
+
+
+class HostPaused(TransientFetchError):
+    """The host's circuit breaker is open; ``retry_after`` is the time left in its pause.
+
+    ``trips``: how many times in a row the host's breaker has tripped (1 for the first pause).
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None, trips: int = 1) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.trips = trips
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -94,19 +133,15 @@ def classify(exc: BaseException, url: str, *, timeouts: dict[str, float]) -> Str
         return exc
     host = httpx.URL(url).host if "://" in url else url
     if isinstance(exc, httpx.ConnectTimeout):
-        return TransientFetchError(
+        return FetchTimeout(
             f"connect timeout: no connection to {host} within {timeouts.get('connect', 0):g}s ({url})"
         )
     if isinstance(exc, httpx.ReadTimeout):
-        return TransientFetchError(
-            f"read timeout: {host} sent nothing for {timeouts.get('read', 0):g}s ({url})"
-        )
+        return FetchTimeout(f"read timeout: {host} sent nothing for {timeouts.get('read', 0):g}s ({url})")
     if isinstance(exc, httpx.TimeoutException):
-        return TransientFetchError(f"timeout talking to {host} ({type(exc).__name__}) ({url})")
+        return FetchTimeout(f"timeout talking to {host} ({type(exc).__name__}) ({url})")
     if isinstance(exc, TimeoutError):
-        return TransientFetchError(
-            f"total timeout: fetching {url} took longer than {timeouts.get('total', 0):g}s"
-        )
+        return FetchTimeout(f"total timeout: fetching {url} took longer than {timeouts.get('total', 0):g}s")
     tls = _tls_cause(exc)
     if tls is not None:
         detail = getattr(tls, "verify_message", None) or getattr(tls, "reason", None) or str(tls)

@@ -1,21 +1,31 @@
-"""Per-host politeness and global concurrency: who may send a request, and when.
+"""Politeness per host and per IP address, and the global limit: who may send a request, when.
 
 :meth:`HostScheduler.slot` is an async context manager around one request:
 
 1. wait for one of the host's ``per_host_concurrency`` places (an ``asyncio.Semaphore``
-   per host: waiters sleep on a future, nothing polls);
-2. wait until ``delay`` seconds have passed since the host's last request *start*
-   (``delay`` is per call: the fetcher passes ``max(per_host_delay_s, robots Crawl-delay)``)
-   and past any Retry-After recorded with :meth:`HostScheduler.defer`;
-3. take one of the ``concurrency`` global places, then re-check the host's clock (another
-   request may have started while we waited for the global place) before starting.
+   per host: waiters sleep on a future, nothing polls), then — when the caller passes the
+   address it will connect to — for one of that IP's ``per_ip_concurrency`` places;
+2. wait until ``delay`` seconds have passed since the host's last request *start* and
+   ``ip_delay`` since the IP's last start (the fetcher passes ``max(per_host_delay_s,
+   Crawl-delay)`` and ``max(per_ip_delay_s, Crawl-delay)``: two host names on one address
+   share its rate instead of getting one each), and past any Retry-After recorded with
+   :meth:`HostScheduler.defer`;
+3. take one of the global places (an :class:`~workers.ingestor.load.AdaptiveLimit`, sized
+   by the :class:`~workers.ingestor.load.LoadGovernor` when one is given), then re-check
+   the clocks (another request may have started meanwhile) before starting.
 
-A host waiting for its turn never holds a global place, so one slow or rate-limited host
-cannot starve the others. Host state is created on first use and dropped once the host is
-idle (no user, delay elapsed): a timer per idle host, so memory follows the hosts being
-crawled right now, not every host ever seen. "Idle" waits for the largest spacing any
-request may ask for (``max_delay_s``, the Crawl-delay cap): a host whose robots.txt asks
-for a longer delay than the previous request used is still spaced correctly.
+Places are always taken host first, then IP, then global, so no two requests can wait on
+each other. A request waiting for its turn never holds a global place, so one slow or
+rate-limited host or address cannot starve the others. Each waiter is spaced by its own
+delay against the last start: on a busy address shared with other hosts, a host with a
+long Crawl-delay waits until the address has been quiet that long.
+
+State is created on first use and dropped once idle (no user, delay elapsed): one timer
+per idle period of a host or address (a busy one re-arms it only when it fires), so
+memory follows what is being crawled right now. "Idle" waits
+for the largest spacing any request may ask for (``max_delay_s``, the Crawl-delay cap).
+Limits hold per ingestor process: ``crawl.request`` is keyed by host, so one process owns
+a host, but two hosts on one address may belong to two processes.
 """
 
 from __future__ import annotations
@@ -24,10 +34,14 @@ import asyncio
 import time
 from collections.abc import Callable
 
+from workers.ingestor.load import AdaptiveLimit
+
 __all__ = ["HostScheduler"]
 
 
-class _Host:
+class _Queue:
+    """The state of one host or one IP address."""
+
     __slots__ = ("last_start", "not_before", "places", "spacing", "timer", "users")
 
     def __init__(self, places: int) -> None:
@@ -45,30 +59,76 @@ class _Host:
         return self.ready_at(max(self.spacing, linger))
 
 
+class _Table:
+    """Queues by key, created on demand and retired once idle."""
+
+    __slots__ = ("_clock", "_linger", "_places", "queues")
+
+    def __init__(self, places: int, linger: float, clock: Callable[[], float]) -> None:
+        self._places = places
+        self._linger = linger
+        self._clock = clock
+        self.queues: dict[str, _Queue] = {}
+
+    def enter(self, key: str) -> _Queue:
+        state = self.queues.get(key)
+        if state is None:
+            state = self.queues[key] = _Queue(self._places)
+        state.users += 1  # a pending eviction timer finds it in use and lets it be
+        return state
+
+    def leave(self, key: str, state: _Queue) -> None:
+        state.users -= 1
+        if state.users or state.timer is not None:
+            return
+        wait = state.idle_at(self._linger) - self._clock()
+        if wait <= 0:
+            if self.queues.get(key) is state:
+                del self.queues[key]
+        else:
+            state.timer = asyncio.get_running_loop().call_later(wait, self._evict, key, state)
+
+    def _evict(self, key: str, state: _Queue) -> None:
+        """One timer per idle period (not one per request): re-armed while the state is used."""
+        state.timer = None
+        if state.users or self.queues.get(key) is not state:
+            return  # in use again: its last leave() arms a new timer
+        wait = state.idle_at(self._linger) - self._clock()
+        if wait <= 0:
+            del self.queues[key]
+        else:
+            state.timer = asyncio.get_running_loop().call_later(wait, self._evict, key, state)
+
+
 class _Slot:
     """The async context manager returned by :meth:`HostScheduler.slot` (a class, not a
     generator: it runs once per request)."""
 
-    __slots__ = ("_host", "_scheduler", "_spacing", "_state")
+    __slots__ = ("_held", "_host", "_ip", "_ip_spacing", "_scheduler", "_spacing")
 
-    def __init__(self, scheduler: HostScheduler, host: str, spacing: float) -> None:
+    def __init__(
+        self, scheduler: HostScheduler, host: str, spacing: float, ip: str | None, ip_spacing: float
+    ) -> None:
         self._scheduler = scheduler
         self._host = host
         self._spacing = spacing
-        self._state: _Host | None = None
+        self._ip = ip
+        self._ip_spacing = ip_spacing
+        self._held: tuple[_Queue, _Queue | None] | None = None
 
     async def __aenter__(self) -> float:
-        self._state, waited = await self._scheduler._acquire(self._host, self._spacing)
+        s = self._scheduler
+        self._held, waited = await s._acquire(self._host, self._spacing, self._ip, self._ip_spacing)
         return waited
 
     async def __aexit__(self, *exc_info: object) -> None:
-        if self._state is not None:
-            state, self._state = self._state, None
-            self._scheduler._release(self._host, state)
+        if self._held is not None:
+            held, self._held = self._held, None
+            self._scheduler._release(self._host, self._ip, *held)
 
 
 class HostScheduler:
-    """Per-host concurrency and spacing plus a global concurrency limit."""
+    """Per-host and per-IP concurrency and spacing plus a global concurrency limit."""
 
     def __init__(
         self,
@@ -76,91 +136,105 @@ class HostScheduler:
         concurrency: int,
         per_host_concurrency: int,
         per_host_delay_s: float,
+        per_ip_concurrency: int | None = None,
+        per_ip_delay_s: float = 0.0,
         max_delay_s: float = 0.0,
+        global_limit: AdaptiveLimit | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._global = asyncio.Semaphore(concurrency)
-        self._per_host = per_host_concurrency
+        self._global = global_limit or AdaptiveLimit(concurrency)
         self.default_delay = per_host_delay_s
+        self.default_ip_delay = per_ip_delay_s
         # An idle host is kept until no later request could still have to wait for it.
-        self._linger = max(per_host_delay_s, max_delay_s)
+        linger = max(per_host_delay_s, per_ip_delay_s, max_delay_s)
         self._clock = clock
-        self._hosts: dict[str, _Host] = {}
+        self._hosts = _Table(per_host_concurrency, linger, clock)
+        self._ips = _Table(per_ip_concurrency or concurrency, linger, clock)
 
     @property
     def hosts(self) -> int:
         """Hosts with live state (in use, or still inside their delay)."""
-        return len(self._hosts)
+        return len(self._hosts.queues)
 
-    def slot(self, host: str, *, delay: float | None = None) -> _Slot:
-        """``async with scheduler.slot(host) as waited:`` holds a place to send one request.
+    @property
+    def addresses(self) -> int:
+        """IP addresses with live state."""
+        return len(self._ips.queues)
 
-        ``waited`` is the seconds spent waiting for the turn.
+    def slot(
+        self, host: str, *, delay: float | None = None, ip: str | None = None, ip_delay: float | None = None
+    ) -> _Slot:
+        """``async with scheduler.slot(host, ip=...) as waited:`` holds a place for one request.
+
+        ``waited`` is the seconds spent waiting for the turn. Without ``ip`` only the host's
+        limits (and the global one) apply.
         """
-        return _Slot(self, host, self.default_delay if delay is None else delay)
+        spacing = self.default_delay if delay is None else delay
+        ip_spacing = self.default_ip_delay if ip_delay is None else ip_delay
+        return _Slot(self, host, spacing, ip, ip_spacing)
 
-    async def _acquire(self, host: str, spacing: float) -> tuple[_Host, float]:
-        state = self._hosts.get(host)
-        if state is None:
-            state = self._hosts[host] = _Host(self._per_host)
-        elif state.timer is not None:
-            state.timer.cancel()
-            state.timer = None
-        state.users += 1
+    async def _acquire(
+        self, host: str, spacing: float, ip: str | None, ip_spacing: float
+    ) -> tuple[tuple[_Queue, _Queue | None], float]:
         entered = self._clock()
+        state = self._hosts.enter(host)
+        address = self._ips.enter(ip) if ip is not None else None
+        held: list[asyncio.Semaphore] = []
         try:
             await state.places.acquire()
-            try:
-                await self._wait_turn(state, spacing)
-            except BaseException:
-                state.places.release()
-                raise
+            held.append(state.places)
+            if address is not None:
+                await address.places.acquire()
+                held.append(address.places)
+            await self._wait_turn(state, spacing, address, ip_spacing)
         except BaseException:
-            self._leave(host, state)
+            for places in held:
+                places.release()
+            self._hosts.leave(host, state)
+            if address is not None and ip is not None:
+                self._ips.leave(ip, address)
             raise
-        state.last_start = now = self._clock()
+        now = self._clock()
+        state.last_start = now
         state.spacing = spacing
-        return state, now - entered
+        if address is not None:
+            address.last_start = now
+            address.spacing = ip_spacing
+        return (state, address), now - entered
 
-    def _release(self, host: str, state: _Host) -> None:
+    def _release(self, host: str, ip: str | None, state: _Queue, address: _Queue | None) -> None:
         self._global.release()
+        if address is not None and ip is not None:
+            address.places.release()
+            self._ips.leave(ip, address)
         state.places.release()
-        self._leave(host, state)
-
-    def _leave(self, host: str, state: _Host) -> None:
-        state.users -= 1
-        if state.users == 0:
-            self._retire(host, state)
+        self._hosts.leave(host, state)
 
     def defer(self, host: str, seconds: float) -> None:
         """Hold back ``host``'s next start by at least ``seconds`` (a Retry-After).
 
         Call it while holding the host's slot (its state exists then).
         """
-        state = self._hosts.get(host)
+        state = self._hosts.queues.get(host)
         if state is not None:
             state.not_before = max(state.not_before, self._clock() + seconds)
 
-    async def _wait_turn(self, state: _Host, spacing: float) -> None:
-        """Return holding a global place at a moment the host's spacing allows."""
+    async def _wait_turn(
+        self, state: _Queue, spacing: float, address: _Queue | None, ip_spacing: float
+    ) -> None:
+        """Return holding a global place at a moment the host's and the IP's spacing allow."""
         while True:
-            wait = state.ready_at(spacing) - self._clock()
+            ready = state.ready_at(spacing)
+            if address is not None:
+                ready = max(ready, address.ready_at(ip_spacing))
+            wait = ready - self._clock()
             if wait > 0:
                 await asyncio.sleep(wait)
                 continue
             await self._global.acquire()
-            if state.ready_at(spacing) <= self._clock():
+            ready = state.ready_at(spacing)
+            if address is not None:
+                ready = max(ready, address.ready_at(ip_spacing))
+            if ready <= self._clock():
                 return
             self._global.release()  # someone started meanwhile: wait again
-
-    def _retire(self, host: str, state: _Host) -> None:
-        wait = state.idle_at(self._linger) - self._clock()
-        if wait <= 0:
-            del self._hosts[host]
-        else:
-            state.timer = asyncio.get_running_loop().call_later(wait, self._evict, host, state)
-
-    def _evict(self, host: str, state: _Host) -> None:
-        state.timer = None
-        if state.users == 0 and self._hosts.get(host) is state:
-            del self._hosts[host]

@@ -7,8 +7,13 @@ host resolves the same way whichever transport fetches it:
 1. static overrides from ``IngestorSettings.resolve_overrides``: an exact host, or
    ``*.suffix`` matching any subdomain of ``suffix`` (not ``suffix`` itself; the longest
    matching suffix wins);
-2. otherwise the system resolver (``loop.getaddrinfo``), results cached for ``ttl_s``
-   (the system resolver does not report TTLs), concurrent lookups of one host shared.
+2. otherwise DNS through c-ares (:class:`~workers.ingestor.dns.AsyncDNS`: no thread pool,
+   its own ``dns_timeout_s``), results cached for ``ttl_s``, failures for
+   ``negative_ttl_s``, concurrent lookups of one host shared.
+
+Guard-checked answers are memoised until they expire, so asking again (the fetcher
+resolves every hop before taking its politeness slot, then the transports resolve on
+each new connection) costs a dictionary lookup.
 
 Every address is then checked by :func:`refusal_reason`: private, loopback, link-local,
 multicast, reserved, unspecified, shared (CGNAT) and other non-global addresses are refused
@@ -32,6 +37,7 @@ from collections.abc import Callable, Mapping, Sequence
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from workers.errors import BlockedError, ConfigError, PermanentFetchError, TransientFetchError
+from workers.ingestor.dns import AsyncDNS
 
 __all__ = [
     "METADATA_ADDRESSES",
@@ -112,6 +118,8 @@ class Resolver:
         ttl_s: float = 60.0,
         negative_ttl_s: float = 10.0,
         max_entries: int = 10_000,
+        dns_timeout_s: float = 5.0,
+        nameservers: Sequence[str] = (),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._exact: dict[str, str] = {}
@@ -133,6 +141,9 @@ class Resolver:
         # host -> (expiry, addresses or the error a failed lookup raised)
         self._cache: OrderedDict[str, tuple[float, list[str] | Exception]] = OrderedDict()
         self._pending: dict[str, asyncio.Future[list[str]]] = {}
+        # host -> (expiry, guard-checked addresses): the hot path of resolve()
+        self._checked: dict[str, tuple[float, list[str]]] = {}
+        self._dns = AsyncDNS(timeout_s=dns_timeout_s, nameservers=nameservers)
 
     def override_for(self, host: str) -> str | None:
         """The static address configured for ``host``, if any."""
@@ -167,6 +178,10 @@ class Resolver:
 
     async def resolve(self, host: str) -> list[str]:
         """Guard-checked addresses of ``host``, IPv4 first. Raises on refusal or failure."""
+        entry = self._checked.get(host)
+        if entry is not None and entry[0] > self._clock():
+            return entry[1]
+        key = host
         host = host.strip("[]").rstrip(".").lower()
         if self.check_literal(host):
             return [host]
@@ -174,7 +189,14 @@ class Resolver:
         addresses = [override] if override is not None else await self._lookup(host)
         for ip in addresses:
             self.check(host, ip)
+        if len(self._checked) >= self._max_entries:
+            self._checked.clear()  # rare; the lookup cache below keeps the answers
+        self._checked[key] = (self._clock() + (self._ttl if override is None else 3600.0), addresses)
         return addresses
+
+    async def aclose(self) -> None:
+        """Release the DNS channel."""
+        await self._dns.aclose()
 
     async def _lookup(self, host: str) -> list[str]:
         entry = self._cache.get(host)
@@ -210,26 +232,7 @@ class Resolver:
             self._cache.popitem(last=False)
 
     async def _system_lookup(self, host: str) -> list[str]:
-        loop = asyncio.get_running_loop()
-        try:
-            infos = await loop.getaddrinfo(host, None, type=socket.SOCK_STREAM)
-        except socket.gaierror as exc:
-            message = f"DNS lookup of {host} failed: {exc.strerror or exc}"
-            if exc.errno == socket.EAI_AGAIN:
-                raise TransientFetchError(message) from exc
-            raise PermanentFetchError(message) from exc
-        except (OSError, UnicodeError) as exc:
-            raise PermanentFetchError(f"DNS lookup of {host} failed: {exc}") from exc
-        v4: list[str] = []
-        v6: list[str] = []
-        for family, _type, _proto, _name, sockaddr in infos:
-            ip = str(sockaddr[0]).split("%", 1)[0]
-            bucket = v4 if family == socket.AF_INET else v6
-            if ip not in bucket:
-                bucket.append(ip)
-        if not v4 and not v6:
-            raise PermanentFetchError(f"DNS lookup of {host} returned no address")
-        return v4 + v6
+        return await self._dns.lookup(host)
 
 
 class AiohttpResolver(AbstractResolver):

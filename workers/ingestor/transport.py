@@ -17,6 +17,8 @@ what the ingestor needs:
 - resolves every new connection through :class:`~workers.ingestor.resolver.Resolver`
   (SSRF guard included; aiohttp's own DNS cache is off) and guard-checks IP literals,
   which aiohttp would otherwise connect to without asking the resolver;
+- reports the address it connected to in the response's ``peer_ip`` extension (WARC's
+  ``WARC-IP-Address``; see :func:`peer_ip`);
 - maps aiohttp's exceptions onto httpx's (timeouts to ``ConnectTimeout``/``ReadTimeout``,
   connection failures to ``ConnectError``, broken responses to ``ReadError`` /
   ``RemoteProtocolError``), chaining the original so TLS failures stay recognisable.
@@ -38,7 +40,25 @@ from yarl import URL
 from workers.errors import StreamCrawlError
 from workers.ingestor.resolver import AiohttpResolver, Resolver
 
-__all__ = ["AiohttpTransport"]
+__all__ = ["AiohttpTransport", "peer_ip"]
+
+
+def peer_ip(response: aiohttp.ClientResponse) -> str | None:
+    """The IP address ``response`` came from.
+
+    aiohttp hands the connection back to its pool as soon as the whole body has arrived,
+    which for small pages happens before ``request()`` returns: ``response.connection``
+    is None then. The response still holds the connection's protocol (there is no public
+    accessor for it): ``tests/integration/test_fetch.py::test_response_as_received``
+    checks both paths, so an aiohttp change that breaks this fails a test, not silently.
+    """
+    connection = response.connection
+    transport = connection.transport if connection is not None else None
+    if transport is None:
+        protocol = getattr(response, "_protocol", None)
+        transport = getattr(protocol, "transport", None)
+    peer = transport.get_extra_info("peername") if transport is not None else None
+    return str(peer[0]) if peer else None
 
 
 def _raise_mapped(exc: BaseException, request: httpx.Request) -> NoReturn:
@@ -153,6 +173,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         extensions = {
             "http_version": f"HTTP/{version.major}.{version.minor}".encode() if version else b"HTTP/1.1",
             "reason_phrase": (response.reason or "").encode("latin-1", "replace"),
+            "peer_ip": peer_ip(response),
         }
         return httpx.Response(
             response.status,
