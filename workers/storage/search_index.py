@@ -6,7 +6,7 @@ vectors in one statement (``page_search_index``: delete from the queue, compute,
 transaction, so a crash loses neither). :class:`SearchIndexer` is the storage writer's
 background task that runs it:
 
-* woken after every write, and once at start (pages queued before a crash or a restart);
+* woken after every write (:meth:`wake`), and once at start (pages queued before a crash or a restart);
 * it gives way to writes: while a batch is being written it waits for the writer to be idle,
   but at most ``StorageSettings.search_index_max_delay_s`` between two of its batches, so
   under sustained load search still follows, ``search_index_batch`` pages per delay at least;
@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 
 import asyncpg
@@ -65,16 +66,25 @@ class SearchIndexer:
         self._task: asyncio.Task[None] | None = None
         self._again = False
         self.indexed = 0
-        """Pages indexed by this task since start."""
+        """Pages indexed since start."""
+        self.busy_s = 0.0
+        """Wall time spent in indexing statements since start."""
+
+    async def _index(self) -> int:
+        started = time.perf_counter()
+        try:
+            n = await index_queued(self._pool(), batch_rows=self._batch_rows)
+        finally:
+            self.busy_s += time.perf_counter() - started
+        self.indexed += n
+        return n
 
     def writes_started(self) -> None:
         self._idle.clear()
 
     def writes_finished(self) -> None:
-        """Called after a write; wakes the task (the write may have queued pages)."""
         if not self._writing():
             self._idle.set()
-        self.wake()
 
     def wake(self) -> None:
         if self._task is not None and not self._task.done():
@@ -88,14 +98,13 @@ class SearchIndexer:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._idle.wait(), self._max_delay_s)
             try:
-                n = await index_queued(self._pool(), batch_rows=self._batch_rows)
+                n = await self._index()
             except DependencyUnavailable as exc:  # the next write (or start) tries again
                 log.warning("search indexing postponed: %s", exc)
                 return
             except StreamCrawlError as exc:  # the queue keeps the pages; say so loudly
                 log.error("search indexing failed: %s", exc)
                 return
-            self.indexed += n
             if n < self._batch_rows:
                 if not self._again:
                     return
@@ -109,12 +118,10 @@ class SearchIndexer:
             await asyncio.gather(task, return_exceptions=True)
         total = 0
         while True:
-            n = await index_queued(self._pool(), batch_rows=self._batch_rows)
+            n = await self._index()
             total += n
             if n < self._batch_rows:
-                break
-        self.indexed += total
-        return total
+                return total
 
     async def close(self) -> None:
         task, self._task = self._task, None

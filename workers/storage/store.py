@@ -174,10 +174,10 @@ class PageStore:
 
     async def close(self) -> None:
         """Close the pool and the object-store client; safe to call twice."""
+        await self._indexer.close()  # before the pool goes: a batch in progress is rolled back
         pool, self._pool = self._pool, None
         encoder, self._encoder = self._encoder, None
         try:
-            await self._indexer.close()
             if pool is not None:
                 try:
                     # close() waits for every connection to come back; a caller that left a
@@ -200,6 +200,11 @@ class PageStore:
     def blobs(self) -> BlobStore:
         return self._blobs
 
+    @property
+    def search_indexer(self) -> SearchIndexer:
+        """The background search indexer (its ``indexed`` and ``busy_s`` counters)."""
+        return self._indexer
+
     # -- writes -------------------------------------------------------------------------
 
     async def save_batch(self, pages: Sequence[ProcessedPage]) -> list[StoredPage]:
@@ -220,6 +225,8 @@ class PageStore:
         finally:
             self._writes_in_flight -= 1
             self._indexer.writes_finished()
+            if self._pool is not None:
+                self._indexer.wake()  # the write may have queued pages for search
 
     async def _save(
         self, pages: Sequence[ProcessedPage], verdicts: list[tuple[str, str | None]]
