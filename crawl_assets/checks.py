@@ -1,6 +1,11 @@
 """Asset checks. Sensors report them as things happen (completion_sensor per stored
 partition, kafka_lag_sensor when freshness changes); running a check from the UI
 re-evaluates it from PostgreSQL, Kafka and the latest observations.
+
+``retention_headroom`` (on the frontier and every pipeline asset) fails when a consumer
+group's oldest unconsumed record on the asset's topics is older than
+``retention_alert_ratio`` of the topic's ``retention.ms``: on Apache Kafka that work is
+about to be deleted before anyone did it (workers/lag.py reads the record timestamps).
 """
 
 # No `from __future__ import annotations` here: Dagster reads the context and resource
@@ -23,11 +28,68 @@ from crawl_assets.aio import run_sync
 from crawl_assets.resources import KafkaResource, PostgresResource
 from crawl_assets.sensors.completion import COMPLETE_CHECK, DLQ_RATE_CHECK
 from crawl_assets.sensors.lag import FRESHNESS_CHECK, producer_groups, take_sample
-from crawl_assets.stages import PIPELINE_ASSETS, STORED_PAGES
+from crawl_assets.stages import FRONTIER_KEY, PIPELINE_ASSETS, STORED_PAGES
+from workers.lag import (
+    RetentionRisk,
+    group_lag,
+    high_watermarks,
+    oldest_unconsumed,
+    retention_ms,
+    retention_risk,
+)
 from workers.ledger import BatchProgress, list_progress
-from workers.settings import DagsterSettings
+from workers.settings import DagsterSettings, KafkaSettings
+from workers.topics import CRAWL_REQUEST, STAGES
 
-__all__ = ["build_checks"]
+__all__ = ["RETENTION_CHECK", "build_checks", "retention_results", "retention_risks"]
+
+RETENTION_CHECK = "retention_headroom"
+
+# The asset each consumed topic belongs to (crawl.request is the frontier's output).
+_TOPIC_ASSETS: dict[str, AssetKey] = {CRAWL_REQUEST.name: FRONTIER_KEY} | {
+    t.name: a.key for a in PIPELINE_ASSETS for t in a.topics
+}
+
+
+async def retention_risks(kafka: KafkaSettings, *, threshold: float) -> list[RetentionRisk]:
+    """Every stage group's oldest unconsumed record against its input topic's retention."""
+    consumed = [(t.group, t.input) for t in STAGES.values()]
+    topics = list({topic.name: topic for _, topic in consumed}.values())
+    watermarks = await high_watermarks(kafka, topics)
+    retention = await retention_ms(kafka, topics)
+    risks = []
+    for group, topic in consumed:
+        lag = await group_lag(kafka, group, topic, watermarks=watermarks)
+        oldest = await oldest_unconsumed(kafka, group, topic, lag=lag)
+        risks.append(retention_risk(oldest, retention[topic.name], threshold=threshold))
+    return risks
+
+
+def retention_results(risks: list[RetentionRisk]) -> dict[AssetKey, tuple[bool, dict[str, str | float]]]:
+    """Per asset: passed (no group at risk on its topics) and metadata naming the worst group."""
+    by_asset: dict[AssetKey, list[RetentionRisk]] = {}
+    for risk in risks:
+        key = _TOPIC_ASSETS.get(risk.topic)
+        if key is not None:
+            by_asset.setdefault(key, []).append(risk)
+    out: dict[AssetKey, tuple[bool, dict[str, str | float]]] = {}
+    for key, found in by_asset.items():
+        worst = max(found, key=lambda r: r.share)
+        left = worst.seconds_left
+        out[key] = (
+            not any(r.at_risk for r in found),
+            {
+                "worst_group": worst.group,
+                "topic": worst.topic,
+                "oldest_unconsumed_s": round(worst.oldest_s, 1),
+                "retention_s": round(worst.retention_s, 1),
+                "share_of_retention": round(worst.share, 4),
+                "threshold": worst.threshold,
+                "seconds_left": round(left, 1) if left is not None else -1,
+                "at_risk": ", ".join(f"{r.group} on {r.topic}" for r in found if r.at_risk) or "none",
+            },
+        )
+    return out
 
 
 async def _all_progress(postgres: PostgresResource) -> list[BatchProgress]:
@@ -132,4 +194,35 @@ def build_checks(settings: DagsterSettings) -> list[AssetChecksDefinition]:
                 },
             )
 
-    return [partition_complete, dlq_rate_below_threshold, stage_freshness]
+    retention_assets = [FRONTIER_KEY, *(a.key for a in PIPELINE_ASSETS if a.key in _TOPIC_ASSETS.values())]
+
+    @multi_asset_check(
+        name="retention_headroom",
+        specs=[
+            AssetCheckSpec(
+                RETENTION_CHECK,
+                asset=key,
+                description="Fails when a consumer group's oldest unconsumed record on this asset's "
+                "topic is older than retention_alert_ratio of the topic's retention.ms (about to be "
+                "deleted unprocessed on Apache Kafka).",
+            )
+            for key in retention_assets
+        ],
+        can_subset=True,
+    )
+    def retention_headroom(
+        context: AssetCheckExecutionContext, kafka: KafkaResource
+    ) -> Iterator[AssetCheckResult]:
+        results = retention_results(
+            run_sync(retention_risks(kafka.settings(), threshold=settings.retention_alert_ratio))
+        )
+        selected = {k.asset_key for k in context.selected_asset_check_keys}
+        for key in retention_assets:
+            if key not in selected:
+                continue
+            passed, metadata = results.get(key, (True, {"oldest_unconsumed_s": 0.0}))
+            yield AssetCheckResult(
+                asset_key=key, check_name=RETENTION_CHECK, passed=passed, metadata=metadata
+            )
+
+    return [partition_complete, dlq_rate_below_threshold, stage_freshness, retention_headroom]

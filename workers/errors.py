@@ -15,7 +15,9 @@
         ├── BlockedError                robots.txt disallow, SSRF guard, open circuit breaker
         ├── ExtractionError             a page that cannot be turned into a ProcessedPage
         ├── RecordRejected              a record the sink refuses (bad url_hash, value PostgreSQL rejects)
-        └── RenderTimeout               the browser did not finish rendering within the page deadline
+        ├── RenderTimeout               the browser did not finish rendering within the page deadline
+        ├── ProduceRefused              Kafka refuses an output record for good (too large, corrupt)
+        └── WorkerCrashed               the stage's process died N times while handling the record alone
 
 Workers decide with one rule: a ``RetryableError`` is retried up to the stage's attempt
 budget and then dead-lettered; a ``PermanentError`` (or any unexpected exception, which
@@ -34,12 +36,14 @@ __all__ = [
     "PermanentError",
     "PermanentFetchError",
     "PortInUseError",
+    "ProduceRefused",
     "RecordRejected",
     "RenderTimeout",
     "RetryableError",
     "StackError",
     "StreamCrawlError",
     "TransientFetchError",
+    "WorkerCrashed",
 ]
 
 
@@ -122,4 +126,20 @@ class RenderTimeout(PermanentError):
 
     Permanent for the message: a page that never finishes loading will not load on retry;
     the rich renderer falls back to the raw HTML or dead-letters it.
+    """
+
+
+class ProduceRefused(PermanentError):
+    """Kafka refuses a record the stage produced, for good: too large, corrupt, bad timestamp.
+
+    The input record it was produced for is dead-lettered with this reason (see
+    workers/lifecycle/outputs.py for which produce errors count as the record's fault).
+    """
+
+
+class WorkerCrashed(PermanentError):
+    """The stage's process died repeatedly while handling this record on its own.
+
+    Counted durably across restarts (workers/lifecycle/crashes.py), so a record that kills
+    the process is dead-lettered after ``STREAMCRAWL_WORKER_MAX_CRASHES`` deaths.
     """

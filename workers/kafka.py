@@ -47,7 +47,7 @@ def make_producer(settings: KafkaSettings, *, client_id: str = "streamcrawl") ->
         linger_ms=settings.linger_ms,
         max_batch_size=settings.max_batch_bytes,
         max_request_size=MAX_MESSAGE_BYTES,
-        request_timeout_ms=30_000,
+        request_timeout_ms=settings.request_timeout_ms,
     )
 
 
@@ -77,4 +77,6 @@ def make_consumer(
 
 
 def make_admin(settings: KafkaSettings, *, client_id: str = "streamcrawl-admin") -> AIOKafkaAdminClient:
-    return AIOKafkaAdminClient(**client_kwargs(settings), client_id=client_id, request_timeout_ms=30_000)
+    return AIOKafkaAdminClient(
+        **client_kwargs(settings), client_id=client_id, request_timeout_ms=settings.request_timeout_ms
+    )

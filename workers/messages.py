@@ -370,6 +370,8 @@ class DeadLetter(Message):
     url_hash: str | None = None
     batch: str | None = None
     rank: int | None = None
+    payload_truncated: bool = False
+    """``payload`` is a cut copy (the original was too large to fit in a letter): do not replay it."""
 
 
 _TYPES: dict[str, type[Message]] = {

@@ -115,6 +115,8 @@ class KafkaSettings(BaseSettings):
     """Consumer group heartbeat interval."""
     commit_interval_s: float = 1.0
     """How often workers commit the offsets of fully handled records."""
+    request_timeout_ms: int = 30_000
+    """Client request timeout: a produce not acknowledged within it fails and is sent again by the worker."""
 
 
 class PostgresSettings(BaseSettings):
@@ -196,6 +198,16 @@ class WorkerSettings(BaseSettings):
     """On SIGTERM, how long in-flight work may take before the worker gives up (keep under supervisord's stopwaitsecs)."""
     max_page_bytes: int = 5 * 1024 * 1024
     """Raw HTML size cap. Larger bodies are truncated to this size and flagged `truncated` (see ARCHITECTURE.md)."""
+    max_crashes: int = 3
+    """Deaths of a worker process blamed on one record (handled alone after the first) before that record is dead-lettered as WorkerCrashed."""
+    revoke_wait_s: float = 10.0
+    """On partition revocation, how long the revoked partitions' in-flight records may take to finish before their offsets are committed (keep under the rebalance timeout)."""
+    no_partitions_exit_s: float = 300.0
+    """A worker that holds no partitions for this long (and its group is not simply saturated) exits non-zero, to be restarted."""
+    stall_exit_s: float = 300.0
+    """A worker that finishes no record for this long while records wait or are in flight (or hears no fetch response) exits non-zero."""
+    loop_block_exit_s: float = 120.0
+    """A worker whose event loop is blocked this long (one record hogging the CPU) is killed by its watchdog thread; the record is then blamed like a crash."""
 
 
 class IngestorSettings(BaseSettings):
@@ -431,6 +443,8 @@ class DagsterSettings(BaseSettings):
     """Largest share of a stored frontier partition's URLs that may be dead-lettered before its check fails."""
     stale_after_s: float = 300.0
     """A stage asset whose offsets have not advanced for this long while work is pending upstream is stale."""
+    retention_alert_ratio: float = 0.5
+    """The retention check fails when a group's oldest unconsumed record is older than this share of its topic's retention.ms."""
     recrawl_after_days: float = 30.0
     """The frontier_recrawl schedule (off by default) re-crawls partitions whose latest batch completed longer ago than this."""
     recrawl_cron: str = "0 3 * * *"

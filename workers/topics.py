@@ -40,6 +40,7 @@ __all__ = [
 ]
 
 _HOUR_MS = 3_600_000
+_WEEK_H = 7 * 24
 # Pages up to the raw-size cap (5 MB by default) travel zstd-compressed; leave room above
 # Kafka's 1 MB default so a compressed large page is never refused by the broker.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
@@ -72,22 +73,29 @@ class Topic:
         return self.name
 
 
-CRAWL_REQUEST = Topic("crawl.request", 12, 24, "Frontier input: one CrawlRequest per URL, keyed by host.")
-RAW_PAGE = Topic("raw.page", 12, 6, "Fetched pages (RawPage, zstd HTML), keyed by host.")
-RAW_PAGE_DLQ = Topic("raw.page.dlq", 3, 24, "Dead letters of the ingestor and the router.")
-PROCESS_FAST = Topic("process.fast", 8, 2, "Pages routed to the fast extractor (RoutedPage).")
-PROCESS_RICH = Topic("process.rich", 4, 2, "Pages routed to the rich renderer (RoutedPage).")
-PROCESSED_FINAL = Topic("processed.final", 12, 4, "Extracted pages (ProcessedPage) ready for storage.")
-PROCESSED_DLQ = Topic("processed.dlq", 3, 24, "Dead letters of the fast extractor and the rich renderer.")
-STORAGE_SAVED = Topic("storage.saved", 6, 1, "One StoredPage per page written to PostgreSQL and S3.")
-STORAGE_DLQ = Topic("storage.dlq", 3, 24, "Dead letters of the storage writer.")
+# Retention is sized against the worst backlog (the reasoning is in docs/production.md,
+# "Retention"): a hot topic must outlast the longest time its consumers can plausibly be
+# behind, and the retention check alerts at half of it. DLQs keep 7 days for replay.
+CRAWL_REQUEST = Topic(
+    "crawl.request", 12, _WEEK_H, "Frontier input: one CrawlRequest per URL, keyed by host."
+)
+RAW_PAGE = Topic("raw.page", 12, 24, "Fetched pages (RawPage, zstd HTML), keyed by host.")
+RAW_PAGE_DLQ = Topic("raw.page.dlq", 3, _WEEK_H, "Dead letters of the ingestor and the router.")
+PROCESS_FAST = Topic("process.fast", 8, 24, "Pages routed to the fast extractor (RoutedPage).")
+PROCESS_RICH = Topic("process.rich", 4, 72, "Pages routed to the rich renderer (RoutedPage).")
+PROCESSED_FINAL = Topic("processed.final", 12, 24, "Extracted pages (ProcessedPage) ready for storage.")
+PROCESSED_DLQ = Topic(
+    "processed.dlq", 3, _WEEK_H, "Dead letters of the fast extractor and the rich renderer."
+)
+STORAGE_SAVED = Topic("storage.saved", 6, 72, "One StoredPage per page written to PostgreSQL and S3.")
+STORAGE_DLQ = Topic("storage.dlq", 3, _WEEK_H, "Dead letters of the storage writer.")
 RAW_SITEMAP = Topic(
     "raw.sitemap",
     6,
     24,
     "Fetched robots.txt and sitemap bodies (RawPage of kind robots/sitemap) for discovery.",
 )
-DISCOVERY_DLQ = Topic("discovery.dlq", 3, 24, "Dead letters of the discovery stage.")
+DISCOVERY_DLQ = Topic("discovery.dlq", 3, _WEEK_H, "Dead letters of the discovery stage.")
 
 REGISTRY: tuple[Topic, ...] = (
     CRAWL_REQUEST,
@@ -139,6 +147,16 @@ class StageTopics:
     @property
     def inputs(self) -> tuple[Topic, ...]:
         return (self.input, *self.extra_inputs)
+
+    @property
+    def lease_group(self) -> str:
+        """Shadow group whose committed offsets bound what the stage's owners have in flight."""
+        return f"{self.group}.lease"
+
+    @property
+    def isolation_group(self) -> str:
+        """Shadow group whose committed offsets name the record being handled in isolation."""
+        return f"{self.group}.isolation"
 
 
 STAGES: dict[Stage, StageTopics] = {

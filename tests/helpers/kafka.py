@@ -8,10 +8,11 @@ from collections.abc import Sequence
 from aiokafka import ConsumerRecord, TopicPartition
 
 from workers.kafka import make_consumer, make_producer
+from workers.lag import high_watermarks
 from workers.settings import KafkaSettings
 from workers.topics import Topic
 
-__all__ = ["consume", "produce"]
+__all__ = ["consume", "produce", "read_all"]
 
 
 async def produce(
@@ -83,3 +84,43 @@ async def consume(
     finally:
         await consumer.stop()
     return records
+
+
+async def read_all(
+    kafka: KafkaSettings,
+    topics: Sequence[Topic],
+    *,
+    since: dict[str, dict[int, int]] | None = None,
+    timeout_s: float = 20.0,
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record of ``topics`` up to their current ends (from ``since``, else the start).
+
+    Ends are the high watermarks of fetch responses (workers/lag.py), right on every broker.
+    """
+    ends = await high_watermarks(kafka, topics)
+    tps = [TopicPartition(t, p) for t, parts in ends.items() for p, end in parts.items() if end > 0]
+    start = {tp: (since or {}).get(tp.topic, {}).get(tp.partition, 0) for tp in tps}
+    todo = {tp for tp in tps if start[tp] < ends[tp.topic][tp.partition]}
+    out: list[ConsumerRecord[bytes, bytes]] = []
+    if not todo:
+        return out
+    consumer = make_consumer(kafka, group_id=None, client_id="streamcrawl-test-reader")
+    await consumer.start()
+    try:
+        consumer.assign(sorted(todo))
+        for tp in todo:
+            consumer.seek(tp, start[tp])
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while todo and loop.time() < deadline:
+            batch = await consumer.getmany(*todo, timeout_ms=300)
+            for tp, records in batch.items():
+                end = ends[tp.topic][tp.partition]
+                out.extend(r for r in records if r.offset < end)
+                if records and records[-1].offset >= end - 1:
+                    todo.discard(tp)
+        if todo:
+            raise TimeoutError(f"could not read {sorted(map(str, todo))} to their ends in {timeout_s} s")
+    finally:
+        await consumer.stop()
+    return out

@@ -7,10 +7,12 @@ the running component (stop it with ``component.stop()``) and the client setting
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
+import signal
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,7 +24,15 @@ from workers.stack.paths import StackPaths
 from workers.stack.postgres import EmbeddedPostgres
 from workers.stack.seaweed import SeaweedFS
 
-__all__ = ["make_stack_settings", "run_coro", "stack_env", "start_kafka", "start_postgres", "start_s3"]
+__all__ = [
+    "make_stack_settings",
+    "own_broker",
+    "run_coro",
+    "stack_env",
+    "start_kafka",
+    "start_postgres",
+    "start_s3",
+]
 
 T = TypeVar("T")
 
@@ -140,3 +150,18 @@ def start_kafka(
         component.stop()
         raise
     return component, kafka, report
+
+
+@contextlib.contextmanager
+def own_broker(base: Path) -> Iterator[tuple[TansuBroker, KafkaSettings]]:
+    """A memory broker of one test's own (its groups and crash markers start empty), stopped
+    after the test — resumed first if the test froze it (SIGSTOP) and failed."""
+    component, kafka, _report = start_kafka(base)
+    try:
+        yield component, kafka
+    finally:
+        pid = component.pid()
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+        component.stop()

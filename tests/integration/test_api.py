@@ -498,7 +498,7 @@ async def test_keys_scopes_and_rate_limits_are_enforced(env: Env, caplog: pytest
     secrets_ = [env.read, env.write, limited]
     assert not any(key in str(dict(row)) for row in stored for key in secrets_)
     logged = "\n".join(r.getMessage() for r in caplog.records)
-    assert "key=" in logged and not any(key in logged or key.split("_")[2] in logged for key in secrets_)
+    assert "key=" in logged and not any(key in logged or key.split("_", 2)[2] in logged for key in secrets_)
 
 
 async def test_relevance_ranks_the_newest_matches_within_the_window(env: Env) -> None:

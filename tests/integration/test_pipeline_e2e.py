@@ -15,6 +15,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from tests.helpers.drills import DEMO_CRAWL_ENV
 from tests.helpers.ledger import crawl_batch, ledger_states
 from tests.helpers.pipeline import HOT_PATH, Pipeline
 from workers.demoweb import DemoURL, DemoWeb, demo_urls
@@ -26,16 +27,7 @@ from workers.urls import normalize_url, url_hash
 pytestmark = pytest.mark.integration
 
 # Short timeouts keep the demo's slow/stalling pages from dominating the run.
-TIMEOUT_ENV = {
-    "STREAMCRAWL_INGESTOR_RESOLVE_OVERRIDES": '{"*.demo.test": "127.0.0.1"}',
-    "STREAMCRAWL_INGESTOR_ALLOW_PRIVATE_NETWORKS": "true",
-    "STREAMCRAWL_INGESTOR_TOTAL_TIMEOUT_S": "3",
-    "STREAMCRAWL_INGESTOR_READ_TIMEOUT_S": "2",
-    "STREAMCRAWL_INGESTOR_MAX_RETRIES": "1",
-    "STREAMCRAWL_INGESTOR_PER_HOST_DELAY_S": "0.05",
-    "STREAMCRAWL_INGESTOR_CRAWL_DELAY_CAP_S": "0.2",
-    "STREAMCRAWL_INGESTOR_RETRY_AFTER_CAP_S": "2",
-}
+TIMEOUT_ENV = DEMO_CRAWL_ENV
 
 
 @pytest.fixture

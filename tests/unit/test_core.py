@@ -16,17 +16,17 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 def test_registry_matches_the_design() -> None:
     table = {t.name: (t.partitions, t.retention_hours) for t in REGISTRY}
     assert table == {
-        "crawl.request": (12, 24),
-        "raw.page": (12, 6),
-        "raw.page.dlq": (3, 24),
-        "process.fast": (8, 2),
-        "process.rich": (4, 2),
-        "processed.final": (12, 4),
-        "processed.dlq": (3, 24),
-        "storage.saved": (6, 1),
-        "storage.dlq": (3, 24),
+        "crawl.request": (12, 168),
+        "raw.page": (12, 24),
+        "raw.page.dlq": (3, 168),
+        "process.fast": (8, 24),
+        "process.rich": (4, 72),
+        "processed.final": (12, 24),
+        "processed.dlq": (3, 168),
+        "storage.saved": (6, 72),
+        "storage.dlq": (3, 168),
         "raw.sitemap": (6, 24),
-        "discovery.dlq": (3, 24),
+        "discovery.dlq": (3, 168),
     }
     assert {t.name for t in DLQ_TOPICS} == {"raw.page.dlq", "processed.dlq", "storage.dlq", "discovery.dlq"}
     assert all(s.dlq.is_dlq for s in STAGES.values())

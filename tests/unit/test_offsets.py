@@ -16,16 +16,32 @@ def test_commit_position_waits_for_the_oldest_record() -> None:
     assert t.committable() == {}  # only moved positions are offered
 
 
-def test_uncommit_and_forget() -> None:
+def test_uncommit_and_discard() -> None:
     t: OffsetTracker[str] = OffsetTracker()
     t.dispatched("a", 0)
     t.done("a", 0)
     positions = t.committable()
     t.uncommit(positions)
     assert t.committable() == {"a": 1}
-    t.forget({"a"})
-    t.done("a", 5)  # revoked partition: ignored
+    t.discard({"a"})
+    t.done("a", 5)  # partition given away: ignored
     assert t.committable() == {}
+
+
+def test_revoked_partition_keeps_counting_and_resumes_where_it_was() -> None:
+    t: OffsetTracker[str] = OffsetTracker()
+    for off in (0, 1, 2):
+        t.dispatched("p", off, timestamp=1000 + off)
+    t.done("p", 0)
+    t.revoke({"p"})
+    assert not t.owns("p") and t.committable() == {}  # set aside: not committable
+    assert t.in_flight() == 0 and t.in_flight({"p"}) == 2  # ...but its running records still count
+    t.done("p", 1)  # a batch that was running finishes during the rebalance
+    part = t.restore("p")
+    assert part is not None and part.next_offset == 3  # fetching resumes after the dispatched ones
+    assert t.committable() == {"p": 2}
+    assert part.oldest_pending_timestamp() == 1002
+    assert t.restore("p") is None and t.finished == 2
 
 
 def test_backoff_is_capped_and_honours_retry_after() -> None:

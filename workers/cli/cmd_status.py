@@ -13,6 +13,7 @@ from workers.settings import Settings
 from workers.stack.api_probe import api_status
 from workers.stack.kafka_status import KafkaStatus, kafka_status
 from workers.stack.stack import Stack
+from workers.stack.worker_health import describe, worker_health
 
 __all__ = ["EXIT_DOWN", "register", "run"]
 
@@ -26,8 +27,9 @@ def register(subparsers: Subparsers) -> None:
         help="show the stack's components, workers, topics, lag and DLQs",
         description=(
             "Each component up/down with its address and PID, each worker program's supervisord "
-            f"state, per-topic log end, per-group lag and DLQ depths. Exits {EXIT_DOWN} when an "
-            "enabled component is down."
+            "state and what the worker says about itself (partitions held, lag, or why it is not "
+            "ready), orphaned workers of an earlier supervisord, per-topic log end, per-group lag "
+            f"and DLQ depths. Exits {EXIT_DOWN} when an enabled component is down."
         ),
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -38,8 +40,15 @@ def collect(settings: Settings) -> dict[str, Any]:
     stack = Stack(settings)
     components = stack.status()
     programs = stack.supervisor.programs() if stack.supervisor.pid() is not None else []
-    broker_up = any(c.name == stack.broker.name and c.up for c in components)
-    kafka = asyncio.run(kafka_status(settings.kafka)) if broker_up else KafkaStatus(error="broker is down")
+    health = worker_health(settings.metrics, programs)
+    orphans = stack.supervisor.orphans()
+    broker = next((c for c in components if c.name == stack.broker.name), None)
+    if broker is not None and broker.up:
+        kafka = asyncio.run(kafka_status(settings.kafka))
+    else:
+        kafka = KafkaStatus(
+            error=f"broker is down{f' ({broker.detail})' if broker and broker.detail else ''}"
+        )
     enabled = {c.name for c in stack.components() if stack.enabled(c)}
     prometheus_up = any(c.name == stack.prometheus.name and c.up for c in components)
     return {
@@ -47,7 +56,8 @@ def collect(settings: Settings) -> dict[str, Any]:
         "up": all(c.up for c in components if c.name in enabled),
         "data_dir": str(stack.paths.root),
         "components": [c.as_dict() for c in components],
-        "programs": [p.as_dict() for p in programs],
+        "programs": [{**p.as_dict(), "health": health.get(p.name)} for p in programs],
+        "orphans": [{"pid": o.pid} for o in orphans],
         "api": api_status(settings.api).as_dict()
         if settings.stack.start_workers and settings.api.enabled
         else None,
@@ -60,11 +70,19 @@ def _print_human(report: dict[str, Any]) -> None:
     out.write(f"data dir {report['data_dir']}\n\n")
     for c in report["components"]:
         state = "up" if c["up"] else "DOWN"
-        out.write(f"{c['name']:<18} {state:<5} {c['address']:<40} pid {c['pid'] or '-'}\n")
+        detail = f"  {c['detail']}" if not c["up"] and c["detail"] else ""
+        out.write(f"{c['name']:<18} {state:<5} {c['address']:<40} pid {c['pid'] or '-'}{detail}\n")
     if report["programs"]:
         out.write("\n")
         for p in report["programs"]:
-            out.write(f"{p['name']:<22} {p['state']:<9} pid {p['pid'] or '-':<8} {p['description']}\n")
+            said = f"  | {describe(p['health'])}" if p["state"] == "RUNNING" else ""
+            out.write(f"{p['name']:<22} {p['state']:<9} pid {p['pid'] or '-':<8} {p['description']}{said}\n")
+    if report["orphans"]:
+        pids = ", ".join(str(o["pid"]) for o in report["orphans"])
+        out.write(
+            f"\n{len(report['orphans'])} orphaned processes of an earlier supervisord (pids {pids}): "
+            "`streamcrawl up` or `streamcrawl down` stops them\n"
+        )
     prom = report.get("prometheus")
     if prom:
         state = f"{prom['up']}/{prom['total']} targets up" if not prom["error"] else prom["error"]
@@ -85,8 +103,14 @@ def _print_human(report: dict[str, Any]) -> None:
         out.write(f"{name:<18} {topic['partitions']:>3} partitions  end {topic['high_watermark']}\n")
     out.write("\n")
     for group, lag in kafka["groups"].items():
-        out.write(f"{group:<30} on {lag['topic']:<16} lag {lag['lag']}\n")
+        age = lag.get("oldest_unconsumed_s")
+        behind = f", oldest {_hours(age)} of {_hours(lag['retention_s'])} retention" if age else ""
+        out.write(f"{group:<30} on {lag['topic']:<16} lag {lag['lag']}{behind}\n")
     out.write("\ndead letters: " + ", ".join(f"{k} {v}" for k, v in kafka["dlq"].items()) + "\n")
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 360 else f"{seconds:.0f} s"
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

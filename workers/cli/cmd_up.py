@@ -29,9 +29,11 @@ def register(subparsers: Subparsers) -> None:
 
 def _started(event: StartEvent) -> None:
     sys.stdout.write(
-        f"{event.name:<18} {event.outcome.value:<8} {event.address:<40} pid {event.pid}"
+        f"{event.name:<18} {event.outcome.value:<9} {event.address:<40} pid {event.pid}"
         f"  ({event.seconds:.1f} s)\n"
     )
+    if event.note:
+        sys.stdout.write(f"{'':<18} {event.note}\n")
     sys.stdout.flush()
 
 

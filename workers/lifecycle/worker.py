@@ -5,64 +5,62 @@ batches, and commits offsets **only after** everything a batch produced downstre
 acknowledged (or its database/object write finished) — at-least-once, said out loud.
 Sinks are idempotent, so a redelivery after a crash is harmless.
 
-Failure rules (see workers/errors.py):
-
-* ``DependencyUnavailable`` (Kafka, PostgreSQL or S3 down): retried with capped backoff
-  for as long as the worker runs; an outage spends no attempt and dead-letters nothing.
-* any other failure of a multi-record batch: the batch is split and each record handled
-  alone, so one bad record cannot hold back the others.
-* a record alone: a ``RetryableError`` is retried up to ``max_attempts`` times, then
-  dead-lettered; a ``PermanentError`` or an unexpected exception (a poison message) is
-  dead-lettered at once, with its error class and message.
+What happens on failure is the policy of workers/lifecycle/policy.py: outages are waited
+out, an unacknowledged produce is sent again without re-running the handler, a refused
+record is dead-lettered, a failing batch is split and its poison record dead-lettered.
+Partitions change hands as workers/lifecycle/ownership.py describes; a record that kills
+the process is found and, after ``STREAMCRAWL_WORKER_MAX_CRASHES`` deaths, dead-lettered
+(workers/lifecycle/crashes.py). A worker that holds nothing or makes no progress for too
+long exits non-zero (workers/lifecycle/liveness.py), and says why on ``/healthz``.
 
 ``stop()`` (also on SIGTERM) stops fetching, lets in-flight batches finish within
-``drain_timeout_s``, commits what is done, flushes the producer and closes the clients.
+``drain_timeout_s``, commits what is done, releases its leases, flushes the producer and
+closes the clients.
 """
 
 from __future__ import annotations
 
-import abc
 import asyncio
 import contextlib
-import contextvars
 import logging
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, ClassVar, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
-from aiokafka.structs import OffsetAndMetadata
 
-from workers.errors import DependencyUnavailable, MessageDecodeError, PermanentError, RetryableError
-from workers.kafka import make_consumer, make_producer
+from workers.kafka import make_admin, make_consumer, make_producer
+from workers.lifecycle.crashes import CrashMarkers
+from workers.lifecycle.isolation import Gate
+from workers.lifecycle.liveness import Liveness
+from workers.lifecycle.monitor import Monitor
 from workers.lifecycle.offsets import OffsetTracker
-from workers.lifecycle.retry import backoff_delay
-from workers.messages import DeadLetter, Message, decode, encode, make_headers, peek, read_headers
-from workers.observability.logs import trace_id_var
+from workers.lifecycle.ownership import PartitionOwnership, RebalanceListener
+from workers.lifecycle.policy import FailurePolicy
+from workers.messages import Message, read_headers
+from workers.observability.health import HealthState
 from workers.observability.metrics import (
     BATCH_SECONDS,
     CONSUMER_LAG,
-    DEAD_LETTERS,
     MESSAGES_CONSUMED,
-    RETRIES,
+    TOPIC_RETENTION,
     serve_metrics,
 )
 from workers.settings import Settings
 from workers.topics import STAGES, Stage, Topic
 
-__all__ = ["Incoming", "Worker"]
+__all__ = ["EXIT_UNHEALTHY", "Incoming", "Worker"]
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=Message)
 
-# Acks of the records produced by the batch running in the current task.
-_acks_var: contextvars.ContextVar[list[asyncio.Future[Any]] | None] = contextvars.ContextVar(
-    "acks", default=None
-)
+EXIT_UNHEALTHY = 75
+"""Exit status of a worker that gave up because it was useless (EX_TEMPFAIL: restart me)."""
+_CLOSE_COMMIT_S = 3.0
+_CLOSE_STEP_S = 2.0
 
 
 @dataclass(slots=True)
@@ -78,19 +76,7 @@ class Incoming:
         return TopicPartition(self.record.topic, self.record.partition)
 
 
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, worker: Worker) -> None:
-        self.worker = worker
-
-    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        await self.worker._commit()
-        self.worker._tracker.forget(set(revoked))
-
-    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        return None
-
-
-class Worker(abc.ABC):
+class Worker(FailurePolicy, PartitionOwnership):
     """Base class of the daemons: start/stop/run, ``async with``, idempotent ``stop()``."""
 
     stage: ClassVar[Stage]
@@ -105,51 +91,55 @@ class Worker(abc.ABC):
         self._client_id = client_id or f"streamcrawl-{self.stage.value}"
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
+        self._admin: AIOKafkaAdminClient | None = None
+        self._markers: CrashMarkers | None = None
         self._tracker: OffsetTracker[TopicPartition] = OffsetTracker()
         self._stopping = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._in_flight = 0
         self._slot_free = asyncio.Event()
+        self._gate = Gate()
         self._started = False
+        self._stage_started = False
         self._closed = False
+        self.health = HealthState(stage=self.stage.value)
+        self.exit_code = 0
+        """Non-zero once the worker stopped itself because it was unhealthy."""
+        self._init_ownership()
 
     # ----------------------------------------------------------------- hooks
-    async def on_start(self) -> None:  # noqa: B027 - optional hook
+    async def on_start(self) -> None:
         """Open stage resources (HTTP client, browser, database pool)."""
 
-    async def on_stop(self) -> None:  # noqa: B027 - optional hook
+    async def on_stop(self) -> None:
         """Close stage resources."""
-
-    @abc.abstractmethod
-    async def handle_batch(self, batch: Sequence[Incoming]) -> None:
-        """Handle every record: ``await self.emit(...)`` its output or raise.
-
-        Raising makes the lifecycle retry or split the batch (see the module doc);
-        a record that alone still raises is dead-lettered.
-        """
 
     # -------------------------------------------------------------- lifecycle
     async def start(self) -> None:
         if self._started:
             return
         self._started = True
-        serve_metrics(self.settings.metrics, self.stage)
+        serve_metrics(self.settings.metrics, self.stage, self.health)
+        for topic in self._input_topics():
+            TOPIC_RETENTION.labels(topic.name).set(topic.retention_hours * 3600)
         self._producer = make_producer(self.settings.kafka, client_id=self._client_id)
         await self._producer.start()
         await self.on_start()
+        self._stage_started = True
+        self._admin = make_admin(self.settings.kafka, client_id=f"{self._client_id}-admin")
+        await self._admin.start()
+        self._markers = CrashMarkers(self.settings.kafka, self.topics, client_id=self._client_id)
+        await self._markers.start()
         self._consumer = make_consumer(
             self.settings.kafka,
             group_id=self.topics.group,
             client_id=self._client_id,
             max_poll_records=max(self.batch_size, 50),
         )
-        self._consumer.subscribe([t.name for t in self.topics.inputs], listener=_Rebalance(self))
+        inputs = self._input_topics()
+        self._consumer.subscribe([t.name for t in inputs], listener=RebalanceListener(self))
         await self._consumer.start()
-        log.info(
-            "started: %s -> %s",
-            ", ".join(map(str, self.topics.inputs)),
-            ", ".join(map(str, self.topics.outputs)),
-        )
+        log.info("started: %s -> %s", ", ".join(map(str, inputs)), ", ".join(map(str, self.topics.outputs)))
 
     async def stop(self) -> None:
         """Ask the worker to finish; safe to call any number of times, from a signal handler too."""
@@ -168,34 +158,88 @@ class Worker(abc.ABC):
 
     async def run(self) -> None:
         """Consume until ``stop()``; then drain, commit and close."""
-        await self.start()
-        committer = asyncio.create_task(self._commit_loop())
+        if not await self._start_unless_stopped():
+            await self.close()
+            return
+        monitor = Monitor(self, Liveness(
+            no_partitions_s=self.settings.worker.no_partitions_exit_s,
+            stall_s=self.settings.worker.stall_exit_s,
+            started_at=time.monotonic(),
+        ))  # fmt: skip
+        helpers = [asyncio.create_task(self._commit_loop()), asyncio.create_task(monitor.run())]
         try:
             await self._consume_loop()
         finally:
-            committer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await committer
+            for task in helpers:
+                task.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
             await self._drain()
             await self.close()
 
+    async def _start_unless_stopped(self) -> bool:
+        """``start()``, given up at once when a stop is asked meanwhile (starting can take a
+        while on a busy machine; supervisord's stop or the parent's death must not wait)."""
+        starting = asyncio.create_task(self.start())
+        stopped = asyncio.create_task(self._stopping.wait())
+        await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if not starting.done():
+            starting.cancel()
+            await asyncio.gather(starting, return_exceptions=True)
+            log.info("stopped while starting")
+            return False
+        starting.result()  # a failed start raises here
+        return True
+
     async def close(self) -> None:
+        """Commit, release the leases, close the clients — within a few seconds, whatever hangs.
+
+        The drain already took up to ``drain_timeout_s`` of supervisord's stopwaitsecs; a
+        broker that does not answer (or a group rebalancing because every member is leaving
+        at once) must not hold the exit up for a request timeout per call.
+        """
         if self._closed:
             return
         self._closed = True
         try:
-            await self._commit()
+            # A worker giving up (stuck records, silent broker) keeps its leases: whatever it
+            # still had in flight is a suspect for the next owner.
+            if await self._commit(timeout_s=_CLOSE_COMMIT_S) and not self.exit_code:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._release(set(self._owned), force=True), _CLOSE_COMMIT_S)
         finally:
             try:
-                await self.on_stop()
+                if self._stage_started:
+                    await self.on_stop()
             finally:
-                if self._producer is not None:
-                    with contextlib.suppress(KafkaError):
-                        await self._producer.flush()
-                    await self._producer.stop()
-                if self._consumer is not None:
-                    await self._consumer.stop()
+                await self._close_clients()
                 log.info("stopped")
+
+    async def _close_clients(self) -> None:
+        steps: list[Any] = []
+        if self._producer is not None:
+            steps += [self._producer.flush(), self._producer.stop()]
+        if self._markers is not None:
+            steps.append(self._markers.stop())
+        if self._admin is not None:
+            steps.append(self._admin.close())
+        if self._consumer is not None:
+            steps.append(self._consumer.stop())  # waits for a rebalance in progress: bounded
+        for step in steps:
+            with contextlib.suppress(KafkaError, TimeoutError, OSError):
+                await asyncio.wait_for(step, _CLOSE_STEP_S)
+
+    def _input_topics(self) -> tuple[Topic, ...]:
+        """The topics this stage consumes (one group, one subscription): its input plus any
+        extra inputs (discovery also reads raw.sitemap and three dead-letter topics)."""
+        return self.topics.inputs
+
+    async def give_up(self, reason: str) -> None:
+        """Stop with ``EXIT_UNHEALTHY``: supervisord (or Kubernetes) starts a fresh process."""
+        if self.exit_code == 0:
+            log.error("unhealthy, exiting to be restarted: %s", reason)
+            self.exit_code = EXIT_UNHEALTHY
+        await self.stop()
 
     # ------------------------------------------------------------ consuming
     async def _consume_loop(self) -> None:
@@ -213,10 +257,13 @@ class Worker(abc.ABC):
                 log.warning("fetch failed, retrying: %s", exc)
                 await asyncio.sleep(1.0)
                 continue
+            fetched = {tp: recs for tp, recs in fetched.items() if recs and tp in self._owned}
+            if not fetched or not await self._ensure_leases(fetched):
+                continue
             for tp, records in fetched.items():
-                self._record_lag(consumer, tp, records)
-                for start in range(0, len(records), self.batch_size):
-                    self._dispatch(records[start : start + self.batch_size])
+                if tp in self._owned:  # still ours after the lease write
+                    self._record_lag(consumer, tp, records)
+                    self._route(tp, records)
 
     def _record_lag(
         self, consumer: AIOKafkaConsumer, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]
@@ -226,20 +273,55 @@ class Worker(abc.ABC):
             CONSUMER_LAG.labels(self.stage.value, tp.topic, str(tp.partition)).set(
                 max(0, high - records[-1].offset - 1)
             )
+            iso = self._isolations.get(tp)
+            if iso is not None:
+                iso.cut(high)  # records written after the previous owner died cannot be suspects
 
-    def _dispatch(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
-        batch = []
+    def _incoming(self, record: ConsumerRecord[bytes, bytes]) -> Incoming:
+        trace, attempt = read_headers(record.headers)
+        self._tracker.dispatched(
+            TopicPartition(record.topic, record.partition), record.offset, record.timestamp
+        )
+        return Incoming(record, trace, attempt)
+
+    def _route(self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        """Suspects of a dead owner to the partition's isolation, the rest in batches."""
+        iso = self._isolations.get(tp)
+        normal: list[Incoming] = []
         for record in records:
-            trace, attempt = read_headers(record.headers)
-            batch.append(Incoming(record, trace, attempt))
-            self._tracker.dispatched(TopicPartition(record.topic, record.partition), record.offset)
-        self._in_flight += len(batch)
-        MESSAGES_CONSUMED.labels(self.stage.value).inc(len(batch))
-        task = asyncio.create_task(self._run_batch(batch))
+            item = self._incoming(record)
+            self._in_flight += 1
+            if iso is not None and record.offset < iso.until:
+                iso.push(item, last=record.offset >= iso.until - 1)
+            else:
+                normal.append(item)
+        if iso is not None and records[-1].offset >= iso.until - 1:
+            iso.close()
+        MESSAGES_CONSUMED.labels(self.stage.value).inc(len(records))
+        for start in range(0, len(normal), self.batch_size):
+            chunk = normal[start : start + self.batch_size]
+            self._spawn(tp, self._run_batch(chunk), records=len(chunk))
+
+    def _spawn(self, tp: TopicPartition, coro: Any, *, records: int = 0) -> None:
+        """Run ``coro`` as a task of ``tp``; ``records`` leave the in-flight count when it ends."""
+        task: asyncio.Task[None] = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        if records:
+            # A done callback, not a finally: a task cancelled before it ran has no finally.
+            task.add_done_callback(lambda _task: self._finished(records))
+        self._track_task(tp, task)
+
+    def _finished(self, records: int) -> None:
+        self._in_flight -= records
+        self._slot_free.set()
+        self._progressed.set()
 
     async def _run_batch(self, batch: list[Incoming]) -> None:
+        async with self._gate.shared():
+            await self._execute(batch)
+
+    async def _execute(self, batch: list[Incoming]) -> None:
         started = time.perf_counter()
         try:
             await self._handle_with_policy(batch)
@@ -251,186 +333,6 @@ class Worker(abc.ABC):
             log.exception("batch abandoned; its records will be redelivered after a restart")
         finally:
             BATCH_SECONDS.labels(self.stage.value).observe(time.perf_counter() - started)
-            self._in_flight -= len(batch)
-            self._slot_free.set()
-
-    async def _handle_with_policy(self, batch: list[Incoming]) -> None:
-        if len(batch) == 1:
-            await self._handle_single(batch[0])
-            return
-        outages = 0
-        while True:
-            try:
-                await self._handle_and_ack(batch)
-                return
-            except DependencyUnavailable as exc:
-                outages += 1
-                await self._wait_out_outage(outages, exc)
-            except Exception:  # noqa: BLE001 - retryable, permanent or poison: isolate the records
-                break
-        for item in batch:
-            await self._handle_single(item)
-
-    async def _handle_single(self, item: Incoming) -> None:
-        first_failure: float | None = None
-        attempt = outages = 0
-        while True:
-            try:
-                await self._handle_and_ack([item])
-                return
-            except DependencyUnavailable as exc:
-                outages += 1  # an outage is not the record's fault: no attempt is spent
-                await self._wait_out_outage(outages, exc)
-            except RetryableError as exc:
-                attempt += 1
-                first_failure = first_failure or time.time()
-                if attempt >= self.settings.worker.max_attempts:
-                    await self._dead_letter_until_acked(item, exc, first_failure)
-                    return
-                RETRIES.labels(self.stage.value).inc()
-                await asyncio.sleep(self._delay(attempt, exc))
-            except Exception as exc:
-                if not isinstance(exc, PermanentError):
-                    log.exception("unexpected error handling a record; dead-lettering it")
-                await self._dead_letter_until_acked(item, exc, first_failure or time.time())
-                return
-
-    async def _dead_letter_until_acked(
-        self, item: Incoming, exc: BaseException, first_failure: float
-    ) -> None:
-        outages = 0
-        while True:
-            try:
-                await self.dead_letter(item, exc, first_failure_at=first_failure)
-                return
-            except DependencyUnavailable as outage:
-                outages += 1
-                await self._wait_out_outage(outages, outage)
-
-    async def _wait_out_outage(self, outages: int, exc: DependencyUnavailable) -> None:
-        """Back off while Kafka/PostgreSQL/S3 is down; on shutdown give the record up uncommitted."""
-        if self._stopping.is_set():
-            raise asyncio.CancelledError from exc
-        RETRIES.labels(self.stage.value).inc()
-        delay = backoff_delay(
-            min(outages, 8),
-            base=self.settings.worker.retry_base_delay_s,
-            cap=self.settings.worker.retry_max_delay_s,
-        )
-        log.warning("dependency unavailable (%s); retrying in %.1fs", exc, delay)
-        await asyncio.sleep(delay)
-
-    def _delay(self, attempt: int, exc: RetryableError) -> float:
-        return backoff_delay(
-            attempt,
-            base=self.settings.worker.retry_base_delay_s,
-            cap=self.settings.worker.retry_max_delay_s,
-            retry_after=exc.retry_after,
-        )
-
-    async def _handle_and_ack(self, batch: Sequence[Incoming]) -> None:
-        acks: list[asyncio.Future[Any]] = []
-        acks_token = _acks_var.set(acks)
-        trace_token = trace_id_var.set(batch[0].trace_id if len(batch) == 1 else "")
-        try:
-            await self.handle_batch(batch)
-            if acks:
-                try:
-                    await asyncio.gather(*acks)
-                except KafkaError as exc:
-                    raise DependencyUnavailable(f"produce not acknowledged: {exc}") from exc
-        finally:
-            trace_id_var.reset(trace_token)
-            _acks_var.reset(acks_token)
-
-    async def decode_or_dead_letter(self, item: Incoming, cls: type[M]) -> M | None:
-        """Decode a record; malformed input is dead-lettered at once (retrying cannot fix it)."""
-        try:
-            return decode(item.record.value, cls)
-        except MessageDecodeError as exc:
-            await self.dead_letter(item, exc, first_failure_at=time.time())
-            return None
-
-    # -------------------------------------------------------------- producing
-    async def emit(self, topic: Topic, message: Message, *, key: bytes | None, source: Incoming) -> None:
-        """Produce ``message`` downstream; the lifecycle awaits its ack before committing ``source``."""
-        await self.emit_raw(topic, encode(message), key=key, trace_id=source.trace_id, attempt=1)
-
-    async def emit_raw(
-        self, topic: Topic, value: bytes, *, key: bytes | None, trace_id: str, attempt: int
-    ) -> None:
-        producer = self._producer
-        assert producer is not None
-        try:
-            future = await producer.send(topic.name, value, key=key, headers=make_headers(trace_id, attempt))
-        except KafkaError as exc:
-            raise DependencyUnavailable(f"produce to {topic} failed: {exc}") from exc
-        acks = _acks_var.get()
-        if acks is None:
-            await future
-        else:
-            acks.append(future)
-
-    async def emit_and_wait(
-        self, topic: Topic, messages: Sequence[tuple[Message, bytes | None]], *, source: Incoming
-    ) -> None:
-        """Produce ``(message, key)`` pairs and wait until the broker acknowledged every one.
-
-        For a stage that must record durably *that* its outputs were produced (discovery marks
-        admitted URLs published) before its input is committed.
-        """
-        producer = self._producer
-        assert producer is not None
-        headers = make_headers(source.trace_id, 1)
-        try:
-            futures = [
-                await producer.send(topic.name, encode(message), key=key, headers=headers)
-                for message, key in messages
-            ]
-            await asyncio.gather(*futures)
-        except KafkaError as exc:
-            raise DependencyUnavailable(f"produce to {topic} not acknowledged: {exc}") from exc
-
-    async def dead_letter(self, item: Incoming, exc: BaseException, *, first_failure_at: float) -> None:
-        """Send the record to the stage's DLQ with the reason, and wait for the ack."""
-        record = item.record
-        seen = peek(record.value)
-        letter = DeadLetter(
-            payload=record.value or b"",
-            key=record.key,
-            source_topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            stage=self.stage.value,
-            error_class=type(exc).__name__,
-            error_message=str(exc)[:2000] or type(exc).__name__,
-            attempt=item.attempt,
-            first_failure_at=first_failure_at,
-            last_failure_at=time.time(),
-            url=seen.get("url"),
-            url_hash=seen.get("url_hash"),
-            batch=seen.get("batch"),
-            rank=seen.get("rank"),
-        )
-        DEAD_LETTERS.labels(self.stage.value, letter.error_class).inc()
-        log.warning(
-            "dead-lettered: %s: %s",
-            letter.error_class,
-            letter.error_message,
-            extra={"url": letter.url, "topic": record.topic, "offset": record.offset},
-        )
-        producer = self._producer
-        assert producer is not None
-        try:
-            future = await producer.send(
-                self.topics.dlq.name,
-                encode(letter),
-                key=record.key,
-                headers=make_headers(item.trace_id, item.attempt),
-            )
-            await future
-        except KafkaError as exc2:
-            raise DependencyUnavailable(f"dead-letter produce failed: {exc2}") from exc2
 
     # ------------------------------------------------------------- committing
     async def _commit_loop(self) -> None:
@@ -438,22 +340,11 @@ class Worker(abc.ABC):
             await asyncio.sleep(self.settings.kafka.commit_interval_s)
             await self._commit()
 
-    async def _commit(self) -> None:
-        consumer = self._consumer
-        if consumer is None:
-            return
-        positions = self._tracker.committable()
-        if not positions:
-            return
-        try:
-            await consumer.commit({tp: OffsetAndMetadata(pos, "") for tp, pos in positions.items()})
-        except KafkaError as exc:
-            log.warning("commit failed (will retry): %s", exc)
-            self._tracker.uncommit(positions)
-
     async def _drain(self) -> None:
         if not self._tasks:
             return
+        for iso in list(self._isolations.values()):
+            self._abandon(iso)
         pending: set[asyncio.Task[None]] = set(self._tasks)
         _done, still = await asyncio.wait(pending, timeout=self.settings.worker.drain_timeout_s)
         for task in still:

@@ -125,7 +125,8 @@ async def read_snapshot(
     readings: list[GroupReading] = []
     for stage, spec in STAGES.items():
         committed = await _committed(kafka, spec.group, all_tps) if all_tps else {}
-        own = {tp for tp in all_tps if tp.topic == spec.input.name} | set(committed)
+        names = {t.name for t in spec.inputs}
+        own = {tp for tp in all_tps if tp.topic in names} | set(committed)
         # Where the group never committed, its next record is the log's first one (offset 0 is
         # reset to the log start by auto_offset_reset="earliest" once retention deleted it).
         lagging = {

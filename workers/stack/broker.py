@@ -5,14 +5,24 @@ Listener and advertised listener are STREAMCRAWL_KAFKA_BOOTSTRAP_SERVERS (a sing
 SeaweedFS bucket ``S3Settings.broker_bucket``, so topics, records and committed offsets
 survive ``down``/``up``; with ``"memory"`` everything is lost when the broker stops (tests
 use it for speed). Production runs Apache Kafka instead (docker-compose.yml).
+
+**A broker that accepts TCP is not necessarily serving.** When its S3 storage fails, Tansu
+panics in the request handlers (``dynostore.rs: not yet implemented``) yet keeps its port
+open, and supervisord never sees it (it is not a worker). ``healthy()`` therefore asks for
+cluster metadata over the Kafka protocol: ``status`` reports a broker that does not answer
+as down, and ``up`` restarts it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 
+from aiokafka.errors import KafkaError
+
 from workers.errors import ConfigError
+from workers.kafka import make_admin
 from workers.settings import KafkaSettings, S3Settings, StackSettings
 from workers.stack.component import Component
 from workers.stack.paths import StackPaths, tansu_binary
@@ -63,6 +73,7 @@ class TansuBroker(Component):
         self.s3 = s3
         self.paths = paths
         self.port = broker_port(kafka)
+        self._health_detail = ""
 
     def address(self) -> str:
         return f"{LOCALHOST}:{self.port}"
@@ -107,3 +118,28 @@ class TansuBroker(Component):
 
     def probe(self) -> bool:
         return tcp_open(self.port)
+
+    def healthy(self) -> bool:
+        try:
+            asyncio.run(asyncio.wait_for(_list_topics(self.kafka), _HEALTH_TIMEOUT_S))
+        except (KafkaError, OSError, TimeoutError) as exc:
+            self._health_detail = f"accepts TCP but does not answer the Kafka protocol ({exc!r})"
+            return False
+        self._health_detail = ""
+        return True
+
+    def health_detail(self) -> str:
+        return self._health_detail
+
+
+_HEALTH_TIMEOUT_S = 8.0
+
+
+async def _list_topics(kafka: KafkaSettings) -> list[str]:
+    admin = make_admin(kafka.model_copy(update={"request_timeout_ms": 4000}), client_id="streamcrawl-health")
+    try:
+        await admin.start()
+        topics: list[str] = await admin.list_topics()
+        return topics
+    finally:
+        await admin.close()

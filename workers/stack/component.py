@@ -31,6 +31,8 @@ class Outcome(enum.StrEnum):
     """Was already running and answering: left alone."""
     STARTED = "started"
     """Was not running: started."""
+    RESTARTED = "restarted"
+    """Was running but failed its health check (alive, not serving): stopped and started again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +105,19 @@ class Component(abc.ABC):
     def probe(self) -> bool:
         """True when it answers on its protocol (cheap; called in a polling loop)."""
 
+    def healthy(self) -> bool:
+        """Deeper than ``probe``: does it actually serve? (a broker that accepts TCP but whose
+        storage failed does not). Only checked on a component that is already running."""
+        return True
+
+    def health_detail(self) -> str:
+        """Why ``healthy()`` said no (for `status`)."""
+        return ""
+
+    def start_note(self) -> str:
+        """Something `up` should tell about the last ``ensure_running`` (empty: nothing)."""
+        return ""
+
     def prepare(self) -> None:  # noqa: B027 - optional hook
         """Before the first start: write configs, init data directories."""
 
@@ -126,10 +141,14 @@ class Component(abc.ABC):
 
     def ensure_running(self) -> Outcome:
         proc = self.process
+        outcome = Outcome.STARTED
         if proc.running() is not None:
             if not self.probe():
                 proc.wait_ready(self.probe, timeout_s=self.ready_timeout_s, what=self.address())
-            return Outcome.RUNNING
+            if self.healthy():
+                return Outcome.RUNNING
+            proc.stop()
+            outcome = Outcome.RESTARTED
         self.pid_path.unlink(missing_ok=True)
         ensure_ports_free(self.name, self.port_claims())
         self.prepare()
@@ -140,7 +159,7 @@ class Component(abc.ABC):
         except BaseException:
             proc.stop(timeout_s=5.0)
             raise
-        return Outcome.STARTED
+        return outcome
 
     def stop(self) -> bool:
         """Stop it (and everything it started) by PID; True if it was running."""
@@ -167,4 +186,6 @@ class Component(abc.ABC):
         pid = self.pid()
         up = pid is not None and self.probe()
         detail = "" if up else ("not answering" if pid is not None else "not running")
+        if up and not self.healthy():
+            up, detail = False, self.health_detail() or "unhealthy"
         return ComponentStatus(name=self.name, up=up, address=self.address(), pid=pid, detail=detail)

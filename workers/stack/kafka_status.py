@@ -1,4 +1,4 @@
-"""Per-topic log ends, per-group lag and DLQ depths, computed portably for `streamcrawl status`.
+"""Per-topic log ends, per-group lag, oldest unconsumed record age and DLQ depths, for `streamcrawl status`.
 
 Log ends are the high watermarks of fetch responses (a group-less consumer fetches once
 from every partition); lag is that minus the group's committed offset, read with the
@@ -13,7 +13,7 @@ from typing import Any
 
 from aiokafka.errors import KafkaError
 
-from workers.lag import GroupLag, group_lag, high_watermarks
+from workers.lag import GroupLag, OldestUnconsumed, group_lag, high_watermarks, oldest_unconsumed
 from workers.settings import KafkaSettings
 from workers.topics import REGISTRY, STAGES, Stage
 
@@ -24,6 +24,7 @@ __all__ = ["KafkaStatus", "kafka_status"]
 class KafkaStatus:
     high_watermarks: dict[str, dict[int, int]] = field(default_factory=dict)
     lags: dict[Stage, GroupLag] = field(default_factory=dict)
+    oldest: dict[Stage, OldestUnconsumed] = field(default_factory=dict)
     error: str | None = None
 
     def dlq_depths(self) -> dict[str, int]:
@@ -45,6 +46,10 @@ class KafkaStatus:
                     "topic": lag.topic,
                     "committed": sum(lag.committed.values()),
                     "lag": lag.total,
+                    "oldest_unconsumed_s": round(self.oldest[stage].oldest_s, 1)
+                    if stage in self.oldest
+                    else None,
+                    "retention_s": STAGES[stage].input.retention_hours * 3600,
                 }
                 for stage, lag in self.lags.items()
             },
@@ -61,6 +66,16 @@ async def kafka_status(kafka: KafkaSettings, *, timeout_s: float = 8.0) -> Kafka
             lags = await asyncio.gather(
                 *(group_lag(kafka, STAGES[s].group, STAGES[s].input, watermarks=watermarks) for s in stages)
             )
+            ages = await asyncio.gather(
+                *(
+                    oldest_unconsumed(kafka, lag.group, STAGES[s].input, lag=lag, timeout_s=timeout_s / 4)
+                    for s, lag in zip(stages, lags, strict=True)
+                )
+            )
     except (KafkaError, OSError, TimeoutError) as exc:
         return KafkaStatus(error=f"{type(exc).__name__}: {exc}".strip(": "))
-    return KafkaStatus(high_watermarks=watermarks, lags=dict(zip(stages, lags, strict=True)))
+    return KafkaStatus(
+        high_watermarks=watermarks,
+        lags=dict(zip(stages, lags, strict=True)),
+        oldest=dict(zip(stages, ages, strict=True)),
+    )

@@ -11,7 +11,15 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ProcInfo", "descendants", "pid_alive", "proc_info", "session_members"]
+__all__ = [
+    "ProcInfo",
+    "descendants",
+    "environ_value",
+    "marked_processes",
+    "pid_alive",
+    "proc_info",
+    "session_members",
+]
 
 _PROC = Path("/proc")
 
@@ -105,3 +113,22 @@ def descendants(pid: int) -> list[ProcInfo]:
             out.append(child)
             stack.append(child.pid)
     return out
+
+
+def environ_value(pid: int, name: str) -> str | None:
+    """The value of ``name`` in the environment ``pid`` was started with (None if unreadable)."""
+    try:
+        raw = (_PROC / str(pid) / "environ").read_bytes()
+    except OSError:
+        return None
+    prefix = name.encode() + b"="
+    for entry in raw.split(b"\0"):
+        if entry.startswith(prefix):
+            return entry[len(prefix) :].decode("utf-8", "replace")
+    return None
+
+
+def marked_processes(name: str, value: str) -> list[ProcInfo]:
+    """Live processes started with ``name=value`` in their environment (children inherit it)."""
+    me = os.getpid()
+    return [p for p in _all_processes() if p.pid != me and environ_value(p.pid, name) == value]

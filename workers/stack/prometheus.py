@@ -29,7 +29,7 @@ from workers.stack.component import Component
 from workers.stack.paths import StackPaths, project_root
 from workers.stack.ports import LOCALHOST, PortClaim, env_name
 from workers.stack.process import ProcessSpec
-from workers.stack.supervisor import LAG_EXPORTER_PROGRAM, PROGRAMS, Program
+from workers.stack.supervisor import API_PROGRAM, LAG_EXPORTER_PROGRAM, PROGRAMS, Program
 from workers.topics import Stage
 
 __all__ = ["RULES_FILE", "Prometheus", "TargetHealth", "render_config", "scrape_jobs"]
@@ -51,6 +51,9 @@ def scrape_jobs(settings: Settings) -> dict[str, list[str]]:
     if settings.stack.start_workers and settings.metrics.enabled:
         for program in PROGRAMS:
             if program.name == Stage.RICH_RENDERER.value and not settings.stack.start_rich_renderer:
+                continue
+            if program.name == API_PROGRAM.name:
+                # The API's /metrics needs a read key (docs/api.md); the embedded Prometheus holds none.
                 continue
             first = settings.metrics.base_port + _port_offset(program)
             jobs[program.name] = [f"{LOCALHOST}:{first + i}" for i in range(program.numprocs)]

@@ -44,6 +44,7 @@ class StartEvent:
     address: str
     pid: int | None
     seconds: float
+    note: str = ""
 
 
 class Stack:
@@ -133,6 +134,7 @@ def _ensure_timed(component: Component, on_started: Callable[[StartEvent], None]
                 address=component.address(),
                 pid=component.pid(),
                 seconds=time.monotonic() - started,
+                note=component.start_note(),
             )
         )
 

@@ -8,10 +8,18 @@ so every worker sees the same configuration as ``streamcrawl up``.
 
 A worker that cannot start (e.g. not written yet) does not fail ``up``: supervisord runs,
 and ``status`` shows the program's state (BACKOFF, FATAL, ...).
+
+**No orphans.** Every process supervisord starts inherits ``STREAMCRAWL_STACK_OWNER=<data
+dir>`` in its environment, and each worker asks the kernel for SIGTERM when supervisord
+dies (workers/lifecycle/runner.py). If supervisord was killed anyway and a worker (or its
+Chromium) survived, ``up`` finds the processes carrying this data dir's mark before it
+starts a new supervisord and stops them (SIGTERM, then SIGKILL after stopwaitsecs), so
+exactly one set runs; ``down`` does the same after stopping supervisord, so none is left.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import secrets
@@ -24,13 +32,28 @@ from pathlib import Path
 from typing import Any
 
 from workers.settings import ApiSettings, Settings, StackSettings
-from workers.stack.component import Component
+from workers.stack.component import Component, Outcome
 from workers.stack.environment import settings_env
 from workers.stack.paths import StackPaths, project_root, venv_binary
 from workers.stack.ports import LOCALHOST, PortClaim, env_name
-from workers.stack.process import ProcessSpec
+from workers.stack.process import ProcessSpec, wait_until
+from workers.stack.procfs import ProcInfo, descendants, marked_processes, pid_alive
 
-__all__ = ["LAG_EXPORTER_PROGRAM", "PROGRAMS", "Program", "ProgramState", "Supervisor", "render_config"]
+__all__ = [
+    "API_PROGRAM",
+    "LAG_EXPORTER_PROGRAM",
+    "PROGRAMS",
+    "STACK_OWNER_ENV",
+    "Program",
+    "ProgramState",
+    "Supervisor",
+    "orphans",
+    "render_config",
+    "stop_orphans",
+]
+
+STACK_OWNER_ENV = "STREAMCRAWL_STACK_OWNER"
+"""Marks every process of one stack's supervisord with its data dir (not a setting)."""
 
 _RPC_USER = "streamcrawl"
 # Workers drain within STREAMCRAWL_WORKER_DRAIN_TIMEOUT_S (8 s) and then close their clients;
@@ -51,6 +74,9 @@ class Program:
 LAG_EXPORTER_PROGRAM = Program("lag_exporter", "workers.observability.lag_exporter")
 """Consumer lag per group and partition for Prometheus (not a stage: it consumes nothing)."""
 
+API_PROGRAM = Program("api", "workers.api")
+"""The read API (not a stage: it consumes nothing); runs when ``STREAMCRAWL_API_ENABLED``."""
+
 PROGRAMS: tuple[Program, ...] = (
     Program("ingestor", "workers.ingestor"),
     Program("router", "workers.router"),
@@ -59,7 +85,7 @@ PROGRAMS: tuple[Program, ...] = (
     Program("storage_writer", "workers.storage_writer"),
     Program("discovery", "workers.discovery"),
     LAG_EXPORTER_PROGRAM,
-    Program("api", "workers.api"),
+    API_PROGRAM,
 )
 
 
@@ -86,8 +112,38 @@ def _esc(value: str | os.PathLike[str]) -> str:
     return str(value).replace("%", "%%")
 
 
+def orphans(root: Path, *, supervisor_pid: int | None = None) -> list[ProcInfo]:
+    """Processes marked with this data dir that the running supervisord (if any) did not start."""
+    owned: set[int] = set()
+    if supervisor_pid is not None:
+        owned = {supervisor_pid, *(p.pid for p in descendants(supervisor_pid))}
+    return [p for p in marked_processes(STACK_OWNER_ENV, str(root)) if p.pid not in owned]
+
+
+def stop_orphans(root: Path, *, supervisor_pid: int | None = None, timeout_s: float = _STOPWAITSECS) -> int:
+    """SIGTERM the orphans of ``root``, SIGKILL whatever is left after ``timeout_s``; how many there were."""
+    found = orphans(root, supervisor_pid=supervisor_pid)
+    for proc in found:
+        if pid_alive(proc.pid, proc.start_time):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(proc.pid, signal.SIGTERM)
+    wait_until(lambda: not any(pid_alive(p.pid, p.start_time) for p in found), timeout_s=timeout_s)
+    for proc in found:
+        if pid_alive(proc.pid, proc.start_time):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(proc.pid, signal.SIGKILL)
+    wait_until(lambda: not any(pid_alive(p.pid, p.start_time) for p in found), timeout_s=5.0)
+    return len(found)
+
+
 def render_config(
-    *, stack: StackSettings, paths: StackPaths, password: str, python: str, api_enabled: bool = True
+    *,
+    stack: StackSettings,
+    paths: StackPaths,
+    password: str,
+    python: str,
+    max_crashes: int = 3,
+    api_enabled: bool = True,
 ) -> str:
     sup = paths.supervisor
     sock = sup / "supervisor.sock"
@@ -123,7 +179,7 @@ def render_config(
     for program in PROGRAMS:
         if program.name == "rich_renderer" and not stack.start_rich_renderer:
             continue
-        if program.name == "api" and not api_enabled:
+        if program.name == API_PROGRAM.name and not api_enabled:
             continue
         lines += [
             "",
@@ -135,7 +191,9 @@ def render_config(
             "autostart=true",
             "autorestart=true",
             "startsecs=5",
-            "startretries=5",
+            # A record that kills its worker costs max_crashes + 1 quick deaths before it is
+            # dead-lettered (workers/lifecycle/crashes.py): never give up on a program before.
+            f"startretries={max(5, max_crashes + 3)}",
             "stopsignal=TERM",
             f"stopwaitsecs={_STOPWAITSECS}",
             "redirect_stderr=true",
@@ -170,6 +228,8 @@ class Supervisor(Component):
         super().__init__(run_dir=paths.run, log_dir=paths.logs)
         self.settings = settings
         self.paths = paths
+        self.orphans_stopped = 0
+        """Orphaned workers of an earlier supervisord that the last ``ensure_running`` stopped."""
 
     @property
     def port(self) -> int:
@@ -207,6 +267,7 @@ class Supervisor(Component):
             paths=self.paths,
             password=self._password(),
             python=sys.executable,
+            max_crashes=self.settings.worker.max_crashes,
             api_enabled=self.settings.api.enabled,
         )
         fd = os.open(self.config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -219,10 +280,31 @@ class Supervisor(Component):
             **settings_env(self.settings),
             "PYTHONUNBUFFERED": "1",
             "TMPDIR": str(self.paths.tmp),
+            STACK_OWNER_ENV: str(self.paths.root),
         }
         return self.process_spec(
             [str(venv_binary("supervisord")), "-c", str(self.config_path)], env=env, cwd=project_root()
         )
+
+    def ensure_running(self) -> Outcome:
+        """Start supervisord (after stopping orphans of an earlier one) unless it runs."""
+        self.orphans_stopped = 0
+        if self.process.running() is None:
+            self.orphans_stopped = stop_orphans(self.paths.root)
+        return super().ensure_running()
+
+    def start_note(self) -> str:
+        n = self.orphans_stopped
+        return f"stopped {n} orphaned process{'es' if n != 1 else ''} of an earlier supervisord" if n else ""
+
+    def orphans(self) -> list[ProcInfo]:
+        return orphans(self.paths.root, supervisor_pid=self.pid())
+
+    @classmethod
+    def stop_recorded(cls, run_dir: Path) -> bool:
+        """Stop supervisord by its PID file, then any worker of this data dir that outlived it."""
+        stopped = super().stop_recorded(run_dir)
+        return stop_orphans(run_dir.parent) > 0 or stopped
 
     def _rpc(self, timeout_s: float = 3.0) -> Any:
         url = f"http://{_RPC_USER}:{self._password()}@{LOCALHOST}:{self.port}/RPC2"
