@@ -25,7 +25,7 @@ import time
 from typing import Any
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-ORDER = ["ingestor", "router", "fast_extractor", "storage", "rich", "discovery", "e2e", "scale"]
+ORDER = ["ingestor", "router", "fast_extractor", "storage", "poll", "rich", "discovery", "e2e", "scale"]
 RESULTS = ROOT / "bench" / "results"
 """Each stage's last rows (committed), so `--only STAGE` re-renders the whole of BENCHMARKS.md."""
 

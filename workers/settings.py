@@ -344,6 +344,10 @@ class StorageSettings(BaseSettings):
     """How often a storage writer deletes content objects no page row references (0 = never; `streamcrawl fsck --repair` does it on demand)."""
     near_duplicate_distance: int = 6
     """Largest SimHash Hamming distance (of 64 bits) at which a page is flagged as a near duplicate of an earlier one (`duplicate_of`)."""
+    search_index_batch: int = 500
+    """Pages whose search vector (`page_search`) the writer's background indexer builds per statement (workers/storage/search_index.py)."""
+    search_index_max_delay_s: float = 5.0
+    """Longest the background search indexer waits for the writer to be idle before indexing its next batch anyway (bounds search lag under sustained load)."""
 
 
 class DiscoverySettings(BaseSettings):

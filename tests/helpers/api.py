@@ -86,7 +86,7 @@ def auth(key: str) -> dict[str, str]:
 
 
 async def store_pages(store: PageStore, pages: Sequence[ProcessedPage]) -> None:
-    """Save ``pages``, then their text and detected language, as the storage writer will."""
+    """Save ``pages``, then their text and detected language, and build their search vectors now."""
     await store.save_batch(pages)
     await store.pool.execute(
         "UPDATE pages p SET text = u.text, language = u.language"
@@ -96,6 +96,7 @@ async def store_pages(store: PageStore, pages: Sequence[ProcessedPage]) -> None:
         [p.text or None for p in pages],
         [p.language for p in pages],
     )
+    await store.index_search()  # the writer's background indexer does this shortly after a write
 
 
 class ApiProcess:

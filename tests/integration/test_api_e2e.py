@@ -110,6 +110,7 @@ async def _check(
     assert len(dead) == progress["dead_lettered"] >= 1  # the list has redirect loops and a stalling page
     async with PageStore(settings.postgres, settings.s3, settings.storage) as store:
         await _fill_text(store, stored)
+        await store.index_search()
         # Every stored page is in the batch's listing; content is the stored bytes.
         listed: list[dict[str, Any]] = []
         cursor = None

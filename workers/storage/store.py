@@ -9,8 +9,9 @@ A batch write (:meth:`PageStore.save_batch`) sorts every record into an outcome 
 * **stale or redelivered** (a row fetched at the same time or later exists): nothing is
   written; the stored version's refs are reported.
 * **to store**: per sub-batch, concurrently: (1) WARC records built off the event loop,
-  (2) packed into new objects and PUT in parallel, (3) one UPSERT for the sub-batch's rows.
-  Then one duplicate check for the whole batch.
+  (2) packed into new objects and PUT in parallel, (3) one UPSERT for the sub-batch's rows
+  (which queues the pages for search). Then one duplicate check for the whole batch. The
+  search vectors are built afterwards by a background task (workers/storage/search_index.py).
 
 A crash before (3) leaves objects no row references (collected after the grace period,
 workers/storage/gc.py); a crash after (3) leaves rows whose fetch time equals the redelivered
@@ -39,6 +40,7 @@ from workers.storage.objects import BlobStore, S3BlobStore, page_keys
 from workers.storage.pages import fetch_existing, pg_errors, split_lines, upsert_pages
 from workers.storage.plan import ObjectRefs, Part, pack
 from workers.storage.reads import PageRow, count_rows, existing_hashes, fetch_row, fetch_validators
+from workers.storage.search_index import SearchIndexer
 from workers.storage.warc import PageRecords, build_page_records
 from workers.storage.warc_read import decode_part
 
@@ -129,6 +131,13 @@ class PageStore:
         self._encoder: ThreadPoolExecutor | None = None
         self._written_since_analyze = 0
         self._rows_at_analyze = 0.0
+        self._writes_in_flight = 0
+        self._indexer = SearchIndexer(
+            lambda: self.pool,
+            batch_rows=storage.search_index_batch,
+            max_delay_s=storage.search_index_max_delay_s,
+            writing=lambda: self._writes_in_flight > 0,
+        )
         self.puts = 0
         """Objects written since start."""
 
@@ -161,9 +170,11 @@ class PageStore:
             await self._blobs.close()
             raise
         self._pool = pool
+        self._indexer.wake()  # pages queued before a crash or restart
 
     async def close(self) -> None:
         """Close the pool and the object-store client; safe to call twice."""
+        await self._indexer.close()  # before the pool goes: a batch in progress is rolled back
         pool, self._pool = self._pool, None
         encoder, self._encoder = self._encoder, None
         try:
@@ -189,6 +200,11 @@ class PageStore:
     def blobs(self) -> BlobStore:
         return self._blobs
 
+    @property
+    def search_indexer(self) -> SearchIndexer:
+        """The background search indexer (its ``indexed`` and ``busy_s`` counters)."""
+        return self._indexer
+
     # -- writes -------------------------------------------------------------------------
 
     async def save_batch(self, pages: Sequence[ProcessedPage]) -> list[StoredPage]:
@@ -202,6 +218,19 @@ class PageStore:
         for page in pages:
             page_keys(page.url_hash)  # validate every url_hash before writing anything
         verdicts = [outcome_of(p) for p in pages]
+        self._writes_in_flight += 1
+        self._indexer.writes_started()
+        try:
+            return await self._save(pages, verdicts)
+        finally:
+            self._writes_in_flight -= 1
+            self._indexer.writes_finished()
+            if self._pool is not None:
+                self._indexer.wake()  # the write may have queued pages for search
+
+    async def _save(
+        self, pages: Sequence[ProcessedPage], verdicts: list[tuple[str, str | None]]
+    ) -> list[StoredPage]:
         to_store = _latest_per_hash([p for p, (o, _) in zip(pages, verdicts, strict=True) if o == "store"])
         not_modified = _latest_per_hash(
             [p for p, (o, _) in zip(pages, verdicts, strict=True) if o == "not_modified"]
@@ -334,6 +363,11 @@ class PageStore:
             )
             for r in rows
         }
+
+    async def index_search(self) -> int:
+        """Build the search vectors of every page queued for one now (the background indexer
+        does it shortly after each write); returns how many were built."""
+        return await self._indexer.drain()
 
     async def save_one(self, page: ProcessedPage) -> StoredPage:
         """Store one page; used to isolate a poison record after a failed batch."""
