@@ -141,6 +141,10 @@ async def _load(pg: PostgresSettings, pages: list[ProcessedPage], *, batch: int 
         started = time.perf_counter()
         for i in range(0, len(pages), batch):
             await _upsert(conn, "pages", pages[i : i + batch])
+        # The writer's triggers only queue pages; the storage writer's indexer builds the
+        # vectors off its hot path (migration 0022). Build them all before searching.
+        while await conn.fetchval("SELECT page_search_index(500)"):
+            pass
         await conn.execute("VACUUM ANALYZE pages")
         return time.perf_counter() - started
     finally:
