@@ -43,6 +43,8 @@ BENCH_ENV = {
     "STREAMCRAWL_INGESTOR_ALLOW_PRIVATE_NETWORKS": "true",
     "STREAMCRAWL_INGESTOR_PER_HOST_DELAY_S": "0",
     "STREAMCRAWL_INGESTOR_PER_HOST_CONCURRENCY": "8",
+    # Many host names on one loopback address stand for many sites: no per-IP cap.
+    "STREAMCRAWL_INGESTOR_PER_IP_CONCURRENCY": "0",
 }
 
 

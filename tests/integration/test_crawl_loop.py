@@ -5,6 +5,7 @@ Real daemons as subprocesses (discovery included) over real services and the dem
 
 from __future__ import annotations
 
+import html as html_lib
 import re
 import time
 from collections.abc import AsyncIterator
@@ -25,7 +26,9 @@ from workers.urls import canonicalize, host_of, url_hash
 
 pytestmark = pytest.mark.integration
 
-_HREF = re.compile(r"""<a\b[^>]*\bhref\s*=\s*["']([^"']+)["']""", re.IGNORECASE)
+_ANCHOR = re.compile(r"""<a\b[^>]*>""", re.IGNORECASE)
+_HREF = re.compile(r"""\bhref\s*=\s*["']([^"']+)["']""", re.IGNORECASE)
+_NOFOLLOW = re.compile(r"""\brel\s*=\s*["'][^"']*\b(nofollow|sponsored|ugc)\b""", re.IGNORECASE)
 
 
 @pytest.fixture
@@ -46,8 +49,11 @@ async def _links(url: str) -> set[str]:
     ):
         html = await response.text()
     out = set()
-    for href in _HREF.findall(html):
-        absolute = urljoin(url, href.strip())
+    for tag in _ANCHOR.findall(html):
+        found = _HREF.search(tag)
+        if found is None or _NOFOLLOW.search(tag):
+            continue  # rel=nofollow (and its sponsored/ugc kin) is not followed
+        absolute = urljoin(url, html_lib.unescape(found.group(1)).strip())
         if not absolute.startswith("http"):
             continue
         canonical = canonicalize(absolute)
