@@ -55,6 +55,10 @@ DRILL_ENV = {
     "STREAMCRAWL_INGESTOR_TOTAL_TIMEOUT_S": "3",
     "STREAMCRAWL_INGESTOR_READ_TIMEOUT_S": "2",
     "STREAMCRAWL_INGESTOR_MAX_RETRIES": "1",
+    # Failing pages re-queued once, half a second later; the lab's hosts share few addresses.
+    "STREAMCRAWL_INGESTOR_MAX_REQUEUES": "1",
+    "STREAMCRAWL_INGESTOR_REQUEUE_BASE_DELAY_S": "0.5",
+    "STREAMCRAWL_INGESTOR_PER_IP_CONCURRENCY": "64",
     # Slow enough per host that the crawl is still running when a host is cut off.
     "STREAMCRAWL_INGESTOR_PER_HOST_DELAY_S": "0.4",
     "STREAMCRAWL_INGESTOR_CRAWL_DELAY_CAP_S": "0.5",

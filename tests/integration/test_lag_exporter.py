@@ -89,7 +89,8 @@ async def test_lag_and_backlog_age_per_group_and_partition(broker: KafkaSettings
     labels = f'group="{group}",partition="3",stage="ingestor",topic="crawl.request"'
     assert f"streamcrawl_kafka_group_lag{{{labels}}} 3.0" in text
     assert f"streamcrawl_kafka_group_committed_offset{{{labels}}} 2.0" in text
-    assert 'streamcrawl_kafka_topic_retention_seconds{topic="crawl.request"} 86400.0' in text
+    retention = CRAWL_REQUEST.retention_hours * 3600
+    assert f'streamcrawl_kafka_topic_retention_seconds{{topic="crawl.request"}} {retention:.1f}' in text
     assert "streamcrawl_lag_exporter_up 1.0" in text
 
     # Once the group commits everything, lag and age drop to zero.

@@ -215,6 +215,9 @@ async def test_a_browser_without_the_guard_still_cannot_reach_the_network(
             for url in (f"{canary.base}/direct", f"http://rebind.guard.test:{canary.http_port}/by-name"):
                 with pytest.raises(PlaywrightError):
                     await page.goto(url, timeout=10_000)
+            # A fresh page: the refused navigations may still be loading Chromium's error page,
+            # which would destroy set_content's execution context.
+            page = await context.new_page()
             await page.set_content(
                 f"""<script>window.pc = new RTCPeerConnection({{iceServers: [{{urls: "stun:127.0.0.2:{canary.udp_port}"}}]}});
                 pc.createDataChannel("d"); pc.createOffer().then((o) => pc.setLocalDescription(o));</script>"""

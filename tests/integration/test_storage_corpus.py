@@ -71,8 +71,9 @@ class Crawled:
 
 @pytest.fixture(scope="module")
 def crawled(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Crawled]:
+    web = DemoWeb(port=0, processes=1)
+
     async def run() -> Crawled:
-        web = DemoWeb(port=0, processes=1)
         await web.start()
         pipeline = Pipeline(settings, log_dir=tmp_path_factory.mktemp("logs"), extra_env=ENV)
         batch = f"corpus-{uuid.uuid4().hex[:8]}"
@@ -85,7 +86,6 @@ def crawled(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Ite
             assert progress.complete, progress.summary()
         finally:
             pipeline.stop()
-            await web.stop()
         conn = await asyncpg.connect(settings.postgres.dsn())
         try:
             rows = await conn.fetch("SELECT * FROM pages WHERE batch = $1 ORDER BY url", batch)
@@ -94,7 +94,11 @@ def crawled(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Ite
         assert len(rows) >= 30, f"only {len(rows)} pages stored: {[pipeline.logs(s) for s in HOT_PATH]}"
         return Crawled(batch, settings, list(rows), web.port)
 
-    yield run_coro(run())
+    # The demo server outlives the crawl: a test replays the recorded requests against it.
+    try:
+        yield run_coro(run())
+    finally:
+        run_coro(web.stop())
 
 
 async def _get(settings: Settings, key: str, offset: int, length: int) -> bytes:

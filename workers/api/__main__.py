@@ -10,6 +10,7 @@ from pathlib import Path
 import uvicorn
 
 from workers.api.app import create_app
+from workers.lifecycle.runner import die_with_parent
 from workers.observability.logs import configure_logging
 from workers.settings import ApiSettings, Settings
 
@@ -34,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.openapi is not None:
         args.openapi.write_text(openapi_text())
         return 0
+    die_with_parent()  # a supervisord killed with -9 leaves no API behind holding its port
     settings = Settings.load()
     configure_logging("api", settings.metrics.log_level)
     uvicorn.run(

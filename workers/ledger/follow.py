@@ -7,6 +7,7 @@ the cost of a poll does not grow with the batch, the topics or the corpus.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 
@@ -72,6 +73,43 @@ async def run_batch(
         result = await publish_batch(conn, settings.kafka, spec, entries)
         if not wait:
             return result, None
-        return result, await follow_batch(conn, spec.batch, timeout_s=timeout_s, on_tick=on_tick)
     finally:
         await conn.close()
+    return result, await _follow_through_outages(settings, spec.batch, timeout_s=timeout_s, on_tick=on_tick)
+
+
+_LOST = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    DependencyUnavailable,
+)
+"""What a PostgreSQL restart or outage looks like to a follower (not a reason to stop following)."""
+
+
+async def _follow_through_outages(
+    settings: Settings, batch: str, *, timeout_s: float, on_tick: Tick | None, retry_s: float = 1.0
+) -> BatchProgress:
+    """``follow_batch`` on a fresh connection, reconnecting when PostgreSQL goes away; the
+    crawl itself goes on meanwhile (the daemons wait out the outage), so the follower does too."""
+    deadline = time.monotonic() + timeout_s
+    last: BatchProgress | None = None
+    while True:
+        conn: asyncpg.Connection | None = None
+        try:
+            conn = await connect(settings)
+            last = await follow_batch(
+                conn, batch, timeout_s=max(0.0, deadline - time.monotonic()), on_tick=on_tick
+            )
+            return last
+        except _LOST:
+            if time.monotonic() >= deadline:
+                if last is not None:
+                    return last
+                raise
+            await asyncio.sleep(retry_s)
+        finally:
+            if conn is not None:
+                with contextlib.suppress(*_LOST):
+                    await conn.close(timeout=5)

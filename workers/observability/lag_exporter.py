@@ -35,6 +35,7 @@ from prometheus_client.registry import Collector
 
 from workers.kafka import make_admin, make_consumer
 from workers.lag import high_watermarks
+from workers.lifecycle.runner import die_with_parent
 from workers.observability.logs import configure_logging
 from workers.observability.metrics import LAG_EXPORTER_PORT_OFFSET
 from workers.settings import KafkaSettings, Settings
@@ -261,6 +262,7 @@ async def run(settings: Settings) -> None:
 
 
 def main() -> None:
+    die_with_parent()  # like the stages: a supervisord killed with -9 leaves no exporter behind
     settings = Settings.load()
     configure_logging("lag_exporter", settings.metrics.log_level)
     asyncio.run(run(settings))
