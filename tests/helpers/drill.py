@@ -48,7 +48,7 @@ STAGES = [s.value for s in Stage]
 HOT = ["ingestor", "router", "fast_extractor", "storage_writer"]
 METRICS_BASE = 19100
 STARTUP_S = 150.0
-CRAWL_S = 150.0
+CRAWL_S = 300.0
 """Deadlines of the two phases; the test allows their sum plus the services' start-up."""
 DRILL_ENV = {
     "STREAMCRAWL_INGESTOR_ALLOW_PRIVATE_NETWORKS": "true",

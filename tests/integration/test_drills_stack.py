@@ -32,6 +32,7 @@ from tests.helpers.drills import drill_urls, start_crawl, wait_for, wait_rows
 from tests.helpers.ports import free_port, free_port_with_grpc
 from workers.demoweb import DemoWeb
 from workers.settings import (
+    ApiSettings,
     IngestorSettings,
     KafkaSettings,
     MetricsSettings,
@@ -64,6 +65,7 @@ def _stack_settings(data_dir: Path) -> Settings:
             seaweed_filer_port=free_port_with_grpc(),
             supervisor_port=free_port(),
             dagster_port=free_port(),
+            prometheus_port=free_port(),
             start_dagster=False,
             start_rich_renderer=False,
         ),
@@ -73,6 +75,7 @@ def _stack_settings(data_dir: Path) -> Settings:
         postgres=PostgresSettings(port=free_port(), password="drill-password"),
         s3=S3Settings(endpoint=f"127.0.0.1:{free_port_with_grpc()}", secret_key="drill-secret"),
         metrics=MetricsSettings(base_port=free_port()),
+        api=ApiSettings(port=free_port()),
         ingestor=IngestorSettings(
             resolve_overrides={"*.demo.test": "127.0.0.1"},
             allow_private_networks=True,
@@ -81,6 +84,9 @@ def _stack_settings(data_dir: Path) -> Settings:
             max_retries=1,
             per_host_delay_s=0.05,
             crawl_delay_cap_s=0.2,
+            max_requeues=1,
+            requeue_base_delay_s=0.5,
+            per_ip_concurrency=64,  # the whole demo web is 127.0.0.1
         ),
     )
 

@@ -30,7 +30,7 @@ from tests.helpers.netns import NetLab, netns_unavailable_reason
 pytestmark = [pytest.mark.integration, pytest.mark.drill, pytest.mark.browser]
 
 ROOT = Path(__file__).resolve().parents[2]
-DRILL_TIMEOUT_S = 380.0
+DRILL_TIMEOUT_S = 530.0
 """The drill's start-up and crawl deadlines (tests/helpers/drill.py) plus the services' start."""
 
 
