@@ -47,12 +47,17 @@ from workers.stack.process import PidRecord
 from workers.stack.procfs import marked_processes, pid_alive
 from workers.stack.supervisor import PROGRAMS, STACK_OWNER_ENV, Supervisor, orphans
 from workers.stack.worker_health import worker_health
+from workers.topics import Stage
 
 pytestmark = pytest.mark.integration
 
 _CLI = [sys.executable, "-m", "workers.cli.main"]
 # Worker processes `up` runs without the browser (ingestor, router, two fast extractors, ...).
 _WORKERS = sum(p.numprocs for p in PROGRAMS if p.name != "rich_renderer")
+_STAGE_WORKERS = sum(
+    p.numprocs for p in PROGRAMS if p.name in {s.value for s in Stage} and p.name != "rich_renderer"
+)
+"""Processes that serve a stage's /readyz (the API and the lag exporter are not stages)."""
 
 
 def _stack_settings(data_dir: Path) -> Settings:
@@ -225,7 +230,7 @@ async def _all_answer(stack: Stack) -> bool:
     """Every worker serves its own health (it has imported and started, not only been spawned)."""
     programs = await asyncio.to_thread(Supervisor(settings=stack.settings, paths=stack.paths).programs)
     answers = await asyncio.to_thread(worker_health, stack.settings.metrics, programs)
-    return len(answers) == _WORKERS and all(a is not None and a.get("ready") for a in answers.values())
+    return len(answers) == _STAGE_WORKERS and all(a is not None and a.get("ready") for a in answers.values())
 
 
 async def _all_running(stack: Stack) -> bool:
