@@ -17,6 +17,7 @@ never a mix, and checks real headers against a fresh GET of the same URL wheneve
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import io
 import time
@@ -94,11 +95,14 @@ def crawled(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Ite
         assert len(rows) >= 30, f"only {len(rows)} pages stored: {[pipeline.logs(s) for s in HOT_PATH]}"
         return Crawled(batch, settings, list(rows), web.port)
 
-    # The demo server outlives the crawl: a test replays the recorded requests against it.
+    # The demo server outlives the crawl (a test replays the recorded requests against it), so
+    # it is started and stopped on one event loop of its own.
+    loop = asyncio.new_event_loop()
     try:
-        yield run_coro(run())
+        yield loop.run_until_complete(run())
     finally:
-        run_coro(web.stop())
+        loop.run_until_complete(web.stop())
+        loop.close()
 
 
 async def _get(settings: Settings, key: str, offset: int, length: int) -> bytes:
