@@ -7,9 +7,11 @@ or skipped in its batch since: a replay or a retry succeeded). ``--all`` shows r
 letters too. ``--limit`` bounds the letters printed per topic, not the totals.
 
 ``streamcrawl dlq replay`` re-publishes the matching letters to their source topics with the
-same code as Dagster's ``dlq_replay`` job (``workers/dlq.py``, through ``workers/triage.py``):
-attempt + 1 in the Kafka header, letters that already failed ``--max-attempts`` times (or
-cannot be decoded) are parked in PostgreSQL ``dlq_parked`` with their error, offsets of the
+same code as Dagster's ``dlq_replay`` job (``workers/dlq/``, through ``workers/triage.py``):
+only retryable error classes (unless ``--all-classes`` or an explicit ``--error-class``), each
+once it is due (``--backoff`` after its last failure, doubled per attempt), with attempt + 1 in
+the Kafka header; letters that are not retryable, already failed ``--max-attempts`` times or
+cannot be decoded are parked in PostgreSQL ``dlq_parked`` with their error chain, offsets of the
 replay group committed only after the re-publishes were acknowledged. Letters the filters
 leave out (resolved ones included, unless ``--all``) stay for a later replay. ``--dry-run``
 only reads and reports.
