@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -32,16 +31,6 @@ from workers.urls import normalize_url
 pytestmark = pytest.mark.integration
 
 _WORD = re.compile(r"[A-Za-z]{9,}")
-
-
-@pytest.fixture
-async def demo_web() -> AsyncIterator[DemoWeb]:
-    web = DemoWeb(port=0, processes=1)
-    await web.start()
-    try:
-        yield web
-    finally:
-        await web.stop()
 
 
 async def _wait_complete(client: httpx.AsyncClient, path: str, key: str, timeout_s: float) -> dict[str, Any]:

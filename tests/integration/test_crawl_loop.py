@@ -8,7 +8,6 @@ from __future__ import annotations
 import html as html_lib
 import re
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urljoin
 
@@ -29,16 +28,6 @@ pytestmark = pytest.mark.integration
 _ANCHOR = re.compile(r"""<a\b[^>]*>""", re.IGNORECASE)
 _HREF = re.compile(r"""\bhref\s*=\s*["']([^"']+)["']""", re.IGNORECASE)
 _NOFOLLOW = re.compile(r"""\brel\s*=\s*["'][^"']*\b(nofollow|sponsored|ugc)\b""", re.IGNORECASE)
-
-
-@pytest.fixture
-async def demo_web() -> AsyncIterator[DemoWeb]:
-    web = DemoWeb(port=0, processes=1)
-    await web.start()
-    try:
-        yield web
-    finally:
-        await web.stop()
 
 
 async def _links(url: str) -> set[str]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -28,16 +27,6 @@ pytestmark = pytest.mark.integration
 
 # Short timeouts keep the demo's slow/stalling pages from dominating the run.
 TIMEOUT_ENV = DEMO_CRAWL_ENV
-
-
-@pytest.fixture
-async def demo_web() -> AsyncIterator[DemoWeb]:
-    web = DemoWeb(port=0, processes=1)
-    await web.start()
-    try:
-        yield web
-    finally:
-        await web.stop()
 
 
 def _urls(web: DemoWeb, *, hosts: int, seed: int) -> list[DemoURL]:

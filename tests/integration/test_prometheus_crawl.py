@@ -21,7 +21,7 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -88,16 +88,6 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[dict[str, str], Set
     finally:
         _cli(env, "down", timeout=120)
         shutil.rmtree(data_dir, ignore_errors=True)
-
-
-@pytest.fixture
-async def demo_web() -> AsyncIterator[DemoWeb]:
-    web = DemoWeb(port=0, processes=1)
-    await web.start()
-    try:
-        yield web
-    finally:
-        await web.stop()
 
 
 def _query(settings: Settings, expr: str) -> list[dict[str, Any]]:
