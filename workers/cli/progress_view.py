@@ -117,7 +117,7 @@ class ProgressView:
         self._tty = self._out.isatty() if tty is None else tty
         self._plain_every_s = plain_every_s
         self._budget_s = budget_s
-        self._last_plain = 0.0
+        self._last_plain: float | None = None  # the first update prints (monotonic time may be small)
         self._pages = RateMeter()
         self._finished = RateMeter()
         self._last_dead: int | None = None
@@ -153,7 +153,8 @@ class ProgressView:
             self._drawn = True
             return
         now = time.monotonic()
-        if now - self._last_plain >= self._plain_every_s or progress.complete:
+        last = self._last_plain
+        if last is None or now - last >= self._plain_every_s or progress.complete:
             self._last_plain = now
             self._out.write(plain_line(snap) + "\n")
             self._out.flush()
