@@ -13,6 +13,7 @@ implements it over aiokafka's admin client, unit tests use an in-memory fake.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -32,11 +33,14 @@ __all__ = [
     "ProvisionReport",
     "TopicAdmin",
     "provision",
+    "provision_retrying",
     "provision_topics",
 ]
 
 _TOPIC_ALREADY_EXISTS = 36
 _MAX_REPLICATION = 3
+_ATTEMPTS = 3
+_RETRY_DELAY_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +202,31 @@ async def provision(kafka: KafkaSettings, topics: Sequence[Topic] = REGISTRY) ->
             "(`streamcrawl up`) or fix STREAMCRAWL_KAFKA_BOOTSTRAP_SERVERS"
         ) from exc
     try:
-        return await provision_topics(KafkaTopicAdmin(client), topics)
+        return await provision_retrying(KafkaTopicAdmin(client), topics, where=kafka.bootstrap_servers)
     finally:
         await client.close()
+
+
+async def provision_retrying(
+    admin: TopicAdmin, topics: Sequence[Topic] = REGISTRY, *, where: str, attempts: int = _ATTEMPTS
+) -> ProvisionReport:
+    """``provision_topics``, asked again when the broker does not answer in time.
+
+    Provisioning is idempotent (what exists by then is listed, not created again), so a broker
+    slow to answer - one whose log store just came back, a controller still busy - is simply
+    asked again; after ``attempts`` the caller gets a DependencyUnavailable that says what to do.
+    A refusal (ConfigError) is not retried.
+    """
+    attempt = 1
+    while True:
+        try:
+            return await provision_topics(admin, topics)
+        except (KafkaError, TimeoutError) as exc:
+            if attempt >= attempts:
+                raise DependencyUnavailable(
+                    f"Kafka at {where} did not provision the topics ({type(exc).__name__}: "
+                    f"{exc or 'no answer in time'}) after {attempts} tries; check the broker's log "
+                    "(`streamcrawl status` names it) and run `streamcrawl provision` again"
+                ) from exc
+            await asyncio.sleep(_RETRY_DELAY_S * attempt)
+            attempt += 1

@@ -5,7 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from workers.provision import Drift, provision_topics
+import pytest
+from aiokafka.errors import RequestTimedOutError
+
+from workers.errors import DependencyUnavailable
+from workers.provision import Drift, provision_retrying, provision_topics
 from workers.topics import RAW_PAGE, REGISTRY, STORAGE_DLQ, Topic
 
 
@@ -113,3 +117,31 @@ def test_report_as_dict_is_json_ready() -> None:
 
     report = ProvisionReport(created=("a",), drift=(Drift("b", "partitions", "12", "3"),))
     assert json.loads(json.dumps(report.as_dict()))["drift"][0]["actual"] == "3"
+
+
+@dataclass
+class SlowAdmin(FakeAdmin):
+    """Times out on the first ``slow`` create calls (after creating half of what it was asked)."""
+
+    slow: int = 1
+
+    async def create_topics(self, topics: Sequence[Topic], *, replication_factor: int) -> dict[str, bool]:
+        if self.slow > 0:
+            self.slow -= 1
+            await super().create_topics(topics[: len(topics) // 2], replication_factor=replication_factor)
+            raise RequestTimedOutError()
+        return await super().create_topics(topics, replication_factor=replication_factor)
+
+
+async def test_a_broker_slow_to_answer_is_asked_again() -> None:
+    admin = SlowAdmin(slow=1)
+    report = await provision_retrying(admin, where="broker:9092")
+    assert {t.name for t in REGISTRY} == set(admin.topics)
+    # What the timed-out call did create is found existing, the rest is created: nothing twice.
+    assert len(report.created) + len(report.existing) == len(REGISTRY) and report.created
+
+
+async def test_a_broker_that_never_answers_gets_an_error_that_says_what_to_do() -> None:
+    admin = SlowAdmin(slow=5)
+    with pytest.raises(DependencyUnavailable, match=r"broker:9092 did not provision the topics .* 2 tries"):
+        await provision_retrying(admin, where="broker:9092", attempts=2)
