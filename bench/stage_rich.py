@@ -47,6 +47,7 @@ from workers.rich import Renderer
 from workers.rich.browser import BASE_FLAGS, resolver_rules
 from workers.rich.memory import TreeMemory, tree_memory
 from workers.settings import IngestorSettings, RendererSettings
+from workers.stack.process import default_signals
 
 __all__ = ["bench", "bench_urls"]
 
@@ -202,7 +203,12 @@ async def _playwright(
 
 def _serve() -> subprocess.Popen[str]:
     """The static server, in its own process so its CPU is not ours; prints its port."""
-    return subprocess.Popen([sys.executable, "-c", SERVER, str(DATA)], stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", SERVER, str(DATA)],
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=default_signals,
+    )
 
 
 async def bench(*, quick: bool) -> list[dict[str, Any]]:
@@ -221,7 +227,11 @@ async def bench(*, quick: bool) -> list[dict[str, Any]]:
             base_runs += await _playwright(settings, urls * reps, warm, 1)
     finally:
         server.terminate()
-        server.wait()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
     n = len(urls) * reps
 
     def rate(rs: list[tuple[float, float, int, TreeMemory]]) -> float:

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -78,3 +80,27 @@ def settings(
         s3=s3_service,
         ingestor=IngestorSettings(allow_private_networks=True),
     )
+
+
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def _inherited_signal_state() -> tuple[set[signal.Signals], set[signal.Signals]]:
+    """The stop signals ignored and blocked here: what every subprocess inherits across exec."""
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    ignored = {s for s in _STOP_SIGNALS if signal.getsignal(s) == signal.SIG_IGN}
+    return ignored, {s for s in _STOP_SIGNALS if s in blocked}
+
+
+@pytest.fixture(autouse=True)
+def _stop_signals_left_as_found() -> Iterator[None]:
+    """A test that leaves SIGTERM/SIGINT ignored or blocked in this process is put right (and
+    named in a warning): every later subprocess would inherit it and not stop when asked."""
+    before = _inherited_signal_state()
+    yield
+    after = _inherited_signal_state()
+    if after != before:
+        for sig in after[0] - before[0]:
+            signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, after[1] - before[1])
+        warnings.warn(f"the test left stop signals ignored/blocked: {before} -> {after}", stacklevel=1)

@@ -27,10 +27,13 @@ from pathlib import Path
 from workers.errors import StackError
 from workers.stack.procfs import ProcInfo, descendants, pid_alive, proc_info, session_members
 
-__all__ = ["ManagedProcess", "PidRecord", "ProcessSpec", "last_log_line", "wait_until"]
+__all__ = ["ManagedProcess", "PidRecord", "ProcessSpec", "default_signals", "last_log_line", "wait_until"]
 
 
-def _default_signals() -> None:  # runs in the child between fork and exec
+def default_signals() -> None:
+    """Default dispositions and an empty signal mask (a ``preexec_fn``: runs in the child between
+    fork and exec). An ignored or blocked SIGTERM would otherwise be inherited from whoever
+    started us, and the child could not be stopped politely."""
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGPIPE):
         signal.signal(sig, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
@@ -145,7 +148,7 @@ class ManagedProcess:
                     cwd=spec.cwd,
                     env=dict(spec.env) if spec.env is not None else None,
                     start_new_session=True,
-                    preexec_fn=_default_signals,
+                    preexec_fn=default_signals,
                     close_fds=True,
                     **user_kwargs,  # type: ignore[call-overload]
                 )
