@@ -27,7 +27,8 @@ from minio import Minio
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.helpers.netns import Forwarder, NetLab
-from tests.helpers.outcomes import assert_accounted, crawl_and_wait, stored_hashes
+from tests.helpers.ledger import ledger_states
+from tests.helpers.outcomes import assert_accounted, crawl_and_wait
 from tests.helpers.ports import free_port
 from tests.helpers.services import start_postgres, start_s3
 from workers.demoweb import DemoURL, DemoWeb, demo_urls
@@ -261,9 +262,14 @@ async def _crawl_and_cut(drill: Drill, settings: Settings, web: DemoWeb) -> None
     assert_accounted(progress, requested=len(urls), context={s: drill.logs("w1", s) for s in HOT})
     assert after["ingestor"] > before["ingestor"], "w1 took over w2's share of crawl.request"
 
-    stored = await stored_hashes(settings, progress, batch)
+    states = await ledger_states(settings, batch)
+    stored = {h for h, row in states.items() if row["state"] == "stored"}
     expected_stored = {url_hash(normalize_url(u.url)) for u in urls if u.expected in ("stored", "skipped")}
-    assert expected_stored <= stored, f"{len(expected_stored - stored)} URLs expected stored are not"
+    missing = [
+        (states[h]["url"], states[h]["state"], states[h]["reason"]) if h in states else (h, "absent", None)
+        for h in sorted(expected_stored - stored)
+    ]
+    assert not missing, f"{len(missing)} URLs expected stored are not: {missing}"
     rows = await _rows(settings, batch)
     hashes = [r["url_hash"] for r in rows]
     assert len(hashes) == len(set(hashes)) == len(stored), "one row per stored URL, no duplicate rows"

@@ -1,18 +1,18 @@
 """Crawl a batch and read its outcomes, for the Prometheus-during-a-crawl test and the drill.
 
 Thin wrappers over the ledger (``tests.helpers.ledger``): the batch's progress is the one
-model the CLI shows, and its stored URLs are the ledger rows in state ``stored``.
+model the CLI shows, a URL's state and reason are its ledger row (``tests.helpers.ledger.ledger_states``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tests.helpers.ledger import crawl_batch, ledger_states
+from tests.helpers.ledger import crawl_batch
 from workers.ledger import BatchProgress
 from workers.settings import Settings
 
-__all__ = ["BatchProgress", "assert_accounted", "crawl_and_wait", "stored_hashes"]
+__all__ = ["BatchProgress", "assert_accounted", "crawl_and_wait"]
 
 
 async def crawl_and_wait(
@@ -28,7 +28,3 @@ def assert_accounted(progress: BatchProgress, *, requested: int, context: object
     assert summary["requested"] == requested, summary
     assert progress.complete and summary["in_flight"] == 0, (summary, context)
 
-
-async def stored_hashes(settings: Settings, progress: BatchProgress, batch: str) -> set[str]:
-    """URL hashes of the batch that were stored."""
-    return {h for h, row in (await ledger_states(settings, batch)).items() if row["state"] == "stored"}
