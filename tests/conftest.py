@@ -85,6 +85,22 @@ def settings(
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Stop signals as in an interactive shell, whatever started pytest.
+
+    A background job (``make test &``, some CI runners) starts with SIGINT ignored; Dagster's
+    interrupt set-up then copies SIGINT's disposition onto SIGTERM, and every subprocess a later
+    test starts inherits an ignored SIGTERM: servers that never stop, children that outlive
+    their parent, a pytest that hangs at exit joining them.
+    """
+    del config
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_IGN:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+
+
 def _inherited_signal_state() -> tuple[set[signal.Signals], set[signal.Signals]]:
     """The stop signals ignored and blocked here: what every subprocess inherits across exec."""
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, [])
