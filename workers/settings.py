@@ -138,9 +138,18 @@ class PostgresSettings(BaseSettings):
     """Database holding Dagster's run, event-log and schedule storage."""
     pool_size: int = 8
     """Connections per storage-writer process."""
+    # A client that vanished mid-transaction (a worker host cut off the network) otherwise
+    # holds its row locks until TCP gives up, hours later, and every other writer of those rows
+    # waits behind it. Our transactions hold no other I/O: a healthy client is never idle in one.
+    idle_in_transaction_timeout_s: float = 30.0
+    """PostgreSQL ends a session of ours idle inside a transaction this long (idle_in_transaction_session_timeout; 0 = never), releasing the locks of a client that vanished."""
 
     def dsn(self, database: str | None = None) -> str:
-        return f"postgresql://{self.user}:{self.password}@{self.host}:{self.port}/{database or self.database}"
+        """An asyncpg DSN (its query parameters are the session's server settings)."""
+        url = f"postgresql://{self.user}:{self.password}@{self.host}:{self.port}/{database or self.database}"
+        if self.idle_in_transaction_timeout_s > 0:
+            url += f"?idle_in_transaction_session_timeout={round(self.idle_in_transaction_timeout_s * 1000)}"
+        return url
 
 
 class S3Settings(BaseSettings):
