@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from aiokafka import ConsumerRecord, TopicPartition
 
 from workers.lifecycle import Incoming, Worker
-from workers.lifecycle.crashes import Recovery, decode_isolation, encode_isolation
+from workers.lifecycle.crashes import ROUND, Recovery, decode_isolation, encode_isolation
 from workers.lifecycle.isolation import Gate, Isolation
 from workers.settings import Settings, WorkerSettings
 from workers.topics import Stage
@@ -17,10 +17,10 @@ TP = TopicPartition("raw.page", 0)
 
 
 def test_isolation_marker_round_trip() -> None:
-    for offset, crashes in ((0, 0), (0, 5), (123_456_789_012, 2), (7, 63)):
+    for offset, crashes in ((0, 0), (0, 5), (123_456_789_012, 2), (7, ROUND)):
         assert decode_isolation(encode_isolation(offset, crashes)) == (offset, crashes)
     assert decode_isolation(None) is None and decode_isolation(0) is None
-    assert decode_isolation(encode_isolation(3, 500)) == (3, 63)  # capped, never overflows into the offset
+    assert decode_isolation(encode_isolation(3, 500)) == (3, ROUND)  # capped, never overflows into the offset
 
 
 def test_clean_hand_over_leaves_no_suspects() -> None:
@@ -32,8 +32,20 @@ def test_clean_hand_over_leaves_no_suspects() -> None:
 def test_a_dead_owner_leaves_its_lease_range_as_suspects() -> None:
     r = Recovery(committed=100, lease=350)
     assert r.unclean and r.suspects_until == 350 and r.suspect is None  # first death: nobody blamed
+    assert not r.isolate  # ... and its suspects are handled again as usual, in a recovery round
     r = Recovery(committed=None, lease=40)  # died before its first commit
     assert r.suspects_until == 40
+
+
+def test_a_death_during_a_recovery_round_isolates_the_suspects() -> None:
+    r = Recovery(committed=200, lease=500, isolated=(350, ROUND))  # the round ran to 350, commit at 200
+    assert r.in_round and r.isolate and r.suspect is None  # one at a time, nobody blamed yet
+    # A round whose end the commit passed is over (its marker not cleared yet): a first death again.
+    r = Recovery(committed=360, lease=500, isolated=(350, ROUND))
+    assert not r.in_round and not r.isolate and r.suspect is None
+    # A record marker means isolation was under way: isolate again, blaming that record.
+    r = Recovery(committed=100, lease=350, isolated=(120, 0))
+    assert r.isolate and not r.in_round
 
 
 def test_the_record_isolated_at_death_is_blamed_once_more() -> None:

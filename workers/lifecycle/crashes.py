@@ -11,7 +11,14 @@ without members). Commit *metadata* would be the natural place, but Tansu drops 
   record a worker may have been handling. A clean stop or hand-over sets the lease back
   to the committed offset (empty range). A new owner that finds ``lease > committed``
   knows the previous one died with those records in flight: the *suspects*.
-* **isolation** (``<group>.isolation``): suspects are handled one at a time per
+* **recovery round** — a new owner that finds ``lease > committed`` (and no marker of
+  an earlier recovery) handles the suspects again *as usual*, at full concurrency, after
+  committing a round marker ``encode_isolation(lease, ROUND)`` on ``<group>.isolation``.
+  Most deaths are not a record's fault (a lost host, an OOM kill of a busy process, kill
+  -9), so the common recovery costs nothing. The marker is cleared once the commit passes
+  the round's end.
+* **isolation** (``<group>.isolation``): if the process dies again before the round is
+  over, the next owner finds the round marker and handles the suspects one at a time per
   partition. Before each, the worker commits ``encode_isolation(offset, crashes)`` — the
   record and how many deaths it is already blamed for. If the process dies again, the
   next owner finds the marker naming a record at or after the committed offset: that
@@ -19,9 +26,11 @@ without members). Commit *metadata* would be the natural place, but Tansu drops 
   else in flight in the process), so a further death is certainly its fault; after
   ``max_crashes`` deaths it is dead-lettered as ``WorkerCrashed`` instead of handled.
 
-The first death is never blamed on a record (which of the records in flight caused it is
-unknown); a record is dead-lettered after ``max_crashes`` deaths that happened while it
-was isolated, the last ``max_crashes - 1`` of them while it was the only record in flight.
+Neither the first death (which of the records in flight caused it is unknown) nor the
+death during the recovery round is blamed on a record; a record is dead-lettered after
+``max_crashes`` deaths that happened while it was isolated, the last ``max_crashes - 1``
+of them while it was the only record in flight. A killer record so costs
+``max_crashes + 2`` deaths; a host lost once costs its successor no isolation at all.
 """
 
 from __future__ import annotations
@@ -42,17 +51,19 @@ from workers.kafka import make_admin, make_consumer
 from workers.settings import KafkaSettings
 from workers.topics import StageTopics
 
-__all__ = ["CrashMarkers", "Recovery", "decode_isolation", "encode_isolation"]
+__all__ = ["ROUND", "CrashMarkers", "Recovery", "decode_isolation", "encode_isolation"]
 
 log = logging.getLogger(__name__)
 
 _CRASH_BITS = 6
-_CRASH_MAX = (1 << _CRASH_BITS) - 1
+ROUND = (1 << _CRASH_BITS) - 1
+"""The ``crashes`` value of a round marker: ``offset`` is then the end of the recovery round."""
 
 
 def encode_isolation(offset: int, crashes: int) -> int:
-    """One committed offset naming ``offset`` and the deaths it is blamed for (0 = no marker)."""
-    return ((offset + 1) << _CRASH_BITS) | min(max(crashes, 0), _CRASH_MAX)
+    """One committed offset naming ``offset`` and the deaths it is blamed for (0 = no marker);
+    ``crashes=ROUND`` marks a recovery round over the suspects below ``offset``."""
+    return ((offset + 1) << _CRASH_BITS) | min(max(crashes, 0), ROUND)
 
 
 def decode_isolation(value: int | None) -> tuple[int, int] | None:
@@ -60,7 +71,7 @@ def decode_isolation(value: int | None) -> tuple[int, int] | None:
     if value is None or value <= 0:
         return None
     offset = (value >> _CRASH_BITS) - 1
-    return (offset, value & _CRASH_MAX) if offset >= 0 else None
+    return (offset, value & ROUND) if offset >= 0 else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,11 +93,26 @@ class Recovery:
         return self.lease if self.unclean else None
 
     @property
+    def in_round(self) -> bool:
+        """The previous owner died during a recovery round that had not ended."""
+        if not self.unclean or self.isolated is None:
+            return False
+        until, crashes = self.isolated
+        return crashes == ROUND and (self.committed or 0) < until
+
+    @property
+    def isolate(self) -> bool:
+        """Handle the suspects one at a time: this is not the first death in a row."""
+        return self.in_round or self.suspect is not None
+
+    @property
     def suspect(self) -> tuple[int, int] | None:
         """``(offset, deaths)`` of the record that was isolated when the process last died."""
         if not self.unclean or self.isolated is None:
             return None
         offset, crashes = self.isolated
+        if crashes == ROUND:
+            return None
         if offset < (self.committed or 0) or self.lease is None or offset >= self.lease:
             return None  # stale: that record was finished since
         return offset, crashes + 1
@@ -161,7 +187,17 @@ class CrashMarkers:
         await self._commit(self._lease, leases)
 
     async def mark_isolated(self, tp: TopicPartition, offset: int, crashes: int) -> None:
-        await self._commit(self._isolation, {tp: encode_isolation(offset, crashes)})
+        await self._commit(self._isolation, {tp: encode_isolation(offset, min(crashes, ROUND - 1))})
+
+    async def mark_rounds(self, rounds: dict[TopicPartition, int]) -> None:
+        """Recovery rounds begin: the suspects below each offset are handled as usual."""
+        await self._commit(
+            self._isolation, {tp: encode_isolation(until, ROUND) for tp, until in rounds.items()}
+        )
+
+    async def clear_isolation(self, tps: Iterable[TopicPartition]) -> None:
+        """The recovery rounds of ``tps`` ended: a later death is a first one again."""
+        await self._commit(self._isolation, dict.fromkeys(tps, 0))
 
     async def release(self, positions: dict[TopicPartition, int]) -> None:
         """A clean hand-over: nothing of these partitions is in flight any more."""

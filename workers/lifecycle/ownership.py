@@ -11,8 +11,10 @@
   back, and a partition that comes back to us unchanged (nobody committed meanwhile)
   resumes where it was — records already handled are not fetched again. A partition
   that went to another consumer is dropped and its leftover work cancelled.
-* **Assignment** — a partition whose previous owner died (lease beyond the commit) gets
-  an ``Isolation``: its suspects are handled one at a time (workers/lifecycle/isolation.py).
+* **Assignment** — a partition whose previous owner died (lease beyond the commit) gets a
+  recovery round: its suspects are handled again as usual, under a round marker. If the
+  owner before had died during such a round (or while isolating), the partition gets an
+  ``Isolation`` instead: its suspects are handled one at a time (workers/lifecycle/isolation.py).
 """
 
 from __future__ import annotations
@@ -63,6 +65,8 @@ class PartitionOwnership(SuspectHandling):
         self._leases: dict[TopicPartition, int] = {}
         self._committed: dict[TopicPartition, int | None] = {}
         self._isolations: dict[TopicPartition, Isolation[Incoming]] = {}
+        self._rounds: dict[TopicPartition, int] = {}
+        """Recovery rounds under way: partition -> the offset the round ends at."""
         self._tasks_by_tp: dict[TopicPartition, set[asyncio.Task[Any]]] = {}
         self._progressed = asyncio.Event()
         self._lease_lock = asyncio.Lock()
@@ -97,7 +101,22 @@ class PartitionOwnership(SuspectHandling):
             self._tracker.uncommit(positions)
             return False
         self._committed.update(positions)
+        if self._rounds:
+            await self._end_rounds()
         return True
+
+    async def _end_rounds(self) -> None:
+        """Clear the round markers of partitions whose commit passed the round's end."""
+        ended = {tp for tp, until in self._rounds.items() if (self._committed.get(tp) or 0) >= until}
+        if not ended or self._markers is None:
+            return
+        try:
+            await self._markers.clear_isolation(ended)
+        except DependencyUnavailable as exc:  # tried again at the next commit
+            log.debug("could not clear round markers yet: %s", exc)
+            return
+        for tp in ended:
+            self._rounds.pop(tp, None)
 
     def _position(self, tp: TopicPartition) -> int | None:
         part = self._tracker.state(tp) or self._tracker.revoked_state(tp)
@@ -198,6 +217,8 @@ class PartitionOwnership(SuspectHandling):
             self._drop(tp)
         recoveries = await self._read_recoveries(assigned)
         resumed = 0
+        isolate: dict[TopicPartition, Recovery] = {}
+        rounds: dict[TopicPartition, Recovery] = {}
         for tp in sorted(assigned):
             recovery = recoveries.get(tp)
             if self._resume(tp, recovery):
@@ -206,20 +227,28 @@ class PartitionOwnership(SuspectHandling):
             self._drop(tp)
             self._committed[tp] = recovery.committed if recovery else None
             self._leases[tp] = recovery.lease if recovery and recovery.lease is not None else -1
-            if recovery is not None and (until := recovery.suspects_until) is not None:
-                iso: Isolation[Incoming] = Isolation(until=until, suspect=recovery.suspect)
-                self._isolations[tp] = iso
-                log.warning(
-                    "%s[%d]: the previous owner died with offsets %s..%d in flight; handling them one at a time%s",
-                    tp.topic,
-                    tp.partition,
-                    recovery.committed if recovery.committed is not None else "start",
-                    until - 1,
-                    f" (offset {recovery.suspect[0]} blamed for {recovery.suspect[1]} deaths)"
-                    if recovery.suspect
-                    else "",
-                )
-                self._start_isolation(tp, iso)
+            if recovery is not None and recovery.suspects_until is not None:
+                (isolate if recovery.isolate else rounds)[tp] = recovery
+        if rounds and not await self._begin_rounds(rounds):
+            isolate.update(rounds)  # no marker, no round: the safe way instead
+        for tp in sorted(isolate):
+            recovery = isolate[tp]
+            until = recovery.suspects_until
+            assert until is not None
+            iso: Isolation[Incoming] = Isolation(until=until, suspect=recovery.suspect)
+            self._isolations[tp] = iso
+            log.warning(
+                "%s[%d]: the previous owner died with offsets %s..%d in flight%s; handling them one at a time%s",
+                tp.topic,
+                tp.partition,
+                recovery.committed if recovery.committed is not None else "start",
+                until - 1,
+                " during a recovery round" if recovery.in_round else "",
+                f" (offset {recovery.suspect[0]} blamed for {recovery.suspect[1]} deaths)"
+                if recovery.suspect
+                else "",
+            )
+            self._start_isolation(tp, iso)
         self._owned |= assigned
         log.info(
             "assigned %d partitions of %s (%d resumed where they were)",
@@ -227,6 +256,28 @@ class PartitionOwnership(SuspectHandling):
             ", ".join(sorted({tp.topic for tp in assigned})) or "-",
             resumed,
         )
+
+    async def _begin_rounds(self, rounds: dict[TopicPartition, Recovery]) -> bool:
+        """Mark recovery rounds for the suspects of a first death; False if the marker could not be written."""
+        markers = self._markers
+        assert markers is not None
+        ends = {tp: r.suspects_until for tp, r in rounds.items() if r.suspects_until is not None}
+        try:
+            await markers.mark_rounds(ends)
+        except DependencyUnavailable as exc:
+            log.warning("could not mark recovery rounds (isolating instead): %s", exc)
+            return False
+        self._rounds.update(ends)
+        for tp in sorted(rounds):
+            log.warning(
+                "%s[%d]: the previous owner died with offsets %s..%d in flight; handling them again as "
+                "usual (one at a time only if this process dies before they are done)",
+                tp.topic,
+                tp.partition,
+                rounds[tp].committed if rounds[tp].committed is not None else "start",
+                ends[tp] - 1,
+            )
+        return True
 
     def _resume(self, tp: TopicPartition, recovery: Recovery | None) -> bool:
         """Take back a partition set aside at revocation if nobody else committed meanwhile."""
@@ -241,6 +292,7 @@ class PartitionOwnership(SuspectHandling):
     def _drop(self, tp: TopicPartition) -> None:
         """Forget a partition and cancel whatever of it is still running."""
         self._tracker.discard({tp})
+        self._rounds.pop(tp, None)  # its marker stays: the next owner isolates what is left
         iso = self._isolations.pop(tp, None)
         if iso is not None:
             self._abandon(iso)

@@ -191,9 +191,9 @@ def render_config(
             "autostart=true",
             "autorestart=true",
             "startsecs=5",
-            # A record that kills its worker costs max_crashes + 1 quick deaths before it is
+            # A record that kills its worker costs max_crashes + 2 quick deaths before it is
             # dead-lettered (workers/lifecycle/crashes.py): never give up on a program before.
-            f"startretries={max(5, max_crashes + 3)}",
+            f"startretries={max(6, max_crashes + 4)}",
             "stopsignal=TERM",
             f"stopwaitsecs={_STOPWAITSECS}",
             "redirect_stderr=true",
