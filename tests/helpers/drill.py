@@ -26,8 +26,8 @@ import asyncpg
 from minio import Minio
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.helpers.netns import Forwarder, NetLab
 from tests.helpers.ledger import ledger_states
+from tests.helpers.netns import Forwarder, NetLab
 from tests.helpers.outcomes import assert_accounted, crawl_and_wait
 from tests.helpers.ports import free_port
 from tests.helpers.services import start_postgres, start_s3
@@ -63,6 +63,12 @@ DRILL_ENV = {
     "STREAMCRAWL_INGESTOR_PER_HOST_DELAY_S": "0.4",
     "STREAMCRAWL_INGESTOR_CRAWL_DELAY_CAP_S": "0.5",
     "STREAMCRAWL_INGESTOR_RETRY_AFTER_CAP_S": "2",
+    # The URLs that fail by design (stall, slow, 500, 429) are re-queued twice, seconds apart,
+    # then dead-lettered: the drill is about losing a host, not about the requeue cadence
+    # (5 requeues from 5 s doubling would keep them in flight for ~3 minutes).
+    "STREAMCRAWL_INGESTOR_MAX_REQUEUES": "2",
+    "STREAMCRAWL_INGESTOR_REQUEUE_BASE_DELAY_S": "1",
+    "STREAMCRAWL_INGESTOR_REQUEUE_MAX_DELAY_S": "4",
     "STREAMCRAWL_RENDERER_CONCURRENCY": "2",
     "STREAMCRAWL_KAFKA_COMMIT_INTERVAL_S": "0.5",
     "STREAMCRAWL_METRICS_ENABLED": "true",
@@ -259,6 +265,10 @@ async def _crawl_and_cut(drill: Drill, settings: Settings, web: DemoWeb) -> None
         f"\ndrill: cut w2 after {busy}; w1 took over {after} (was {before}); {time.monotonic() - cut_at:.1f} s to finish"
     )
     print("drill summary", progress.summary())
+    if not progress.complete:  # where the URLs still in flight are
+        states = await ledger_states(settings, batch)
+        open_rows = [(r["url"], r["state"], r["route"], r["reason"]) for r in states.values()]
+        print("drill: not finished:", [r for r in open_rows if r[1] == "queued"])
     assert_accounted(progress, requested=len(urls), context={s: drill.logs("w1", s) for s in HOT})
     assert after["ingestor"] > before["ingestor"], "w1 took over w2's share of crawl.request"
 

@@ -40,7 +40,7 @@ DRILL_TIMEOUT_S = 530.0
     strict=False,
 )
 @pytest.mark.timeout(DRILL_TIMEOUT_S + 60)
-def test_a_worker_host_is_cut_off_mid_crawl_and_nothing_is_lost() -> None:
+def test_a_worker_host_is_cut_off_mid_crawl_and_nothing_is_lost(tmp_path: Path) -> None:
     reason = netns_unavailable_reason()
     if reason is not None:
         pytest.skip(f"multi-host drill: {reason}")
@@ -65,6 +65,10 @@ def test_a_worker_host_is_cut_off_mid_crawl_and_nothing_is_lost() -> None:
                 code = None
         text = log_path.read_text(errors="replace")
         print(text[-3000:])
+        if code != 0:  # every host's and stage's log, kept with pytest's tmp dirs (last 3 runs)
+            for path in base.glob("*.log"):
+                shutil.copy(path, tmp_path / path.name)
+            print(f"drill logs kept in {tmp_path}")
         assert code is not None, f"the drill did not finish within {DRILL_TIMEOUT_S:.0f} s:\n{text[-6000:]}"
         assert code == 0, text[-8000:]
     finally:
