@@ -35,8 +35,9 @@ DRILL_TIMEOUT_S = 530.0
 
 
 @pytest.mark.xfail(
-    reason="since crash isolation (lifecycle) and re-queued fetches (ingestor) merged, the surviving "
-    "host's recovery of a cut host's partitions does not finish the drill cleanly; open in issue 11",
+    reason="now 0 lost and ~30 s from the cut to the end in most runs, but in some runs one "
+    "re-queued URL of the survivor (site-004 /slow/1) stays queued past the 300 s deadline; "
+    "open in issue 11",
     strict=False,
 )
 @pytest.mark.timeout(DRILL_TIMEOUT_S + 60)
