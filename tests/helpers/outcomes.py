@@ -27,4 +27,3 @@ def assert_accounted(progress: BatchProgress, *, requested: int, context: object
     summary = progress.summary()
     assert summary["requested"] == requested, summary
     assert progress.complete and summary["in_flight"] == 0, (summary, context)
-

@@ -276,6 +276,9 @@ class Worker(FailurePolicy, PartitionOwnership):
             iso = self._isolations.get(tp)
             if iso is not None:
                 iso.cut(high)  # records written after the previous owner died cannot be suspects
+            until = self._rounds.get(tp)
+            if until is not None and high < until:
+                self._rounds[tp] = high  # likewise: the recovery round ends at the log's end
 
     def _incoming(self, record: ConsumerRecord[bytes, bytes]) -> Incoming:
         trace, attempt = read_headers(record.headers)
