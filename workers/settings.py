@@ -105,8 +105,11 @@ class KafkaSettings(BaseSettings):
     """SASL password when SASL is used."""
     linger_ms: int = 20
     """Producer linger: how long to wait to fill a batch (throughput vs latency)."""
-    compression: Literal["lz4", "zstd", "gzip", "none"] = "lz4"
-    """Producer batch compression. Page bodies are already zstd-compressed, so a cheap codec is enough."""
+    # aiokafka compresses lz4 at level 9 (LZ4-HC): 0.39 ms per raw page for a 0.8 % gain and
+    # 0.73 ms per processed page; its zstd (level 3) costs 0.02 / 0.15 ms and packs processed
+    # pages smaller (0.65 vs 0.72 of their size). Measured on the readability pages.
+    compression: Literal["zstd", "lz4", "gzip", "none"] = "zstd"
+    """Producer batch compression (zstd: cheapest per page here, and Kafka >= 2.1 reads it; page bodies are already zstd inside)."""
     max_batch_bytes: int = 1_048_576
     """Producer batch size in bytes per partition."""
     session_timeout_ms: int = 10_000
