@@ -148,10 +148,11 @@ class PostgresSettings(BaseSettings):
     """PostgreSQL ends a session of ours idle inside a transaction this long (idle_in_transaction_session_timeout; 0 = never), releasing the locks of a client that vanished."""
 
     def dsn(self, database: str | None = None) -> str:
-        """An asyncpg DSN (its query parameters are the session's server settings)."""
+        """A libpq URI (asyncpg and psycopg read it alike); session settings go in ``options``."""
         url = f"postgresql://{self.user}:{self.password}@{self.host}:{self.port}/{database or self.database}"
         if self.idle_in_transaction_timeout_s > 0:
-            url += f"?idle_in_transaction_session_timeout={round(self.idle_in_transaction_timeout_s * 1000)}"
+            ms = round(self.idle_in_transaction_timeout_s * 1000)
+            url += f"?options=-c%20idle_in_transaction_session_timeout%3D{ms}"
         return url
 
 
