@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from workers.lifecycle.runner import die_with_parent
-from workers.stack.process import default_signals, wait_until
+from workers.stack.process import wait_until
 from workers.stack.procfs import pid_alive
 from workers.stack.supervisor import STACK_OWNER_ENV, orphans, stop_orphans
 from workers.stack.worker_health import describe
@@ -30,11 +30,7 @@ _PARENT = (
 
 
 def test_a_worker_gets_sigterm_when_its_supervisor_is_killed() -> None:
-    # Default signal state, as the stack starts supervisord: a SIGTERM ignored or blocked by
-    # something earlier in this pytest process would be inherited and outlive the parent.
-    parent = subprocess.Popen(
-        [sys.executable, "-c", _PARENT], stdout=subprocess.PIPE, text=True, preexec_fn=default_signals
-    )
+    parent = subprocess.Popen([sys.executable, "-c", _PARENT], stdout=subprocess.PIPE, text=True)
     try:
         assert parent.stdout is not None
         child = int(parent.stdout.readline())
@@ -51,13 +47,8 @@ def test_a_worker_gets_sigterm_when_its_supervisor_is_killed() -> None:
 def test_marked_leftovers_of_a_data_dir_are_found_and_stopped(tmp_path: Path) -> None:
     root = tmp_path / "data"
     other = tmp_path / "other"
-    # SIGTERM must stop them (see the test above).
-    mine = subprocess.Popen(
-        ["sleep", "60"], env={**os.environ, STACK_OWNER_ENV: str(root)}, preexec_fn=default_signals
-    )
-    theirs = subprocess.Popen(
-        ["sleep", "60"], env={**os.environ, STACK_OWNER_ENV: str(other)}, preexec_fn=default_signals
-    )
+    mine = subprocess.Popen(["sleep", "60"], env={**os.environ, STACK_OWNER_ENV: str(root)})
+    theirs = subprocess.Popen(["sleep", "60"], env={**os.environ, STACK_OWNER_ENV: str(other)})
     try:
         assert wait_until(lambda: any(p.pid == mine.pid for p in orphans(root)), timeout_s=5)
         assert all(p.pid != theirs.pid for p in orphans(root))  # another stack's process is not ours
