@@ -25,6 +25,8 @@ __all__ = ["HOT_PATH", "Pipeline"]
 HOT_PATH = ("ingestor", "router", "fast_extractor", "storage_writer", "discovery")
 ROOT = Path(__file__).resolve().parents[2]
 _STARTSECS = 5.0
+_RESTART_WAIT_S = 15.0
+"""Longest restart delay (5 s) plus a loaded machine's start of a Python process."""
 
 
 class Pipeline:
@@ -33,13 +35,18 @@ class Pipeline:
     ) -> None:
         # Metrics off unless a test asks for them (its own ports): many stages share one machine.
         self.env = {**os.environ, **settings_env(settings), "STREAMCRAWL_METRICS_ENABLED": "false"}
-        self.env.update(PYTHONUNBUFFERED="1", STREAMCRAWL_KAFKA_COMMIT_INTERVAL_S="0.5")
+        # PYTHONFAULTHANDLER: a stage that dies of a signal (SIGSEGV, SIGABRT) leaves its traceback.
+        self.env.update(
+            PYTHONUNBUFFERED="1", PYTHONFAULTHANDLER="1", STREAMCRAWL_KAFKA_COMMIT_INTERVAL_S="0.5"
+        )
         self.env.update(extra_env or {})
         self.log_dir = log_dir
         log_dir.mkdir(parents=True, exist_ok=True)
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.exits: dict[str, list[int]] = {}
         """Exit statuses of supervised stages, in order (negative: killed by that signal)."""
+        self.events: list[tuple[float, str, str]] = []
+        """(time.time(), stage, what) of every kill and every exit the supervisor saw."""
         self._supervised: set[str] = set()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -98,14 +105,33 @@ class Pipeline:
                     if code is None or self._stopping.is_set():
                         continue
                     self.exits[stage].append(code)
+                    self.events.append((time.time(), stage, f"exited {code}"))
                     quick[stage] = quick[stage] + 1 if now - started[stage] < _STARTSECS else 0
                     due[stage] = now + min(5.0, float(quick[stage]))
 
     def kill(self, stage: str) -> None:
-        """SIGKILL: no drain, no commit — the crash the at-least-once design must survive."""
-        with self._lock:
-            proc = self.procs[stage]
-        os.killpg(proc.pid, signal.SIGKILL)
+        """SIGKILL: no drain, no commit — the crash the at-least-once design must survive.
+
+        A supervised stage that is down (killed a moment ago, its restart not yet due) is
+        waited for first, as an operator's second ``kill -9`` would find the new process."""
+        deadline = time.monotonic() + _RESTART_WAIT_S
+        while True:
+            with self._lock:
+                proc = self.procs[stage]
+                exits = list(self.exits.get(stage, []))
+                down = stage in self._supervised and proc.poll() is not None
+            if not down or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            raise AssertionError(
+                f"{stage} had already exited (status {proc.poll()}, exits so far {exits}) before "
+                f"the kill at {time.time():.3f}; events {self.events}; its log ends:\n"
+                f"{self.logs(stage, tail=15)}"
+            ) from None
+        self.events.append((time.time(), stage, "killed"))
         proc.wait(timeout=10)
 
     def alive(self, stage: str) -> bool:

@@ -200,7 +200,7 @@ def render_config(
             f"stdout_logfile={_esc(sup / 'logs')}/%(program_name)s_%(process_num)d.log",
             "stdout_logfile_maxbytes=20MB",
             "stdout_logfile_backups=3",
-            'environment=PYTHONUNBUFFERED="1",STREAMCRAWL_METRICS_PROCESS_INDEX="%(process_num)d"',
+            'environment=PYTHONUNBUFFERED="1",PYTHONFAULTHANDLER="1",STREAMCRAWL_METRICS_PROCESS_INDEX="%(process_num)d"',
         ]
         if program.kill_as_group:
             lines += ["stopasgroup=true", "killasgroup=true"]
