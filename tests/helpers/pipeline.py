@@ -25,8 +25,9 @@ __all__ = ["HOT_PATH", "Pipeline"]
 HOT_PATH = ("ingestor", "router", "fast_extractor", "storage_writer", "discovery")
 ROOT = Path(__file__).resolve().parents[2]
 _STARTSECS = 5.0
-_RESTART_WAIT_S = 15.0
-"""Longest restart delay (5 s) plus a loaded machine's start of a Python process."""
+_MAX_RESTART_DELAY_S = 5.0
+_RESTART_WAIT_S = _MAX_RESTART_DELAY_S + 10.0
+"""The longest restart delay plus a loaded machine's start of a Python process."""
 
 
 class Pipeline:
@@ -85,7 +86,7 @@ class Pipeline:
 
     def _watch(self) -> None:
         # Like supervisord: a process that dies within _STARTSECS of its start is restarted
-        # after a growing delay (1 s, 2 s, ... up to 5 s), one that ran longer at once.
+        # after a growing delay (1 s, 2 s, ... up to _MAX_RESTART_DELAY_S), one that ran longer at once.
         started = {stage: time.monotonic() for stage in self._supervised}
         quick: dict[str, int] = dict.fromkeys(self._supervised, 0)
         due: dict[str, float] = {}
@@ -107,7 +108,7 @@ class Pipeline:
                     self.exits[stage].append(code)
                     self.events.append((time.time(), stage, f"exited {code}"))
                     quick[stage] = quick[stage] + 1 if now - started[stage] < _STARTSECS else 0
-                    due[stage] = now + min(5.0, float(quick[stage]))
+                    due[stage] = now + min(_MAX_RESTART_DELAY_S, float(quick[stage]))
 
     def kill(self, stage: str) -> None:
         """SIGKILL: no drain, no commit — the crash the at-least-once design must survive.
@@ -131,7 +132,8 @@ class Pipeline:
                 f"the kill at {time.time():.3f}; events {self.events}; its log ends:\n"
                 f"{self.logs(stage, tail=15)}"
             ) from None
-        self.events.append((time.time(), stage, "killed"))
+        with self._lock:
+            self.events.append((time.time(), stage, "killed"))
         proc.wait(timeout=10)
 
     def alive(self, stage: str) -> bool:
