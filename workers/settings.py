@@ -325,7 +325,9 @@ class ExtractorSettings(BaseSettings):
     processes: int = 1
     """Extraction processes per fast-extractor daemon (pages are extracted off the daemon's event loop)."""
     page_deadline_s: float = 10.0
-    """Longest one page's extraction may take; past it the extraction process is replaced and the page dead-lettered (ExtractionError)."""
+    """CPU seconds one page's extraction may cost its process; past it the process is replaced and the page dead-lettered (ExtractionError). CPU, not wall-clock, time: a large page on a loaded machine waits for a core longer than it computes."""
+    page_wall_deadline_s: float = 60.0
+    """Wall-clock seconds one page's extraction may take however little CPU it got (a machine so loaded that a page waits this long is dead-lettered the same way)."""
     max_outlinks: int = 10_000
     """Outlinks kept per page (first ones in document order); `outlinks_total` keeps the real count."""
     max_nodes: int = 200_000

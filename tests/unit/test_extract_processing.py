@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import os
 import signal
+import time
 
 import pytest
 
@@ -158,6 +159,37 @@ async def test_a_page_past_its_deadline_is_dead_and_the_pool_goes_on() -> None:
     finally:
         await pool.close()
     assert not pool.pids()
+
+
+async def test_the_deadline_counts_cpu_time_so_a_starved_process_is_not_killed_for_waiting() -> None:
+    # SIGSTOP stands in for a loaded machine: the process gets no core for 1.5 s, three times
+    # its CPU deadline, and the page is still extracted once it runs.
+    pool = ExtractionPool(processes=1, deadline_s=0.5, wall_deadline_s=30.0)
+    await pool.start()
+    try:
+        (pid,) = pool.pids()
+        os.kill(pid, signal.SIGSTOP)
+        asyncio.get_running_loop().call_later(1.5, lambda: os.kill(pid, signal.SIGCONT))
+        assert (await pool.extract(encode(_routed()))).key == b"a.test"
+        assert pool.replaced == 0 and pool.pids() == [pid]
+    finally:
+        await pool.close()
+
+
+async def test_a_process_that_gets_no_cpu_at_all_still_meets_the_wall_clock_deadline() -> None:
+    pool = ExtractionPool(processes=1, deadline_s=5.0, wall_deadline_s=1.0)
+    await pool.start()
+    try:
+        (pid,) = pool.pids()
+        os.kill(pid, signal.SIGSTOP)
+        started = time.monotonic()
+        with pytest.raises(ExtractionError, match="wall-clock deadline"):
+            await pool.extract(encode(_routed()))
+        assert 1.0 <= time.monotonic() - started < 5.0
+        assert pool.replaced == 1 and pool.pids() != [pid]
+        assert (await pool.extract(encode(_routed()))).key == b"a.test"
+    finally:
+        await pool.close()
 
 
 @pytest.mark.usefixtures("unbounded")

@@ -40,7 +40,9 @@ class FastExtractor(Worker):
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self.pool = ExtractionPool(
-            processes=settings.extractor.processes, deadline_s=settings.extractor.page_deadline_s
+            processes=settings.extractor.processes,
+            deadline_s=settings.extractor.page_deadline_s,
+            wall_deadline_s=settings.extractor.page_wall_deadline_s,
         )
 
     async def on_start(self) -> None:
