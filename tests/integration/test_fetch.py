@@ -20,7 +20,9 @@ from aiohttp import web
 from tests.helpers.web import local_ingestor_settings, serve
 from workers.errors import BlockedError, PermanentFetchError, TransientFetchError
 from workers.ingestor import Fetcher
+from workers.ingestor.breaker import CircuitBreaker
 from workers.ingestor.failures import HostPaused
+from workers.ingestor.requeue import next_try
 from workers.messages import CrawlRequest, RawPage
 from workers.settings import IngestorSettings
 from workers.urls import url_hash
@@ -372,6 +374,27 @@ async def test_breaker_opens_after_consecutive_failures(site: Site) -> None:
         with pytest.raises(HostPaused, match=r"host brk.demo.test paused .*: 3 consecutive failures"):
             await fetcher.fetch(req(site.url("brk", "/page")))
     assert site.hits["brk/status"] == 3 and site.hits["brk/page"] == 0
+
+
+@pytest.mark.parametrize("pause_s", [0.01, 60.0], ids=["waited-in-process", "longer-than-the-cap"])
+async def test_a_paused_host_keeps_its_trip_count_through_the_retries(pause_s: float) -> None:
+    # The fetcher adds its retry note to the message; the HostPaused it raises must still say
+    # how often the host tripped, or next_try re-queues the request for every pause, for ever
+    # (the multi-host drill's URL that stayed queued behind site-004's breaker).
+    now = [0.0]
+    ingestor = settings(max_retries=1, retry_after_cap_s=1.0, breaker_failures=1, max_requeues=2)
+    async with Fetcher(ingestor, max_page_bytes=1_000_000) as fetcher:
+        fetcher.breaker = CircuitBreaker(failures=1, pause_s=pause_s, clock=lambda: now[0])
+        for _ in range(3):  # three trips in a row: each half-open try failed
+            fetcher.breaker.record_failure("paused.demo.test", "HTTP 500")
+            now[0] += pause_s
+        now[0] -= pause_s / 2  # inside the third pause
+        request = req("http://paused.demo.test/page", requeues=2)
+        with pytest.raises(HostPaused) as caught:
+            await fetcher.fetch(request)
+    assert caught.value.trips == 3
+    given_up = next_try(request, caught.value, ingestor, now=time.time())
+    assert isinstance(given_up, TransientFetchError) and "tripped 3 times in a row" in str(given_up)
 
 
 @pytest.mark.parametrize("http2", [True, False])

@@ -50,6 +50,7 @@ __all__ = [
     "TLSFetchError",
     "classify",
     "parse_retry_after",
+    "reworded",
     "status_error",
 ]
 
@@ -77,6 +78,18 @@ class HostPaused(TransientFetchError):
     def __init__(self, message: str, *, retry_after: float | None = None, trips: int = 1) -> None:
         super().__init__(message, retry_after=retry_after)
         self.trips = trips
+
+
+def reworded(exc: TransientFetchError, message: str, *, retry_after: float | None) -> TransientFetchError:
+    """The same failure with a new message (the fetcher's retry note): every field kept.
+
+    A HostPaused must keep ``trips``: it is what gives up the requests of a host whose
+    breaker keeps tripping (``requeue.next_try``); re-made with the default of 1, such a
+    request was re-queued for every pause, for ever.
+    """
+    if isinstance(exc, HostPaused):
+        return HostPaused(message, retry_after=retry_after, trips=exc.trips)
+    return type(exc)(message, retry_after=retry_after)
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:

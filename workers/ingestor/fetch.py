@@ -31,7 +31,7 @@ from workers.ingestor.body import Body, read_capped, read_page_body, read_sitema
 from workers.ingestor.breaker import CircuitBreaker
 from workers.ingestor.client import HttpClient
 from workers.ingestor.exchange import KEPT_HEADERS, BodyReader, Exchanger, Hop
-from workers.ingestor.failures import FetchTimeout, TLSFetchError
+from workers.ingestor.failures import FetchTimeout, TLSFetchError, reworded
 from workers.ingestor.load import LoadGovernor
 from workers.ingestor.politeness import HostScheduler
 from workers.ingestor.raw import Fetched, build_page, skipped_page
@@ -167,10 +167,11 @@ class Fetcher:
                     tries = f"gave up after {attempts} attempts"
                     if isinstance(exc, TLSFetchError):
                         raise PermanentFetchError(f"{exc} ({tries})") from exc
-                    raise type(exc)(f"{exc} ({tries})", retry_after=exc.retry_after) from exc
+                    raise reworded(exc, f"{exc} ({tries})", retry_after=exc.retry_after) from exc
                 after = exc.retry_after
                 if after is not None and after > s.retry_after_cap_s:
-                    raise type(exc)(
+                    raise reworded(
+                        exc,
                         f"{exc}; retrying in {after:.0f}s is longer than the "
                         f"{s.retry_after_cap_s:g}s the ingestor waits in-process",
                         retry_after=after,
