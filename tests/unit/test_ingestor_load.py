@@ -42,6 +42,22 @@ async def test_cancelled_waiter_leaves_no_trace() -> None:
     assert limit.used == 0 and limit.waiting == 0
 
 
+async def test_waiter_cancelled_and_skipped_by_a_release_before_it_runs_stays_cancelled() -> None:
+    # A fetch cancelled while it waits for a place (its partition went to another consumer)
+    # must end cancelled, not with an error the lifecycle would dead-letter the URL for.
+    limit = AdaptiveLimit(1)
+    await limit.acquire()
+    waiter = asyncio.ensure_future(limit.acquire())
+    await asyncio.sleep(0)
+    waiter.cancel()
+    limit.release()  # in the same turn of the loop: the cancelled waiter is skipped and popped
+    results = await asyncio.gather(waiter, return_exceptions=True)
+    assert isinstance(results[0], asyncio.CancelledError)
+    assert limit.used == 0 and limit.waiting == 0
+    await limit.acquire()  # the place is free
+    assert limit.used == 1
+
+
 async def test_governor_shrinks_when_the_loop_lags_and_grows_back_when_busy_but_idle() -> None:
     changes: list[tuple[int, float]] = []
     governor = LoadGovernor(

@@ -71,7 +71,7 @@ class AdaptiveLimit:
         except asyncio.CancelledError:
             if future.done() and not future.cancelled():
                 self.release()  # granted just as we were cancelled: hand the place on
-            else:
+            elif future in self._waiters:  # a release meanwhile may have skipped (and popped) it
                 self._waiters.remove(future)
             raise
 
