@@ -34,12 +34,6 @@ DRILL_TIMEOUT_S = 530.0
 """The drill's start-up and crawl deadlines (tests/helpers/drill.py) plus the services' start."""
 
 
-@pytest.mark.xfail(
-    reason="now 0 lost and ~30 s from the cut to the end in most runs, but in some runs one "
-    "re-queued URL of the survivor (site-004 /slow/1) stays queued past the 300 s deadline; "
-    "open in issue 11",
-    strict=False,
-)
 @pytest.mark.timeout(DRILL_TIMEOUT_S + 60)
 def test_a_worker_host_is_cut_off_mid_crawl_and_nothing_is_lost(tmp_path: Path) -> None:
     reason = netns_unavailable_reason()
