@@ -96,21 +96,34 @@ def _scheme_of(text: str) -> str | None:
     return match.group(1).lower()
 
 
-@functools.lru_cache(maxsize=65_536)
 def _canonical_host(host: str, raw: str) -> str:
+    try:
+        return _canonical_hostname(host)
+    except _BadHost as exc:
+        raise InvalidURL(f"URL has {exc}: {raw!r}") from None
+
+
+class _BadHost(ValueError):
+    pass
+
+
+@functools.lru_cache(maxsize=65_536)
+def _canonical_hostname(host: str) -> str:
+    # Keyed by the host alone: keyed by the URL too, the cache held one entry per distinct
+    # URL (65,536 of them, ~30 MB: the discovery daemon's RSS grew over its first 100k URLs).
     host = host.rstrip(".").lower()
     if not host:
-        raise InvalidURL(f"URL has no host: {raw!r}")
+        raise _BadHost("no host")
     if ":" in host:  # an IPv6 literal (urlsplit removed the brackets)
         return f"[{host}]"
     if _HOST_CHARS.match(host):
         if ".." in host or host.startswith(".") or any(len(label) > 63 for label in host.split(".")):
-            raise InvalidURL(f"URL has an invalid host {host!r}: {raw!r}")
+            raise _BadHost(f"an invalid host {host!r}")
         return host
     try:
         return idna.encode(host, uts46=True).decode("ascii")
     except idna.IDNAError as exc:
-        raise InvalidURL(f"URL has an invalid host {host!r} ({exc}): {raw!r}") from exc
+        raise _BadHost(f"an invalid host {host!r} ({exc})") from None
 
 
 def canonicalize(raw: str, *, default_scheme: str | None = None) -> str:
