@@ -373,7 +373,9 @@ class DiscoverySettings(BaseSettings):
     extra_suffixes: list[str] = Field(default_factory=list)
     """JSON list of domain suffixes treated as public beside the bundled Public Suffix List, e.g. ["corp.internal"] (the demo web uses ["demo.test"])."""
     batch_size: int = 200
-    """Records (stored pages, dead letters, sitemaps) handled per ledger transaction."""
+    """Records (stored pages, dead letters, sitemaps) read per batch; a batch is recorded in one or more ledger transactions."""
+    links_per_transaction: int = 5_000
+    """A ledger transaction ends after the page whose links take it to this many candidates: it bounds the daemon's memory whatever the pages' link counts."""
     max_sitemap_bytes: int = 50 * 1024 * 1024
     """Largest sitemap file read, after gzip decompression (the protocol's limit is 50 MB)."""
     max_sitemap_urls: int = 50_000

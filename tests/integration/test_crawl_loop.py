@@ -52,13 +52,17 @@ async def _links(url: str) -> set[str]:
     return out
 
 
+# "1": every record of a discovery batch in a ledger transaction of its own (the bound is
+# reached by each page with a link), as a batch of pages with many links each is split.
+@pytest.mark.parametrize("links_per_transaction", ["5000", "1"])
 async def test_depth_one_stores_every_in_scope_link_once(
-    settings: Settings, demo_web: DemoWeb, tmp_path: Path
+    settings: Settings, demo_web: DemoWeb, tmp_path: Path, links_per_transaction: str
 ) -> None:
     home = canonicalize(f"http://{demo_host(7)}:{demo_web.port}/")
     expected_children = await _links(home) - {home}
     assert len(expected_children) >= 5
-    pipeline = Pipeline(settings, log_dir=tmp_path / "logs", extra_env=TIMEOUT_ENV)
+    env = {**TIMEOUT_ENV, "STREAMCRAWL_DISCOVERY_LINKS_PER_TRANSACTION": links_per_transaction}
+    pipeline = Pipeline(settings, log_dir=tmp_path / "logs", extra_env=env)
     pipeline.start(*HOT_PATH)
     batch = f"loop-{time.time_ns()}"
     try:

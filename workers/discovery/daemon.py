@@ -76,7 +76,9 @@ class Discovery(Worker):
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self.batch_size = settings.discovery.batch_size
-        self.max_in_flight = settings.discovery.batch_size * 4
+        # One batch of records in flight: with several, the working set (each link's
+        # candidate, ledger row and request) multiplies while the batches wait for PostgreSQL.
+        self.max_in_flight = settings.discovery.batch_size
         self._rules: dict[tuple[str, str], ScopeRules] = {}
         self._pool: asyncpg.Pool | None = None
 
@@ -220,8 +222,15 @@ class Discovery(Worker):
     # -- per batch of records ------------------------------------------------------------
 
     async def handle_batch(self, batch: Sequence[Incoming]) -> None:
+        """Record and follow ``batch`` in transactions of about ``links_per_transaction`` links.
+
+        A page's outcome and its children always share one transaction; a transaction ends
+        after the page that takes it past the link bound, so the daemon's working set (the
+        candidates, their ledger rows and their requests) is bounded by links, not by pages
+        times however many links each page has."""
         outcomes: list[Outcome] = []
         found: dict[str, _Found] = {}
+        bound = self.settings.discovery.links_per_transaction
         for item in batch:
             topic = item.record.topic
             if topic == STORAGE_SAVED.name:
@@ -236,11 +245,16 @@ class Discovery(Worker):
                 letter = await self.decode_or_dead_letter(item, DeadLetter)
                 if letter is not None:
                     self._letter(letter, outcomes)
-        if not outcomes and not found:
-            return
+            if sum(len(e.candidates) for e in found.values()) >= bound:
+                await self._flush(outcomes, found, source=item)
+                outcomes, found = [], {}
+        if outcomes or found:
+            await self._flush(outcomes, found, source=batch[0])
+
+    async def _flush(self, outcomes: list[Outcome], found: dict[str, _Found], *, source: Incoming) -> None:
         pending = await self._record(outcomes, found)
         for batch_id, rows in pending.items():
-            await self._publish(batch_id, rows, found[batch_id], source=batch[0])
+            await self._publish(batch_id, rows, found[batch_id], source=source)
 
     async def _record(
         self, outcomes: list[Outcome], found: dict[str, _Found]
