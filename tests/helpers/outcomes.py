@@ -1,4 +1,4 @@
-"""Crawl a batch and read its outcomes, for the Prometheus-during-a-crawl test and the drill.
+"""Crawl a batch and wait for its outcomes, for the Prometheus-during-a-crawl test and the drill.
 
 Thin wrappers over the ledger (``tests.helpers.ledger``): the batch's progress is the one
 model the CLI shows, a URL's state and reason are its ledger row (``tests.helpers.ledger.ledger_states``).
@@ -12,7 +12,7 @@ from tests.helpers.ledger import crawl_batch
 from workers.ledger import BatchProgress
 from workers.settings import Settings
 
-__all__ = ["BatchProgress", "assert_accounted", "crawl_and_wait"]
+__all__ = ["BatchProgress", "crawl_and_wait"]
 
 
 async def crawl_and_wait(
@@ -20,10 +20,3 @@ async def crawl_and_wait(
 ) -> BatchProgress:
     """Publish ``urls`` as ``batch`` (like `streamcrawl crawl --wait`) and wait until all are accounted for."""
     return await crawl_batch(settings, urls, batch, timeout_s=timeout_s)
-
-
-def assert_accounted(progress: BatchProgress, *, requested: int, context: object = None) -> None:
-    """Every requested URL reached an outcome (stored, skipped or dead-lettered with its reason): 0 lost."""
-    summary = progress.summary()
-    assert summary["requested"] == requested, summary
-    assert progress.complete and summary["in_flight"] == 0, (summary, context)

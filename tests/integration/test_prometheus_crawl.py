@@ -27,7 +27,8 @@ from typing import Any
 
 import pytest
 
-from tests.helpers.outcomes import assert_accounted, crawl_and_wait
+from tests.helpers.accounting import assert_accounted
+from tests.helpers.outcomes import crawl_and_wait
 from tests.helpers.services import stack_env
 from workers.demoweb import DemoWeb, demo_urls
 from workers.settings import Settings
@@ -148,7 +149,7 @@ async def test_prometheus_sees_every_stage_and_every_dashboard_panel_during_a_cr
             break
         await asyncio.sleep(0.5)
     progress = await task
-    assert_accounted(progress, requested=len(urls))
+    await assert_accounted(settings, urls, progress, batch=batch)
     targets = _query(settings, "up")
     assert seen >= stages, f"no consumption series during the crawl for {sorted(stages - seen)}; {targets}"
     assert exporter, "the lag exporter was never scraped"
