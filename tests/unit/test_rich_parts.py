@@ -257,3 +257,19 @@ def test_encode_fitting_drops_the_dom_then_cuts_markdown_then_outlinks() -> None
     assert "outlinks" in fitted.truncated_parts and len(fitted.outlinks) < len(links)
     with pytest.raises(ExtractionError, match="record limit"):
         encode_fitting(processed, limit=100)
+
+
+def test_rendered_page_reuses_the_renderers_parse_of_an_app(monkeypatch: pytest.MonkeyPatch) -> None:
+    html = '<html><body><input placeholder="What needs to be done?"><p>An app.</p></body></html>'
+    routed = RoutedPage(page=_raw("http://x.test/"), route="rich", score=10, rules=["empty_root"])
+    content = page_content(html, url="http://x.test/")
+    rendered = dataclasses.replace(_rendered(html), text=content.text)
+    expected = rendered_page(routed, dataclasses.replace(rendered, text=None))  # parses the DOM again
+
+    def no_second_parse(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the rendered body was parsed a second time")
+
+    monkeypatch.setattr("workers.rich_renderer.record.page_content", no_second_parse)
+    processed = rendered_page(routed, rendered)
+    assert processed.markdown == expected.markdown and processed.text == expected.text
+    assert "What needs to be done?" in processed.text and processed.quality["method"] == "rendered-body"

@@ -45,9 +45,12 @@ A request that cannot get its turn within ``request_wait_cap_s`` is refused rath
 than holding the page past its deadline.
 
 **Cache.** Responses a site's pages share (its scripts and styles) are kept in a
-bounded :class:`~workers.rich.cache.ResourceCache` for ``cache_ttl_s``: Chromium's own
-cache is off under interception, and a crawl must not download a bundle once per page.
-A cached response still counts against the page's request and byte caps.
+bounded :class:`~workers.rich.cache.ResourceCache` for ``cache_ttl_s``: a crawl must not
+download a bundle once per page. A cached response still counts against the page's
+request and byte caps. Chromium's own cache stays on (the interception is the DevTools
+``Fetch`` domain, not Playwright's routing, which turns it off): what Chromium reuses
+from it, by the response's own caching headers, it does not request again, so the guard
+neither sees nor counts it; it came through the guard when it was first fetched.
 
 A refusal is never fatal to the page: Chromium sees a blocked request, as with an ad
 blocker, and the page renders with what it got. Refusals are counted by reason in

@@ -91,6 +91,8 @@ class Rendered:
     """Requests the guard fetched for the page."""
     refused: dict[str, int] = field(default_factory=dict)
     """Requests the guard refused, by reason."""
+    text: str | None = None
+    """Plain text of the whole rendered body, from the parse that wrote ``markdown`` (None: not kept)."""
 
 
 @dataclass(slots=True)
@@ -352,7 +354,7 @@ class Renderer:
             async with asyncio.timeout(timeout_s):
                 async with self._tabs:  # see Interceptor.attach
                     page = await session.page(slot.config)
-                    await self._interceptor.attach(page.context)
+                    await self._interceptor.attach(page)
                 with self._interceptor.serving(page, document, budget) as state:
                     await page.goto(url, wait_until="commit", timeout=timeout_s * 1000)
                     if not state.served:  # never expected: the navigation was not ours to answer
@@ -399,4 +401,5 @@ class Renderer:
             truncated=truncated,
             requests=budget.fetched,
             refused=dict(budget.refused),
+            text=content.text,
         )

@@ -79,8 +79,11 @@ def rendered_page(
     if words < MIN_ARTICLE_WORDS:
         # An app, not an article: main-content extraction would keep too little of it,
         # so keep the whole rendered body (form placeholders included).
-        body = page_content(rendered.html, url=page.final_url)
-        markdown, text = body.markdown, body.text
+        if rendered.text is not None and rendered.final_url == page.final_url:
+            markdown, text = rendered.markdown, rendered.text  # the renderer parsed this DOM already
+        else:
+            body = page_content(rendered.html, url=page.final_url)
+            markdown, text = body.markdown, body.text
         norm = normalise(text)
         tokens_ = tokens(norm)
         words, hashed, sim, language = len(tokens_), text_hash(norm), simhash(tokens_), detect_language(text)
