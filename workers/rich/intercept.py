@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import inspect
 import logging
 import re
 from collections.abc import Iterator, Mapping
@@ -146,6 +147,9 @@ class Interceptor:
         async def on_paused(event: dict[str, Any]) -> None:
             await self._on_paused(page, tab, event)
 
+        # Playwright reads a handler's signature at every event to count its arguments;
+        # a precomputed one spares an inspect.signature() per request (~3% of our loop).
+        on_paused.__signature__ = inspect.signature(on_paused)  # type: ignore[attr-defined]
         cdp.on("Fetch.requestPaused", on_paused)
         await cdp.send("Fetch.enable", _PATTERNS)
         self._tabs[page] = tab

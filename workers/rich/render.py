@@ -12,9 +12,9 @@ intercept.py) with the ingestor's rules; the browser itself cannot reach the net
 (isolation.py).
 
 ``concurrency`` slots bound the pages in flight; each slot keeps one Crawl4AI session, a
-tab reused from page to page (session.py). A render is ``goto`` until the commit, the
-wait for DOMContentLoaded and the settle wait in the page, and one capture round trip
-(scripts.py), all within ``page_timeout_s``; a slot whose render failed gets a fresh
+tab reused from page to page (session.py). A render is ``goto`` until the commit, then
+one round trip that waits in the page for DOMContentLoaded, lets it settle and captures
+the DOM (scripts.py), all within ``page_timeout_s``; a slot whose render failed gets a fresh
 tab. The captured DOM is cut at ``max_rendered_bytes`` (``Rendered.truncated``).
 
 Why we do not call Crawl4AI's ``AsyncPlaywrightCrawlerStrategy.crawl`` per page: its
@@ -58,7 +58,7 @@ from workers.rich.failures import classify, failure_reason, short, status_error,
 from workers.rich.guard import PageBudget, RequestGuard
 from workers.rich.intercept import Interceptor
 from workers.rich.isolation import Blackhole, isolation_flags
-from workers.rich.scripts import capture, parsed, settle
+from workers.rich.scripts import rendered_dom
 from workers.rich.session import BrowserSession, import_crawl4ai
 from workers.settings import IngestorSettings, RendererSettings
 
@@ -359,11 +359,13 @@ class Renderer:
                     await page.goto(url, wait_until="commit", timeout=timeout_s * 1000)
                     if not state.served:  # never expected: the navigation was not ours to answer
                         raise tagged(TransientFetchError(f"{url} was not served by the guard"), "other")
-                    if not await parsed(page, timeout_s=deadline - time.monotonic()):
-                        raise TimeoutError
-                    cap = min(self.settings.settle_timeout_s, deadline - time.monotonic() - 0.5)
-                    await settle(page, quiet_s=self.settle_quiet_s, cap_s=cap)
-                    html, truncated = await capture(page, max_bytes=self.settings.max_rendered_bytes)
+                    html, truncated = await rendered_dom(
+                        page,
+                        timeout_s=deadline - time.monotonic(),
+                        quiet_s=self.settle_quiet_s,
+                        settle_s=self.settings.settle_timeout_s,
+                        max_bytes=self.settings.max_rendered_bytes,
+                    )
             ok = True
         except TimeoutError as exc:
             message = f"not rendered within {timeout_s:g}s: {url}"

@@ -18,11 +18,15 @@ the cap is not an error: we take the DOM as it is then. An init script, installe
 every page before its own scripts run, counts the requests in flight and stamps the last
 DOM change, so a page that went quiet before we ask costs no extra wait.
 
-**Capture.** One round trip: the serialised DOM, with open shadow roots flattened into
+**Capture.** The serialised DOM, with open shadow roots flattened into
 it (slots resolved) when the page created any, cut in the page at ``maxChars``
 characters so a page that builds a huge DOM never sends it all over the DevTools
 socket (the caller cuts the UTF-8 bytes to the exact cap). The init script forces shadow
 roots open so that web-component apps (Lit, plain custom elements) show their text.
+
+**One round trip.** The Renderer runs the wait, the settle wait and the capture as one
+evaluation (:func:`rendered_dom`): each evaluation is a round trip through Playwright's
+driver, and the three no longer wait on each other's replies.
 
 **Guard helpers.** The init script also makes ``navigator.serviceWorker.register()``
 reject (a service worker's requests would bypass the page's interception; Playwright's
@@ -33,11 +37,22 @@ a page we do not render).
 from __future__ import annotations
 
 import contextlib
+import time
 from typing import Any
 
 from workers.processed import cap_utf8
 
-__all__ = ["CAPTURE_JS", "INIT_JS", "PARSED_JS", "SETTLE_JS", "capture", "parsed", "settle"]
+__all__ = [
+    "CAPTURE_JS",
+    "INIT_JS",
+    "PARSED_JS",
+    "RENDER_JS",
+    "SETTLE_JS",
+    "capture",
+    "parsed",
+    "rendered_dom",
+    "settle",
+]
 
 INIT_JS = """
 (() => {
@@ -153,6 +168,51 @@ CAPTURE_JS = """
 scripts and styles left out), cut at ``maxChars`` characters."""
 
 
+RENDER_JS = f"""
+async ({{parseMs, leftMs, quietMs, settleMs, maxChars}}) => {{
+  const start = performance.now();
+  if (!await ({PARSED_JS})(parseMs)) return {{parsed: false}};
+  const capMs = Math.min(settleMs, leftMs - (performance.now() - start) - 500);
+  if (capMs > 0) {{
+    try {{ await ({SETTLE_JS})({{quietMs, capMs}}); }} catch (e) {{}}
+  }}
+  return {{parsed: true, dom: ({CAPTURE_JS})(maxChars)}};
+}}
+"""
+"""The three above in one round trip: parsed, then settled within ``min(settleMs, leftMs -
+the parse - 0.5 s)``, then captured: ``{parsed, dom: [html, truncated]}``."""
+
+
+async def rendered_dom(
+    page: Any, *, timeout_s: float, quiet_s: float, settle_s: float, max_bytes: int
+) -> tuple[str, bool]:
+    """Wait for DOMContentLoaded, let the page settle, capture the DOM: :func:`parsed`,
+    :func:`settle` and :func:`capture` in one evaluation (each costs a round trip through
+    the driver). Raises TimeoutError if the document is still loading after ``timeout_s``.
+
+    If the evaluation fails (a client-side navigation destroyed its context mid-wait),
+    the new document is waited for and captured on its own, as :func:`settle` swallows
+    that error.
+    """
+    deadline = time.monotonic() + timeout_s
+    params = {
+        "parseMs": max(0.0, timeout_s) * 1000,
+        "leftMs": max(0.0, timeout_s) * 1000,
+        "quietMs": quiet_s * 1000,
+        "settleMs": settle_s * 1000,
+        "maxChars": max_bytes,  # a character is at least one byte
+    }
+    try:
+        result = await page.evaluate(RENDER_JS, params)
+    except Exception:  # noqa: BLE001 - see the docstring; a crashed tab fails these too
+        if not await parsed(page, timeout_s=deadline - time.monotonic()):
+            raise TimeoutError("the document was still loading") from None
+        return await capture(page, max_bytes=max_bytes)
+    if not isinstance(result, dict) or not result.get("parsed"):
+        raise TimeoutError("the document was still loading")
+    return _captured(result.get("dom"), max_bytes)
+
+
 async def parsed(page: Any, *, timeout_s: float) -> bool:
     """Wait up to ``timeout_s`` for DOMContentLoaded; False if the document is still loading then."""
     return bool(await page.evaluate(PARSED_JS, max(0.0, timeout_s) * 1000))
@@ -174,7 +234,12 @@ async def settle(page: Any, *, quiet_s: float, cap_s: float) -> bool:
 
 async def capture(page: Any, *, max_bytes: int) -> tuple[str, bool]:
     """The rendered DOM as HTML of at most ``max_bytes`` UTF-8 bytes, and whether it was cut."""
-    result = await page.evaluate(CAPTURE_JS, max_bytes)  # a character is at least one byte
+    return _captured(
+        await page.evaluate(CAPTURE_JS, max_bytes), max_bytes
+    )  # a character is at least one byte
+
+
+def _captured(result: Any, max_bytes: int) -> tuple[str, bool]:
     if not (isinstance(result, list) and len(result) == 2 and isinstance(result[0], str)):
         return "", False
     html, truncated = cap_utf8(result[0], max_bytes)
