@@ -31,9 +31,13 @@ NOFOLLOW_RELS: Final = frozenset({"nofollow", "ugc", "sponsored"})
 
 
 class Resolver:
-    """Resolves hrefs against one base URL."""
+    """Resolves hrefs against one base URL.
 
-    __slots__ = ("base", "origin", "scheme", "without_query")
+    One Resolver serves one page, and a page resolves the same href several times (a
+    repeated navigation link, then again in the Markdown of its main content): answers
+    are memoised by the raw href."""
+
+    __slots__ = ("_memo", "base", "origin", "scheme", "without_query")
 
     def __init__(self, base: str) -> None:
         parts = urlsplit(base)
@@ -41,11 +45,18 @@ class Resolver:
         self.scheme = parts.scheme.lower()
         self.origin = f"{self.scheme}://{parts.netloc}"
         self.without_query = base.split("#", 1)[0].split("?", 1)[0]
+        self._memo: dict[str, str | None] = {}
 
     def resolve(self, href: str | None) -> str | None:
         """Absolute http(s) URL without fragment, or None for anything else."""
         if not href:
             return None
+        memo = self._memo
+        if href not in memo:
+            memo[href] = self._resolve(href)
+        return memo[href]
+
+    def _resolve(self, href: str) -> str | None:
         href = href.strip(_WS)
         if not href or href[0] == "#":
             return None
