@@ -9,7 +9,9 @@ returns (measured). Then we wait until all of these hold
 
 - ``document.readyState == "complete"`` (scripts, styles, images done),
 - no ``fetch``/``XMLHttpRequest`` in flight,
-- no DOM change (nodes or text) for ``quiet_s``: the framework has finished rendering,
+- no DOM change (nodes or text) and no ``fetch``/``XMLHttpRequest`` finished for
+  ``quiet_s``: the framework has finished rendering, including what it does with a
+  response (a fetch resolves on its headers, before the page reads the body and shows it),
 - at least ``min(quiet_s, 50 ms)`` since the load event, so that what load handlers
   start (a timer, a fetch) is seen,
 
@@ -58,9 +60,9 @@ INIT_JS = """
 (() => {
   const KEY = Symbol.for("streamcrawl.page");
   if (window[KEY] !== undefined) return;
-  const box = {inflight: 0, lastMutation: performance.now(), shadowRoots: 0};
+  const box = {inflight: 0, lastMutation: performance.now(), lastNetwork: 0, shadowRoots: 0};
   Object.defineProperty(window, KEY, {value: box, enumerable: false});
-  const done = () => { box.inflight = Math.max(0, box.inflight - 1); };
+  const done = () => { box.inflight = Math.max(0, box.inflight - 1); box.lastNetwork = performance.now(); };
   const origFetch = window.fetch;
   if (typeof origFetch === "function") {
     window.fetch = function (...args) {
@@ -108,20 +110,22 @@ PARSED_JS = """
 SETTLE_JS = """
 async ({quietMs, capMs}) => {
   const start = performance.now();
-  const box = window[Symbol.for("streamcrawl.page")] || {inflight: 0, lastMutation: 0};
+  const box = window[Symbol.for("streamcrawl.page")] || {inflight: 0, lastMutation: 0, lastNetwork: 0};
   const step = Math.max(10, Math.min(50, quietMs / 4));
   const afterLoadMs = Math.min(quietMs, 50);  // let load handlers' timers and fetches start
   for (;;) {
     const now = performance.now();
+    let wait = step;  // polled while loading or fetching
     if (document.readyState === "complete" && box.inflight === 0) {
       const nav = performance.getEntriesByType("navigation")[0];
       const loaded = nav && nav.loadEventEnd ? nav.loadEventEnd : now;
-      if (now - box.lastMutation >= quietMs && now - loaded >= afterLoadMs) {
-        return {settled: true, ms: now - start};
-      }
+      // Quiet: sleep until the earliest moment both could hold (a change meanwhile moves it).
+      const active = Math.max(box.lastMutation, box.lastNetwork);
+      wait = Math.max(quietMs - (now - active), afterLoadMs - (now - loaded));
+      if (wait <= 0) return {settled: true, ms: now - start};
     }
     if (now - start >= capMs) return {settled: false, ms: now - start};
-    await new Promise((resolve) => setTimeout(resolve, step));
+    await new Promise((resolve) => setTimeout(resolve, Math.max(1, Math.min(wait, capMs - (now - start)))));
   }
 }
 """
