@@ -23,6 +23,7 @@ published twice only if the daemon dies between the broker's acknowledgement and
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ from workers.ledger import (
     record_outcomes,
 )
 from workers.lifecycle import Incoming, Worker
+from workers.lifecycle.runner import release_free_heap
 from workers.messages import CrawlContext, DeadLetter, RawPage, Scope, StoredPage
 from workers.scope import ScopeRules, child_seed
 from workers.settings import Settings
@@ -51,6 +53,8 @@ from workers.topics import CRAWL_REQUEST, RAW_SITEMAP, STORAGE_SAVED, Stage
 from workers.urls import InvalidURL, canonicalize, host_of, url_hash
 
 __all__ = ["Discovery"]
+
+_TRIM_EVERY_S = 1.0
 
 OUTCOMES = PromCounter("discovery_outcomes_total", "URL outcomes recorded in the ledger", ["state"])
 LINKS = PromCounter(
@@ -81,6 +85,7 @@ class Discovery(Worker):
         self.max_in_flight = settings.discovery.batch_size
         self._rules: dict[tuple[str, str], ScopeRules] = {}
         self._pool: asyncpg.Pool | None = None
+        self._trimmed_at = 0.0
 
     async def on_start(self) -> None:
         with pg_errors("connect"):
@@ -250,6 +255,12 @@ class Discovery(Worker):
                 outcomes, found = [], {}
         if outcomes or found:
             await self._flush(outcomes, found, source=batch[0])
+        now = time.monotonic()
+        if now - self._trimmed_at >= _TRIM_EVERY_S:
+            # Each batch allocates and frees ~40 objects per link; without handing the freed
+            # pages back, RSS crept up ~20 % over 1M URLs (BENCHMARKS.md, discovery).
+            self._trimmed_at = now
+            release_free_heap()
 
     async def _flush(self, outcomes: list[Outcome], found: dict[str, _Found], *, source: Incoming) -> None:
         pending = await self._record(outcomes, found)

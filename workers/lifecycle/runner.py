@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import functools
 import json
 import os
 import signal
@@ -28,7 +29,7 @@ from workers.observability.health import HealthState
 from workers.observability.logs import configure_logging
 from workers.settings import Settings
 
-__all__ = ["die_with_parent", "run_worker", "start_watchdog"]
+__all__ = ["die_with_parent", "release_free_heap", "run_worker", "start_watchdog"]
 
 _PR_SET_PDEATHSIG = 1
 
@@ -42,6 +43,26 @@ def die_with_parent(sig: signal.Signals = signal.SIGTERM) -> bool:
         return bool(libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0)
     except (OSError, AttributeError):
         return False
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+    return trim
+
+
+def release_free_heap() -> None:
+    """Give the C heap's free pages back to the kernel (glibc ``malloc_trim``; a no-op elsewhere).
+
+    For a stage whose batches allocate and free a large working set: glibc keeps freed pages
+    mapped, so without this the RSS drifts up with fragmentation long after the work is gone.
+    Costs well under a millisecond on a heap of tens of MB."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def start_watchdog(health: HealthState, *, stage: str, block_s: float, exit_code: int) -> threading.Thread:
