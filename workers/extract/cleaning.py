@@ -152,10 +152,12 @@ def _protected(root: LexborNode) -> set[int]:
     return out
 
 
-def clean_conditionally(roots: list[LexborNode]) -> list[LexborNode]:
-    """Clean inside ``roots`` (which may go too); returns the surviving roots."""
+def clean_conditionally(roots: list[LexborNode]) -> tuple[list[LexborNode], int]:
+    """Clean inside ``roots`` (which may go too); returns the surviving roots and the
+    number of elements removed (0: cleaning changed nothing)."""
     root_ids = {r.mem_id for r in roots}
     gone: set[int] = set()
+    removed = 0
     for root in roots:
         protected = _protected(root)
         hash_links = root.css_first('a[href^="#"]') is not None
@@ -176,9 +178,10 @@ def clean_conditionally(roots: list[LexborNode]) -> list[LexborNode]:
                 if key in root_ids:
                     gone.add(key)
                 node.decompose()
+                removed += 1
             else:
                 kept[key] = stats
-    return [r for r in roots if r.mem_id not in gone] if gone else roots
+    return ([r for r in roots if r.mem_id not in gone] if gone else roots), removed
 
 
 _BYLINE_CHARS: Final = 100

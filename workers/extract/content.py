@@ -13,7 +13,11 @@ uses CSS queries that lexbor runs in C, so the Python work follows the number of
 paragraphs and candidates rather than the number of nodes (bench/stage_fast_extractor.py).
 
 Destructive: the tree is modified, so metadata and links are read first. A result under
-500 characters is retried on a fresh parse with fewer filters, as Readability does.
+500 characters is retried on a fresh parse with fewer filters, as Readability does; a retry
+whose filter changed nothing in the attempt before it (no paragraph was skipped as
+unlikely and no unlikely element removed; no class weighed in a score; conditional
+cleaning removed nothing) would repeat that attempt exactly, so it is not run (no parse,
+no scoring: it could not win, only a longer result does).
 
 **Fallbacks** (no silent bad extractions). When every Readability attempt yields next to
 nothing, or its pick is implausibly small beside the page's own ``<article>``/``<main>``
@@ -139,12 +143,20 @@ def _ancestors(node: LexborNode, limit: int) -> list[LexborNode]:
 
 class _Blocked:
     """Is an element inside an unlikely candidate? Memoised per node, so a page's
-    ancestors are each tested once, instead of a 60-selector query over every element."""
+    ancestors are each tested once, instead of a 60-selector query over every element.
+    The elements' own verdicts are kept too (``unlikely``): stripping unlikely elements
+    from the result, on the same unchanged tree, asks again about most of them."""
 
-    __slots__ = ("status",)
+    __slots__ = ("own", "status")
 
     def __init__(self) -> None:
         self.status: dict[int, bool] = {}
+        self.own: dict[int, bool] = {}
+
+    def unlikely(self, node: LexborNode) -> bool:
+        """``signals.unlikely(node)``, from the memo when known."""
+        known = self.own.get(node.mem_id)
+        return unlikely(node) if known is None else known
 
     def __call__(self, node: LexborNode) -> bool:
         chain = []
@@ -160,16 +172,21 @@ class _Blocked:
             chain.append(current)
             current = current.parent
         for n in reversed(chain):
-            result = result or unlikely(n)
-            self.status[n.mem_id] = result
+            key = n.mem_id
+            if not result:
+                result = self.own[key] = unlikely(n)
+            self.status[key] = result
         return result
 
 
-def _strip_unlikely(nodes: list[LexborNode]) -> list[LexborNode]:
-    """Remove unlikely elements inside the chosen content; returns the surviving roots."""
-    doomed = [n for root in nodes for n in root.css("[class], [id], [role]") if unlikely(n)]
+def _strip_unlikely(nodes: list[LexborNode], used: set[str], blocked: _Blocked) -> list[LexborNode]:
+    """Remove unlikely elements inside the chosen content; returns the surviving roots.
+    ``blocked``: the scoring's memo, on this same tree, not changed since."""
+    test = blocked.unlikely
+    doomed = [n for root in nodes for n in root.css("[class], [id], [role]") if test(n)]
     if not doomed:
         return nodes
+    used.add("strip_unlikely")
     gone = {n.mem_id for n in doomed}
     survivors = [n for n in nodes if n.mem_id not in gone]
     remove_all(doomed)
@@ -177,15 +194,21 @@ def _strip_unlikely(nodes: list[LexborNode]) -> list[LexborNode]:
 
 
 def _grab(
-    root: LexborNode, *, strip_unlikely: bool, weight_classes: bool
+    root: LexborNode, *, blocked: _Blocked | None, weight_classes: bool, used: set[str]
 ) -> tuple[LexborNode, float, dict[int, float]] | None:
+    """Score the paragraphs under ``root`` (those inside unlikely elements skipped when
+    ``blocked`` is given); (top candidate, its score, every score), or None. Adds to
+    ``used`` the filters that changed a score: ``strip_unlikely`` (a paragraph was
+    skipped), ``weight_classes`` (a class/id weight was not 0)."""
     scores: dict[int, float] = {}
     nodes: dict[int, LexborNode] = {}
-    blocked = _Blocked() if strip_unlikely else None
     for el in root.css(_SCORE_SELECTOR):
         text = el.text()
         length = len(text.strip())
-        if length < 25 or (blocked is not None and blocked(el)):
+        if length < 25:
+            continue
+        if blocked is not None and blocked(el):
+            used.add("strip_unlikely")
             continue
         content = 1 + text.count(",") + text.count("，") + min(length // 100, 3)
         # Up to five ancestors get the score: all of it, half, then a third per level.
@@ -197,7 +220,10 @@ def _grab(
                 break
             key = anc.mem_id
             if key not in scores:
-                scores[key] = _TAG_BASE.get(tag or "", 0) + (class_weight(anc) if weight_classes else 0)
+                weight = class_weight(anc) if weight_classes else 0
+                if weight:
+                    used.add("weight_classes")
+                scores[key] = _TAG_BASE.get(tag or "", 0) + weight
                 nodes[key] = anc
             scores[key] += content / (1 if level == 0 else 2 if level == 1 else level * 3)
             anc = anc.parent
@@ -210,12 +236,13 @@ def _grab(
     # reach the top five and the (costly) link densities of the rest are not computed.
     final = dict(scores)
     best: list[float] = []
+    link_lengths: dict[int, int] = {}  # candidates nest: their links are mostly the same ones
     for key in sorted(scores, key=scores.__getitem__, reverse=True):
         raw = scores[key]
         if len(best) >= _TOP_CANDIDATES and raw <= best[-1]:
             break
         node = nodes[key]
-        density = link_density(node, len(node.text()), hash_links=hash_links)
+        density = link_density(node, len(node.text()), hash_links=hash_links, lengths=link_lengths)
         final[key] = scaled = raw * (1 - density)
         best.append(scaled)
         best.sort(reverse=True)
@@ -324,19 +351,24 @@ def _attempt(
     strip_unlikely: bool,
     weight_classes: bool,
     clean: bool,
+    used: set[str],
 ) -> MainContent:
+    """One Readability attempt; adds to ``used`` each filter (flag name) that changed something."""
     body = _prepare(tree, page_chars)
     if body is None:
         return MainContent(nodes=[], method="none")
-    grabbed = _grab(body, strip_unlikely=strip_unlikely, weight_classes=weight_classes)
+    blocked = _Blocked() if strip_unlikely else None
+    grabbed = _grab(body, blocked=blocked, weight_classes=weight_classes, used=used)
     if grabbed is None:
         return MainContent.of([body], method=method)
     top, score, final = grabbed
     nodes = _with_siblings(top, score, final)
-    if strip_unlikely:
-        nodes = _strip_unlikely(nodes)
+    if blocked is not None:
+        nodes = _strip_unlikely(nodes, used, blocked)
     if clean:
-        nodes = clean_conditionally(nodes)
+        nodes, removed = clean_conditionally(nodes)
+        if removed:
+            used.add("clean")
     nodes = drop_bylines(nodes)
     return MainContent.of(nodes, method=method, top=top)
 
@@ -375,11 +407,19 @@ def main_content(
         return _fallback(tree, page_chars)
     flags = {"strip_unlikely": True, "weight_classes": True, "clean": True}
     best: tuple[int, MainContent] | None = None
+    used: set[str] = set()
     for retry in range(4):
         if retry:
+            flag = ("strip_unlikely", "weight_classes", "clean")[retry - 1]
+            flags[flag] = False
+            if flag not in used:
+                # Off, this filter would change nothing: the attempt would repeat the last one
+                # step for step (same nodes, same length) and cannot win. What the last one
+                # used stays what this one would have used.
+                continue
             tree = reparse()
-            flags[("strip_unlikely", "weight_classes", "clean")[retry - 1]] = False
-        result = _attempt(tree, page_chars=page_chars, method=_METHODS[retry], **flags)
+            used = set()
+        result = _attempt(tree, page_chars=page_chars, method=_METHODS[retry], used=used, **flags)
         length = len(result.text.strip())
         if length >= _MIN_TEXT:
             best = (length, result)

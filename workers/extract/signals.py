@@ -91,15 +91,31 @@ def class_weight(node: LexborNode) -> int:
     return weight
 
 
-def link_density(node: LexborNode, text_len: int, *, hash_links: bool = True) -> float:
+def link_density(
+    node: LexborNode, text_len: int, *, hash_links: bool = True, lengths: dict[int, int] | None = None
+) -> float:
     """Share of the node's text inside links; in-page ``#`` links count 30%.
 
-    ``hash_links=False`` promises there are no ``href="#..."`` links (saves a query)."""
+    ``hash_links=False`` promises there are no ``href="#..."`` links (saves a query).
+    ``lengths`` (link ``mem_id`` -> text length) is a memo shared by calls on nested nodes of
+    a tree that does not change meanwhile: each link's text is then read once, not once
+    per enclosing candidate."""
     if not text_len:
         return 0.0
-    links: float = sum(len(a.text()) for a in node.css("a"))
+    if lengths is None:
+        links: float = sum(len(a.text()) for a in node.css("a"))
+        if links and hash_links:
+            links -= 0.7 * sum(len(a.text()) for a in node.css('a[href^="#"]'))
+        return links / text_len
+    links = 0
+    for a in node.css("a"):
+        key = a.mem_id
+        size = lengths.get(key)
+        if size is None:
+            size = lengths[key] = len(a.text())
+        links += size
     if links and hash_links:
-        links -= 0.7 * sum(len(a.text()) for a in node.css('a[href^="#"]'))
+        links -= 0.7 * sum(lengths[a.mem_id] for a in node.css('a[href^="#"]'))
     return links / text_len
 
 
