@@ -47,7 +47,8 @@ _BAD, _SHORT, _MEDIUM, _GOOD, _EXEMPT = 0, 1, 2, 3, 4
 
 
 def _chars(segment: str) -> int:
-    text = _MARKDOWN_ONLY.sub("", _MARKDOWN_PART.sub("", segment))
+    # Markup starts with \x04: most segments (plain paragraphs) have none, so no regex pass.
+    text = _MARKDOWN_ONLY.sub("", _MARKDOWN_PART.sub("", segment)) if "\x04" in segment else segment
     return len(text.replace("\x05", "").replace("\x03", " ").strip())
 
 
