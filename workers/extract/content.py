@@ -39,12 +39,16 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 from workers.extract.cleaning import clean_conditionally, drop_bylines
 from workers.extract.signals import HIDDEN_SELECTOR, class_weight, link_density, remove_all, unlikely
 
-__all__ = ["MainContent", "describe", "implausible", "longest_article", "main_content"]
+__all__ = ["INVISIBLE_TAGS", "MainContent", "describe", "implausible", "longest_article", "main_content"]
 
+INVISIBLE_TAGS: Final = ["script", "style", "noscript", "template"]
+"""Elements a reader never sees (extract() removes them before measuring the visible text)."""
 _DROP_TAGS: Final = [
-    "script", "style", "noscript", "template", "iframe", "svg", "object", "embed", "link",
+    *INVISIBLE_TAGS, "iframe", "svg", "object", "embed", "link",
     "meta", "input", "textarea", "select", "button", "nav", "aside", "footer",
 ]  # fmt: skip
+_DROP_VISIBLE: Final = _DROP_TAGS[len(INVISIBLE_TAGS) :]
+"""_DROP_TAGS for a tree without INVISIBLE_TAGS (each tag is one walk over the whole tree)."""
 _FORM_TEXT: Final = 1000
 """A ``<form>`` with at least this much text, or half the page's, is a page wrapped in one
 (ASP.NET WebForms and many CMSs put the whole page in a form): its controls go, its
@@ -333,9 +337,12 @@ def _drop_small_forms(tree: LexborHTMLParser, page_chars: int) -> None:
         remove_all([f for size, f in sized if size < _FORM_TEXT and size * 2 < page_chars])
 
 
-def _prepare(tree: LexborHTMLParser, page_chars: int) -> LexborNode | None:
-    """Drop what is never main content; the body, or None. ``page_chars``: the page's visible text."""
-    tree.strip_tags(_DROP_TAGS)
+def _prepare(
+    tree: LexborHTMLParser, page_chars: int, *, invisible_removed: bool = False
+) -> LexborNode | None:
+    """Drop what is never main content; the body, or None. ``page_chars``: the page's visible
+    text; ``invisible_removed``: INVISIBLE_TAGS are already gone from ``tree``."""
+    tree.strip_tags(_DROP_VISIBLE if invisible_removed else _DROP_TAGS)
     _drop_small_forms(tree, page_chars)
     body = tree.body
     if body is not None:
@@ -352,9 +359,10 @@ def _attempt(
     weight_classes: bool,
     clean: bool,
     used: set[str],
+    invisible_removed: bool = False,
 ) -> MainContent:
     """One Readability attempt; adds to ``used`` each filter (flag name) that changed something."""
-    body = _prepare(tree, page_chars)
+    body = _prepare(tree, page_chars, invisible_removed=invisible_removed)
     if body is None:
         return MainContent(nodes=[], method="none")
     blocked = _Blocked() if strip_unlikely else None
@@ -392,6 +400,7 @@ def main_content(
     reparse: Callable[[], LexborHTMLParser],
     page_chars: int = 0,
     score: bool = True,
+    invisible_removed: bool = False,
 ) -> MainContent:
     """Pick the main-content nodes of ``tree`` (destructive: read metadata and links first).
 
@@ -402,6 +411,7 @@ def main_content(
     when the result yields nothing or is implausibly small beside it, the fallbacks run
     (see the module doc). ``page_chars`` is the page's visible text (for the form rule);
     ``score=False`` skips the Readability attempts (pages over the node cap).
+    ``invisible_removed``: the caller already removed INVISIBLE_TAGS from ``tree``.
     """
     if not score:
         return _fallback(tree, page_chars)
@@ -419,7 +429,14 @@ def main_content(
                 continue
             tree = reparse()
             used = set()
-        result = _attempt(tree, page_chars=page_chars, method=_METHODS[retry], used=used, **flags)
+        result = _attempt(
+            tree,
+            page_chars=page_chars,
+            method=_METHODS[retry],
+            used=used,
+            invisible_removed=invisible_removed and not retry,
+            **flags,
+        )
         length = len(result.text.strip())
         if length >= _MIN_TEXT:
             best = (length, result)
@@ -430,7 +447,7 @@ def main_content(
     length, result = best
     if length < _MIN_TEXT:
         fresh = reparse()
-        fresh.strip_tags(["script", "style", "noscript", "template"])
+        fresh.strip_tags(INVISIBLE_TAGS)
         result.article_chars = longest_article(fresh)
         if length < _NOTHING or implausible(length, result.article_chars):
             fallback = _fallback(fresh, page_chars)

@@ -12,7 +12,7 @@ from selectolax.lexbor import LexborHTMLParser
 
 from workers.extract.bounds import flattened, scan
 from workers.extract.charset import decode_html, sniff_encoding
-from workers.extract.content import main_content
+from workers.extract.content import INVISIBLE_TAGS, main_content
 from workers.extract.language import detect_language
 from workers.extract.links import Resolver, base_url, outlinks
 from workers.extract.markdown import plain, render
@@ -27,7 +27,6 @@ __all__ = ["DEFAULT_MAX_DEPTH", "DEFAULT_MAX_NODES", "DEFAULT_MAX_OUTLINKS", "Ex
 DEFAULT_MAX_OUTLINKS = 10_000
 DEFAULT_MAX_NODES = 200_000
 DEFAULT_MAX_DEPTH = 2_000
-_INVISIBLE = ["script", "style", "noscript", "template"]
 
 
 @dataclass(slots=True)
@@ -116,12 +115,16 @@ def extract(
     meta = read_metadata(tree, resolver, content_language=content_language)
     links = outlinks(tree, resolver, max_links=max_outlinks)
     robots = directives(meta=meta_values(tree, robots_token), headers=x_robots_tags, token=robots_token)
-    tree.strip_tags(_INVISIBLE)
+    tree.strip_tags(INVISIBLE_TAGS)
     body = tree.body
     visible_chars = len(body.text(strip=True)) if body is not None else 0
     bounded = shape.tags <= max_nodes
     content = main_content(
-        tree, reparse=lambda: LexborHTMLParser(source), page_chars=visible_chars, score=bounded
+        tree,
+        reparse=lambda: LexborHTMLParser(source),
+        page_chars=visible_chars,
+        score=bounded,
+        invisible_removed=True,
     )
     written = render(content.nodes, resolver) if bounded else plain(content.nodes)
     text = written.text
