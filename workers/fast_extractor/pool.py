@@ -60,6 +60,7 @@ class _Process:
         assert proc.stdin is not None and proc.stdout is not None
         self.stdin = proc.stdin
         self.stdout = proc.stdout
+        self._ps: psutil.Process | None = None
 
     @classmethod
     async def start(cls) -> _Process:
@@ -77,7 +78,9 @@ class _Process:
     def cpu_s(self) -> float:
         """CPU seconds (user + system) the process has used so far; 0.0 once it is gone."""
         try:
-            times = psutil.Process(self.proc.pid).cpu_times()
+            if self._ps is None:
+                self._ps = psutil.Process(self.proc.pid)  # once: the constructor reads /proc twice
+            times = self._ps.cpu_times()
         except psutil.Error:
             return 0.0
         return float(times.user + times.system)
