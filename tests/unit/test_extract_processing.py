@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import signal
 import time
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -106,14 +108,23 @@ def test_cap_utf8_cuts_on_a_character_boundary() -> None:
     assert cap_utf8("é" * 100, 51) == ("é" * 25, True)
 
 
-@pytest.fixture
-async def pool() -> ExtractionPool:
-    p = ExtractionPool(processes=1, deadline_s=5.0)
+@contextlib.asynccontextmanager
+async def _started(
+    *, deadline_s: float, wall_deadline_s: float | None = None
+) -> AsyncIterator[ExtractionPool]:
+    """A started one-process pool, closed on the way out."""
+    p = ExtractionPool(processes=1, deadline_s=deadline_s, wall_deadline_s=wall_deadline_s)
     await p.start()
     try:
-        yield p  # type: ignore[misc]
+        yield p
     finally:
         await p.close()
+
+
+@pytest.fixture
+async def pool() -> AsyncIterator[ExtractionPool]:
+    async with _started(deadline_s=5.0) as p:
+        yield p
 
 
 async def test_the_extraction_process_returns_what_processing_returns(pool: ExtractionPool) -> None:
@@ -146,40 +157,29 @@ def unbounded(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.usefixtures("unbounded")
 async def test_a_page_past_its_deadline_is_dead_and_the_pool_goes_on() -> None:
-    pool = ExtractionPool(processes=1, deadline_s=0.3)
-    await pool.start()
-    try:
-        hostile = SLOW
+    async with _started(deadline_s=0.3) as pool:
         first = pool.pids()
         with pytest.raises(ExtractionError, match="deadline"):
-            await pool.extract(encode(_routed(hostile)))
+            await pool.extract(encode(_routed(SLOW)))
         assert pool.replaced == 1 and pool.pids() != first
         pool.deadline_s = 30.0
         assert (await pool.extract(encode(_routed()))).key == b"a.test"
-    finally:
-        await pool.close()
     assert not pool.pids()
 
 
 async def test_the_deadline_counts_cpu_time_so_a_starved_process_is_not_killed_for_waiting() -> None:
     # SIGSTOP stands in for a loaded machine: the process gets no core for 1.5 s, three times
     # its CPU deadline, and the page is still extracted once it runs.
-    pool = ExtractionPool(processes=1, deadline_s=0.5, wall_deadline_s=30.0)
-    await pool.start()
-    try:
+    async with _started(deadline_s=0.5, wall_deadline_s=30.0) as pool:
         (pid,) = pool.pids()
         os.kill(pid, signal.SIGSTOP)
         asyncio.get_running_loop().call_later(1.5, lambda: os.kill(pid, signal.SIGCONT))
         assert (await pool.extract(encode(_routed()))).key == b"a.test"
         assert pool.replaced == 0 and pool.pids() == [pid]
-    finally:
-        await pool.close()
 
 
 async def test_a_process_that_gets_no_cpu_at_all_still_meets_the_wall_clock_deadline() -> None:
-    pool = ExtractionPool(processes=1, deadline_s=5.0, wall_deadline_s=1.0)
-    await pool.start()
-    try:
+    async with _started(deadline_s=5.0, wall_deadline_s=1.0) as pool:
         (pid,) = pool.pids()
         os.kill(pid, signal.SIGSTOP)
         started = time.monotonic()
@@ -188,8 +188,6 @@ async def test_a_process_that_gets_no_cpu_at_all_still_meets_the_wall_clock_dead
         assert 1.0 <= time.monotonic() - started < 5.0
         assert pool.replaced == 1 and pool.pids() != [pid]
         assert (await pool.extract(encode(_routed()))).key == b"a.test"
-    finally:
-        await pool.close()
 
 
 @pytest.mark.usefixtures("unbounded")
