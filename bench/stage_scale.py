@@ -12,7 +12,8 @@ process. The peer: ``bench/scrapy_peer.py`` (Scrapy, trafilatura per page, JSON 
 Runs alternate (ours, peer, ours, peer …) at each size; the table gives medians and the paired
 ratio. CPU is per page for every process of ours (daemons, broker, PostgreSQL, S3, the CLI),
 from /proc, and for the peer's process. Sizes come from ``STREAMCRAWL_BENCH_SIZES``
-(default ``4000,20000``; ``make bench-scale`` adds 100000). During the largest run of ours,
+(default ``4000,20000``; ``make bench-scale`` adds 100000), alternating pairs per size from
+``STREAMCRAWL_BENCH_PAIRS`` (default 2). During the largest run of ours,
 py-spy samples each daemon: the top functions by own time say where the CPU goes.
 """
 
@@ -225,7 +226,7 @@ def _peer(base: Path, targets: list[str], run: int) -> dict[str, Any]:
 
 async def bench(*, quick: bool) -> list[dict[str, Any]]:
     run_sizes = [300] if quick else sizes()
-    pairs = 1 if quick else 2
+    pairs = 1 if quick else int(os.environ.get("STREAMCRAWL_BENCH_PAIRS", "2"))
     with contextlib.ExitStack() as services:
         base = Path(tempfile.mkdtemp(prefix="streamcrawl-bench-scale-"))
         services.callback(shutil.rmtree, base, ignore_errors=True)
