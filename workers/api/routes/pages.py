@@ -1,6 +1,5 @@
 """``/pages``: search, metadata by hash or URL, content in each stored format."""
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Response
@@ -14,6 +13,7 @@ from workers.api.pages import read_page
 from workers.api.routes.params import (
     NO_NUL,
     Cursor,
+    IsoDatetime,
     as_utc,
     canonical_domain,
     canonical_host,
@@ -93,8 +93,8 @@ def router(settings: Settings) -> APIRouter:
             Query(max_length=200, pattern=NO_NUL, description="Only pages this batch requested."),
         ] = None,
         route: Annotated[Literal["fast", "rich"] | None, Query(description="Extraction path.")] = None,
-        since: Annotated[datetime | None, Query(description="Fetched at or after (ISO 8601).")] = None,
-        until: Annotated[datetime | None, Query(description="Fetched before (ISO 8601).")] = None,
+        since: Annotated[IsoDatetime | None, Query(description="Fetched at or after (ISO 8601).")] = None,
+        until: Annotated[IsoDatetime | None, Query(description="Fetched before (ISO 8601).")] = None,
         order: Annotated[
             Order | None,
             Query(

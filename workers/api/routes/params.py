@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Query, Request
 from fastapi.dependencies.models import Dependant
+from pydantic import BeforeValidator
 
 from workers.api.errors import ApiError, ErrorDetail
 from workers.scope import registered_domain
@@ -15,6 +17,7 @@ from workers.urls import InvalidURL, canonicalize, host_of
 __all__ = [
     "NO_NUL",
     "Cursor",
+    "IsoDatetime",
     "OptionalText",
     "as_utc",
     "canonical_domain",
@@ -33,6 +36,20 @@ Cursor = Annotated[
 ]
 OptionalText = Annotated[str | None, Query(max_length=200, pattern=NO_NUL)]
 """A free-text filter (batch id, error class)."""
+
+_NUMBER = re.compile(r"\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*")
+
+
+def _not_a_number(value: object) -> object:
+    # pydantic reads a number as seconds since 1970 (until=24 is 1970-01-01T00:00:24Z): the
+    # schema says an ISO 8601 date-time, and a bare number is far likelier a mistake.
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+        raise ValueError("expected an ISO 8601 date-time such as 2026-01-31T12:00:00Z, not a number")
+    return value
+
+
+IsoDatetime = Annotated[datetime, BeforeValidator(_not_a_number)]
+"""A date-time query value as the schema states it: ISO 8601 only."""
 
 
 def page_limit(max_page_size: int) -> Any:
