@@ -112,6 +112,50 @@ async def test_two_hosts_on_one_address_share_its_spacing_and_places() -> None:
     assert scheduler.addresses == 1
 
 
+async def test_a_crawl_delayed_host_is_not_starved_by_a_busy_neighbour() -> None:
+    # "slow" asks for 0.2 s on an address where "busy" never pauses: booking gives "slow" its
+    # turns (0, 0.2, 0.4 s) instead of waiting for a quiet address that never comes.
+    scheduler = HostScheduler(concurrency=10, per_host_concurrency=1, per_host_delay_s=0.0, max_delay_s=1.0)
+    done = asyncio.Event()
+    busy_starts = 0
+
+    async def busy() -> None:
+        nonlocal busy_starts
+        while not done.is_set():
+            async with scheduler.slot("busy", ip="10.0.0.1"):
+                busy_starts += 1
+                await asyncio.sleep(0.01)
+
+    async def slow() -> float:
+        began = time.monotonic()
+        for _ in range(3):
+            async with scheduler.slot("slow", delay=0.2, ip="10.0.0.1", ip_delay=0.2):
+                pass
+        done.set()
+        return time.monotonic() - began
+
+    elapsed, _ = await asyncio.wait_for(asyncio.gather(slow(), busy()), timeout=5.0)
+    assert 0.35 <= elapsed < 1.0, elapsed
+    assert busy_starts >= 20  # and the neighbour never waited for the Crawl-delay
+
+
+async def test_delayed_hosts_on_one_address_take_turns() -> None:
+    # A short and a long Crawl-delay on one address: the long one still gets its turns.
+    scheduler = HostScheduler(concurrency=10, per_host_concurrency=1, per_host_delay_s=0.0, max_delay_s=1.0)
+    starts_of: dict[str, list[float]] = {"long": [], "short": []}
+
+    async def run(host: str, delay: float, n: int) -> None:
+        for _ in range(n):
+            async with scheduler.slot(host, delay=delay, ip="10.0.0.1", ip_delay=delay):
+                starts_of[host].append(time.monotonic())
+
+    await asyncio.wait_for(asyncio.gather(run("long", 0.15, 3), run("short", 0.02, 60)), timeout=8.0)
+    assert len(starts_of["long"]) == 3
+    every = sorted(starts_of["long"] + starts_of["short"])
+    assert min(b - a for a, b in itertools.pairwise(every)) >= 0.015  # still one rate per address
+    assert starts_of["long"][-1] - every[0] < 0.8  # not after all of "short" (about 1.2 s)
+
+
 async def test_other_addresses_are_not_held_up() -> None:
     scheduler = HostScheduler(
         concurrency=10, per_host_concurrency=2, per_host_delay_s=0.0, per_ip_concurrency=1

@@ -6,19 +6,24 @@
    per host: waiters sleep on a future, nothing polls), then — when the caller passes the
    address it will connect to — for one of that IP's ``per_ip_concurrency`` places;
 2. wait until ``delay`` seconds have passed since the host's last request *start* and
-   ``ip_delay`` since the IP's last start (the fetcher passes ``max(per_host_delay_s,
-   Crawl-delay)`` and ``max(per_ip_delay_s, Crawl-delay)``: two host names on one address
-   share its rate instead of getting one each), and past any Retry-After recorded with
-   :meth:`HostScheduler.defer`;
+   ``per_ip_delay_s`` since the IP's last start, past any Retry-After recorded with
+   :meth:`HostScheduler.defer`, and — for a host with a Crawl-delay, which the fetcher
+   passes as ``ip_delay`` — until the start time it booked on the address: two host names
+   on one address that ask for a Crawl-delay share one rate instead of getting one each;
 3. take one of the global places (an :class:`~workers.ingestor.load.AdaptiveLimit`, sized
    by the :class:`~workers.ingestor.load.LoadGovernor` when one is given), then re-check
    the clocks (another request may have started meanwhile) before starting.
 
 Places are always taken host first, then IP, then global, so no two requests can wait on
 each other. A request waiting for its turn never holds a global place, so one slow or
-rate-limited host or address cannot starve the others. Each waiter is spaced by its own
-delay against the last start: on a busy address shared with other hosts, a host with a
-long Crawl-delay waits until the address has been quiet that long.
+rate-limited host or address cannot starve the others.
+
+A Crawl-delay is shared on an address by booking, not by waiting for quiet: a delayed
+request books the address's next free time (then the next one is free ``ip_delay`` later),
+so delayed hosts on one address take turns in the order they came, and hosts without a
+Crawl-delay never wait for them nor hold them back. (Waiting until the address had been
+quiet for the Crawl-delay starved a delayed host for as long as another host on the same
+address was busy — on a CDN address, for ever.)
 
 State is created on first use and dropped once idle (no user, delay elapsed): one timer
 per idle period of a host or address (a busy one re-arms it only when it fires), so
@@ -42,13 +47,14 @@ __all__ = ["HostScheduler"]
 class _Queue:
     """The state of one host or one IP address."""
 
-    __slots__ = ("last_start", "not_before", "places", "spacing", "timer", "users")
+    __slots__ = ("booked", "last_start", "not_before", "places", "spacing", "timer", "users")
 
     def __init__(self, places: int) -> None:
         self.places = asyncio.Semaphore(places)
         self.last_start = -1e9  # monotonic time of the last request start
         self.spacing = 0.0  # the spacing the last request asked for
         self.not_before = 0.0  # no start before this (a Retry-After)
+        self.booked = 0.0  # an address's next free time for a request with a Crawl-delay
         self.users = 0
         self.timer: asyncio.TimerHandle | None = None
 
@@ -56,7 +62,7 @@ class _Queue:
         return max(self.last_start + spacing, self.not_before)
 
     def idle_at(self, linger: float) -> float:
-        return self.ready_at(max(self.spacing, linger))
+        return max(self.ready_at(max(self.spacing, linger)), self.booked)
 
 
 class _Table:
@@ -199,7 +205,8 @@ class HostScheduler:
         state.spacing = spacing
         if address is not None:
             address.last_start = now
-            address.spacing = ip_spacing
+            if ip_spacing > self.default_ip_delay:  # started late: the next booking waits from now
+                address.booked = max(address.booked, now + ip_spacing)
         return (state, address), now - entered
 
     def _release(self, host: str, ip: str | None, state: _Queue, address: _Queue | None) -> None:
@@ -223,18 +230,22 @@ class HostScheduler:
         self, state: _Queue, spacing: float, address: _Queue | None, ip_spacing: float
     ) -> None:
         """Return holding a global place at a moment the host's and the IP's spacing allow."""
+        booking = 0.0
+        if address is not None and ip_spacing > self.default_ip_delay:
+            booking = max(self._ready(state, spacing, address), address.booked)
+            address.booked = booking + ip_spacing
         while True:
-            ready = state.ready_at(spacing)
-            if address is not None:
-                ready = max(ready, address.ready_at(ip_spacing))
-            wait = ready - self._clock()
+            wait = max(self._ready(state, spacing, address), booking) - self._clock()
             if wait > 0:
                 await asyncio.sleep(wait)
                 continue
             await self._global.acquire()
-            ready = state.ready_at(spacing)
-            if address is not None:
-                ready = max(ready, address.ready_at(ip_spacing))
-            if ready <= self._clock():
+            if self._ready(state, spacing, address) <= self._clock():
                 return
             self._global.release()  # someone started meanwhile: wait again
+
+    def _ready(self, state: _Queue, spacing: float, address: _Queue | None) -> float:
+        ready = max(state.ready_at(spacing), self._clock())
+        if address is not None:
+            ready = max(ready, address.ready_at(self.default_ip_delay))
+        return ready
