@@ -239,7 +239,7 @@ class IngestorSettings(BaseSettings):
     per_ip_concurrency: int = 8
     """Requests in flight to one IP address at a time, whatever host names point to it."""
     per_ip_delay_s: float = 0.0
-    """Minimum delay between two request starts to one IP address; a robots.txt Crawl-delay applies per address as well as per host. 0 by default: one address often serves many unrelated sites (shared hosting, CDNs)."""
+    """Minimum delay between two request starts to one IP address; a robots.txt Crawl-delay applies per address as well as per host (hosts with one take turns on the address; hosts without one are not held back by them). 0 by default: one address often serves many unrelated sites (shared hosting, CDNs)."""
     crawl_delay_cap_s: float = 10.0
     """robots.txt Crawl-delay is honoured up to this many seconds."""
     robots_ttl_s: float = 3600.0
