@@ -30,6 +30,7 @@ from workers.demoweb.hosts import demo_host, resolve_overrides
 from workers.kafka import make_producer
 from workers.lists import parse_list_lines
 from workers.settings import (
+    ApiSettings,
     DagsterSettings,
     IngestorSettings,
     KafkaSettings,
@@ -64,6 +65,7 @@ def stack() -> Iterator[Settings]:
             s3=S3Settings(endpoint=f"127.0.0.1:{free_port_with_grpc()}"),
             ingestor=IngestorSettings(allow_private_networks=True, resolve_overrides=resolve_overrides()),
             dagster=DagsterSettings(frontier_max_rank=20, frontier_partition_size=10, dlq_max_attempts=2),
+            api=ApiSettings(port=free_port()),
         )
         stack = Stack(settings)
         demo = DemoWebServer(stack=stack_settings, paths=stack.paths)
