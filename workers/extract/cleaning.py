@@ -15,7 +15,7 @@ from typing import Final
 
 from selectolax.lexbor import LexborNode
 
-from workers.extract.signals import class_weight, has_ancestor, is_byline
+from workers.extract.signals import BYLINE_SELECTOR, class_weight, has_ancestor, is_byline
 
 __all__ = ["clean_conditionally", "drop_bylines", "is_data_table"]
 
@@ -185,7 +185,6 @@ def clean_conditionally(roots: list[LexborNode]) -> tuple[list[LexborNode], int]
 
 
 _BYLINE_CHARS: Final = 100
-_BYLINE_CANDIDATES: Final = "[class], [id], [rel], [itemprop]"
 
 
 def drop_bylines(roots: list[LexborNode]) -> list[LexborNode]:
@@ -195,7 +194,7 @@ def drop_bylines(roots: list[LexborNode]) -> list[LexborNode]:
     document order, as Readability takes one byline. Returns the surviving roots."""
     root_ids = {r.mem_id for r in roots}
     for root in roots:
-        for node in root.css(_BYLINE_CANDIDATES):
+        for node in root.css(BYLINE_SELECTOR):
             if (
                 node.mem_id not in root_ids
                 and is_byline(node)

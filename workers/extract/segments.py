@@ -20,12 +20,18 @@ whose nearest decided neighbours on both sides are bad is bad. Bad blocks are dr
 Headings are never dropped. Content without a good block is left as it is (a link
 directory, a table of contents, a short page). Calibrated on CleanEval (bench/quality.py
 TUNED_ON) with jusText's published defaults as the starting point.
+
+Before the classes are decided, an announced trail ("Related stories:", "You may also
+like" and the teasers after it) is cut whatever its blocks look like
+(workers/extract/trailers.py).
 """
 
 from __future__ import annotations
 
 import re
 from typing import Final
+
+from workers.extract.trailers import cut_trailers
 
 __all__ = ["BAD_LINK_DENSITY", "GOOD_CHARS", "GOOD_LINK_DENSITY", "SHORT_CHARS", "prune"]
 
@@ -90,6 +96,11 @@ def prune(body: str) -> str:
         return body
     segments = body.split(_PARA)
     sizes = [_chars(s) for s in segments]
+    kept = cut_trailers(segments, sizes)
+    if len(kept) != len(segments):
+        segments = [segments[i] for i in kept]
+        sizes = [sizes[i] for i in kept]
+        body = _PARA.join(segments)
     kinds = [_kind(s, size) if size else _EXEMPT for s, size in zip(segments, sizes, strict=True)]
     if _GOOD not in kinds:
         return body

@@ -14,6 +14,7 @@ import ahocorasick_rs
 from selectolax.lexbor import LexborNode
 
 __all__ = [
+    "BYLINE_SELECTOR",
     "HIDDEN_SELECTOR",
     "class_weight",
     "has_ancestor",
@@ -52,7 +53,8 @@ _IS_NEGATIVE: Final = _Words(
     "-ad-|hidden|banner|combx|comment|com-|contact|footer|gdpr|masthead|media|meta|outbrain|promo|"
     "related|scroll|share|shoutbox|sidebar|skyscraper|sponsor|shopping|tags|widget"
 )
-_IS_BYLINE: Final = _Words("byline|author|dateline|writtenby|p-author")
+_BYLINE_WORDS: Final = "byline|author|dateline|writtenby|p-author"
+_IS_BYLINE: Final = _Words(_BYLINE_WORDS)
 _UNLIKELY_ROLES: Final = frozenset(
     {"menu", "menubar", "complementary", "navigation", "alert", "alertdialog", "dialog"}
 )
@@ -64,6 +66,12 @@ HIDDEN_SELECTOR: Final = (
     '[style*="visibility:hidden" i], [style*="visibility: hidden" i]'
 )
 """Elements Readability treats as invisible."""
+BYLINE_SELECTOR: Final = ", ".join(
+    ['[rel="author" i]', '[itemprop*="author" i]']
+    + [f'[{attr}*="{word}" i]' for attr in ("class", "id") for word in _BYLINE_WORDS.split("|")]
+)
+"""Every element :func:`is_byline` can accept, and a few more (lexbor tests this in C, so the
+Python test runs on these candidates only, not on every element with a class or an id)."""
 
 _weights: dict[tuple[str, str], int] = {}
 _unlikely: dict[tuple[str, str, str], bool] = {}
