@@ -41,8 +41,20 @@ class FakeProducer:
         self.refuse_send = refuse_send or set()
         self.sent: list[tuple[str, bytes]] = []
         self.acked: list[tuple[str, bytes]] = []
+        self.partitions: list[int | None] = []
 
-    async def send(self, topic: str, value: bytes, key: bytes | None = None, headers: Any = None) -> Any:
+    async def partitions_for(self, topic: str) -> set[int]:
+        return {0, 1, 2}
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None = None,
+        headers: Any = None,
+        partition: int | None = None,
+    ) -> Any:
+        self.partitions.append(partition)
         if value in self.refuse_send:
             raise MessageSizeTooLargeError("The message is 17000000 bytes when serialized")
         self.sent.append((topic, value))
@@ -118,3 +130,30 @@ def test_a_letter_always_fits_and_says_when_its_payload_was_cut() -> None:
         record=_item(8, b"abc").record, stage="router", exc=KeyError("k"), attempt=2, first_failure_at=1.0
     )
     assert small.payload == b"abc" and not small.payload_truncated and letter.offset == 7
+
+
+class BatchPartitionWorker(EmittingWorker):
+    async def handle_batch(self, batch: Sequence[Incoming]) -> None:
+        partition = await self.batch_partition(PROCESS_FAST)
+        for item in batch:
+            value = b"out-%d" % item.record.offset
+            await self.emit_raw(
+                PROCESS_FAST, value, key=b"k%d" % item.record.offset, trace_id="t", attempt=1,
+                source=item, partition=partition,
+            )  # fmt: skip
+
+
+async def test_a_batch_goes_to_one_partition_and_the_next_batch_to_the_next() -> None:
+    producer = FakeProducer({})
+    worker = BatchPartitionWorker(producer)
+    await worker._handle_with_policy([_item(0), _item(1), _item(2)])
+    await worker._handle_with_policy([_item(3), _item(4)])
+    first, second = producer.partitions[:3], producer.partitions[3:]
+    assert len(set(first)) == 1 and len(set(second)) == 1
+    assert first[0] is not None and second[0] == (first[0] + 1) % 3
+
+
+async def test_outputs_without_a_partition_go_by_key() -> None:
+    producer = FakeProducer({})
+    await EmittingWorker(producer)._handle_with_policy([_item(0), _item(1)])
+    assert producer.partitions == [None, None]

@@ -58,6 +58,8 @@ class Output:
     headers: list[tuple[str, bytes]]
     source: Any = None
     """The ``Incoming`` it was produced for (dead-lettered if the record is refused)."""
+    partition: int | None = None
+    """Set: produced to this partition (see ``FailurePolicy.batch_partition``); None: by key."""
     future: asyncio.Future[Any] | None = None
     acked: bool = False
 
@@ -92,7 +94,9 @@ def _retrieve(future: asyncio.Future[Any]) -> None:
 
 async def send(producer: AIOKafkaProducer, output: Output) -> None:
     """Enqueue ``output`` (sets ``output.future``); raises the KafkaError for the caller to classify."""
-    future = await producer.send(output.topic, output.value, key=output.key, headers=output.headers)
+    future = await producer.send(
+        output.topic, output.value, key=output.key, headers=output.headers, partition=output.partition
+    )
     future.add_done_callback(_retrieve)
     output.future = future
 

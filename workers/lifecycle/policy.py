@@ -16,6 +16,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar, TypeVar
@@ -65,6 +66,7 @@ class FailurePolicy(abc.ABC):
     topics: StageTopics
     _stopping: asyncio.Event
     _producer: AIOKafkaProducer | None
+    _sticky_turns: dict[str, int]
 
     @abc.abstractmethod
     async def handle_batch(self, batch: Sequence[Incoming]) -> None: ...
@@ -205,11 +207,47 @@ class FailurePolicy(abc.ABC):
             await self.dead_letter(item, exc, first_failure_at=time.time())
             return None
 
-    async def emit(self, topic: Topic, message: Message, *, key: bytes | None, source: Incoming) -> None:
+    async def emit(
+        self,
+        topic: Topic,
+        message: Message,
+        *,
+        key: bytes | None,
+        source: Incoming,
+        partition: int | None = None,
+    ) -> None:
         """Produce ``message`` downstream; the lifecycle awaits its ack before committing ``source``."""
         await self.emit_raw(
-            topic, encode(message), key=key, trace_id=source.trace_id, attempt=1, source=source
+            topic,
+            encode(message),
+            key=key,
+            trace_id=source.trace_id,
+            attempt=1,
+            source=source,
+            partition=partition,
         )
+
+    async def batch_partition(self, topic: Topic) -> int | None:
+        """One partition of ``topic`` for all of a batch's outputs, the next one each call.
+
+        For topics whose consumers need no per-key order (``processed.final``,
+        ``storage.saved``: their sinks are idempotent per URL). Partitioned by key, a batch of
+        20 pages lands in up to 12 partitions, so every produce request carries a few
+        records per partition, and the broker writes (and an object-store log like Tansu's
+        PUTs) one batch per partition. Kafka's own answer for keyless records is the sticky
+        partitioner (KIP-480), which aiokafka lacks; this is it, per handled batch. The key
+        stays on the record. None (partition by key) when the topic's metadata is unknown.
+        """
+        producer = self._producer
+        if producer is None:
+            return None
+        partitions: list[int] = sorted(await producer.partitions_for(topic.name) or ())
+        if not partitions:
+            return None
+        turn = self._sticky_turns.get(topic.name, random.randrange(len(partitions)))
+        self._sticky_turns[topic.name] = turn + 1
+        chosen: int = partitions[turn % len(partitions)]
+        return chosen
 
     async def emit_raw(
         self,
@@ -220,10 +258,11 @@ class FailurePolicy(abc.ABC):
         trace_id: str,
         attempt: int,
         source: Incoming | None = None,
+        partition: int | None = None,
     ) -> None:
         """Produce an encoded record. Inside ``handle_batch`` the ack is awaited (and the send
         retried) after the handler returns; a refused record dead-letters ``source``."""
-        output = Output(topic.name, value, key, make_headers(trace_id, attempt), source)
+        output = Output(topic.name, value, key, make_headers(trace_id, attempt), source, partition)
         outputs = batch_outputs.get()
         if outputs is None:
             await self._produce_now(output)

@@ -90,6 +90,7 @@ class Worker(FailurePolicy, PartitionOwnership):
         self.topics = STAGES[self.stage]
         self._client_id = client_id or f"streamcrawl-{self.stage.value}"
         self._producer: AIOKafkaProducer | None = None
+        self._sticky_turns: dict[str, int] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self._admin: AIOKafkaAdminClient | None = None
         self._markers: CrashMarkers | None = None

@@ -95,7 +95,10 @@ class StorageWriter(Worker):
             return
         with WRITE_SECONDS.time():
             stored = await self.store.save_batch(pages)
+        partition = await self.batch_partition(STORAGE_SAVED)  # one broker batch per write batch
         for result, source in zip(stored, sources, strict=True):
-            await self.emit(STORAGE_SAVED, result, key=result.url_hash.encode(), source=source)
+            await self.emit(
+                STORAGE_SAVED, result, key=result.url_hash.encode(), source=source, partition=partition
+            )
             OUTCOMES.labels(result.outcome).inc()
         SAVED.inc(sum(1 for s in stored if s.outcome == "stored"))
