@@ -69,6 +69,8 @@ def make_consumer(
         auto_offset_reset=auto_offset_reset,
         max_poll_records=max_poll_records,
         fetch_max_bytes=64 * 1024 * 1024,
+        fetch_min_bytes=settings.fetch_min_bytes,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
         max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
         session_timeout_ms=settings.session_timeout_ms,
         heartbeat_interval_ms=settings.heartbeat_interval_ms,

@@ -118,6 +118,10 @@ class KafkaSettings(BaseSettings):
     """Consumer group heartbeat interval."""
     commit_interval_s: float = 1.0
     """How often workers commit the offsets of fully handled records."""
+    fetch_min_bytes: int = 1
+    """Consumer fetch: the broker answers once this many bytes are ready (or the wait is over)."""
+    fetch_max_wait_ms: int = 500
+    """Consumer fetch: the longest the broker holds a fetch waiting for fetch_min_bytes."""
     request_timeout_ms: int = 30_000
     """Client request timeout: a produce not acknowledged within it fails and is sent again by the worker."""
 
