@@ -36,7 +36,7 @@ from typing import Any
 
 from tests.helpers.ledger import crawl_batch
 from tests.helpers.pipeline import Pipeline
-from tests.helpers.services import start_kafka, start_postgres, start_s3
+from tests.helpers.services import production_group_timing, start_kafka, start_postgres, start_s3
 from workers.demoweb import DemoWeb
 from workers.demoweb.data import DataFiles, locate_data_dir
 from workers.settings import IngestorSettings, Settings, StackSettings
@@ -236,6 +236,7 @@ async def bench(*, quick: bool) -> list[dict[str, Any]]:
         pg_c, pg = start_postgres(base / "pg")
         services.callback(pg_c.stop)
         kafka_c, kafka, _ = start_kafka(base / "kafka", s3=s3)
+        kafka = production_group_timing(kafka)
         services.callback(kafka_c.stop)
         settings = Settings(
             stack=StackSettings(data_dir=base / "data"),
