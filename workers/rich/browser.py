@@ -39,6 +39,7 @@ from typing import IO
 import psutil
 
 from workers.errors import ConfigError, StackError
+from workers.rich.devtools import browser_ws_url
 from workers.rich.memory import TreeMemory, tree_memory
 
 __all__ = [
@@ -249,6 +250,8 @@ class ChromiumProcess:
         self.slot = slot
         self.extra_args = tuple(extra_args)
         self.cdp_url: str | None = None
+        self.ws_url: str | None = None
+        """The browser's DevTools WebSocket endpoint (``ws://127.0.0.1:<port>/devtools/browser/<id>``)."""
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -288,9 +291,10 @@ class ChromiumProcess:
         self._write_pid_file()
         deadline = time.monotonic() + timeout_s
         while True:
-            port = _read_port(port_file)
-            if port is not None:
+            port, ws_url = _read_port(port_file)
+            if port is not None and ws_url is not None:  # Chromium writes both lines
                 self.cdp_url = f"http://127.0.0.1:{port}"
+                self.ws_url = ws_url
                 return self.cdp_url
             if self._proc.poll() is not None:
                 raise StackError(
@@ -369,12 +373,16 @@ def _die_with_parent() -> None:  # pragma: no cover - only without setpriv
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def _read_port(port_file: Path) -> int | None:
+def _read_port(port_file: Path) -> tuple[int | None, str | None]:
+    """(port, browser WebSocket URL) from ``DevToolsActivePort``; (None, None) until it is written."""
     try:
-        first = port_file.read_text().split("\n", 1)[0].strip()
+        text = port_file.read_text()
     except OSError:
-        return None
-    return int(first) if first.isdigit() else None
+        return None, None
+    first = text.split("\n", 1)[0].strip()
+    if not first.isdigit():
+        return None, None
+    return int(first), browser_ws_url(text)
 
 
 def _tail(path: Path, limit: int = 600) -> str:

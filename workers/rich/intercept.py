@@ -1,7 +1,8 @@
 """The browser's side of the guard: every request a tab makes is answered here.
 
 :meth:`Interceptor.attach` pauses, once per tab, every request of that tab at the
-DevTools ``Fetch`` domain (a CDP session of the tab, ``Fetch.enable`` for ``*``): its
+DevTools ``Fetch`` domain (a session of the tab on the renderer's own DevTools connection,
+devtools.py, ``Fetch.enable`` for ``*``): its
 frames, iframes included, and its dedicated workers (measured: their requests pause in
 the tab's session, attributed to the main frame). Per browser context it also installs
 a WebSocket route. Then:
@@ -40,12 +41,12 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import inspect
 import logging
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from workers.rich.devtools import DevTools, DevToolsSession
 from workers.rich.document import Document
 from workers.rich.guard import PageBudget, Refusal, RequestGuard, SubRequest
 from workers.urls import InvalidURL, canonicalize
@@ -112,7 +113,7 @@ class _Tab:
 
     __slots__ = ("cdp", "main_frame")
 
-    def __init__(self, cdp: Any, main_frame: str) -> None:
+    def __init__(self, cdp: DevToolsSession, main_frame: str) -> None:
         self.cdp = cdp
         self.main_frame = main_frame
 
@@ -126,8 +127,9 @@ class Interceptor:
         self._tabs: dict[Any, _Tab] = {}
         self._contexts: list[Any] = []
 
-    async def attach(self, page: Any) -> None:
-        """Pause every request of ``page`` for us, and route its context's WebSockets (idempotent).
+    async def attach(self, page: Any, devtools: DevTools) -> None:
+        """Pause every request of ``page`` for us on ``devtools`` (the renderer's own connection to
+        the browser, devtools.py), and route its context's WebSockets (idempotent).
 
         Call before the tab's first navigation. No other page of the context may be in
         creation meanwhile: a tab created while the WebSocket route is being registered
@@ -140,16 +142,20 @@ class Interceptor:
             context.once("close", lambda _context: self._forget(context))
         if page in self._tabs:
             return
-        cdp = await context.new_cdp_session(page)
+        # Playwright's CDP session only names the tab's target; its traffic goes over ours.
+        probe = await context.new_cdp_session(page)
+        try:
+            info = await probe.send("Target.getTargetInfo")
+        finally:
+            with contextlib.suppress(Exception):
+                await probe.detach()
+        cdp = await devtools.attach(str(info["targetInfo"]["targetId"]))
         tree = await cdp.send("Page.getFrameTree")
         tab = _Tab(cdp, str(tree["frameTree"]["frame"]["id"]))
 
         async def on_paused(event: dict[str, Any]) -> None:
             await self._on_paused(page, tab, event)
 
-        # Playwright reads a handler's signature at every event to count its arguments;
-        # a precomputed one spares an inspect.signature() per request (~3% of our loop).
-        on_paused.__signature__ = inspect.signature(on_paused)  # type: ignore[attr-defined]
         cdp.on("Fetch.requestPaused", on_paused)
         await cdp.send("Fetch.enable", _PATTERNS)
         self._tabs[page] = tab

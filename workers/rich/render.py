@@ -342,7 +342,7 @@ class Renderer:
 
     async def _load(self, slot: _Slot, document: Document, budget: PageBudget) -> tuple[str, bool]:
         session = self._session
-        if session is None or session.manager is None or not session.alive:
+        if session is None or session.manager is None or session.devtools is None or not session.alive:
             self._request_restart("crash")
             reason = self._start_error or "restarting"
             raise tagged(TransientFetchError(f"browser unavailable ({reason})"), "browser_crash")
@@ -354,7 +354,7 @@ class Renderer:
             async with asyncio.timeout(timeout_s):
                 async with self._tabs:  # see Interceptor.attach
                     page = await session.page(slot.config)
-                    await self._interceptor.attach(page)
+                    await self._interceptor.attach(page, session.devtools)
                 with self._interceptor.serving(page, document, budget) as state:
                     await page.goto(url, wait_until="commit", timeout=timeout_s * 1000)
                     if not state.served:  # never expected: the navigation was not ours to answer

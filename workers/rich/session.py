@@ -23,8 +23,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from websockets.exceptions import InvalidHandshake
+
 from workers.errors import StackError
 from workers.rich.browser import ChromiumProcess, ProfileSlot
+from workers.rich.devtools import DevTools
 from workers.rich.failures import short
 from workers.rich.memory import TreeMemory
 from workers.rich.scripts import INIT_JS
@@ -63,6 +66,8 @@ class BrowserSession:
         self.crawl4ai_dir = crawl4ai_dir
         self.user_agent = user_agent
         self.manager: Any = None
+        self.devtools: DevTools | None = None
+        """Our own connection to the browser, for the guard's interception (devtools.py)."""
 
     @property
     def alive(self) -> bool:
@@ -92,6 +97,12 @@ class BrowserSession:
             await self.chromium.stop()
             raise StackError(f"could not connect to Chromium over CDP: {short(exc)}") from exc
         self.manager = manager
+        try:
+            assert self.chromium.ws_url is not None  # start() returns once it is known
+            self.devtools = await DevTools.connect(self.chromium.ws_url, timeout_s=timeout_s)
+        except (OSError, TimeoutError, InvalidHandshake) as exc:
+            await self.close()
+            raise StackError(f"could not open a DevTools connection to Chromium: {short(exc)}") from exc
         log.info("Chromium started: pid=%s profile=%s", self.chromium.pid, self.chromium.slot.user_data_dir)
 
     async def page(self, run_config: Any) -> Any:
@@ -118,7 +129,10 @@ class BrowserSession:
     async def close(self) -> None:
         """Stop Chromium first (Playwright calls then fail fast), then Crawl4AI and its driver."""
         manager, self.manager = self.manager, None
+        devtools, self.devtools = self.devtools, None
         await self.chromium.stop()
+        if devtools is not None:
+            await devtools.close()
         if manager is None:
             return
         try:
