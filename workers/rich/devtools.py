@@ -83,14 +83,6 @@ class DevToolsSession:
             raise DevToolsClosed(f"{method}: the session of target {self.target_id} is detached")
         return await self._devtools.send(method, params, session_id=self.session_id)
 
-    async def detach(self) -> None:
-        """Detach from the target (idempotent; a gone browser counts as detached)."""
-        if self.closed:
-            return
-        with contextlib.suppress(DevToolsError):
-            await self._devtools.send("Target.detachFromTarget", {"sessionId": self.session_id})
-        self._devtools._detached(self.session_id)
-
 
 class DevTools:
     """One WebSocket to Chromium's browser endpoint (see the module docstring)."""

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from websockets.exceptions import InvalidHandshake
+from websockets.exceptions import WebSocketException
 
 from workers.errors import StackError
 from workers.rich.browser import ChromiumProcess, ProfileSlot
@@ -98,9 +98,10 @@ class BrowserSession:
             raise StackError(f"could not connect to Chromium over CDP: {short(exc)}") from exc
         self.manager = manager
         try:
-            assert self.chromium.ws_url is not None  # start() returns once it is known
+            if self.chromium.ws_url is None:  # start() returns once it is known: never expected
+                raise OSError("Chromium did not name its DevTools endpoint")
             self.devtools = await DevTools.connect(self.chromium.ws_url, timeout_s=timeout_s)
-        except (OSError, TimeoutError, InvalidHandshake) as exc:
+        except (OSError, TimeoutError, WebSocketException) as exc:
             await self.close()
             raise StackError(f"could not open a DevTools connection to Chromium: {short(exc)}") from exc
         log.info("Chromium started: pid=%s profile=%s", self.chromium.pid, self.chromium.slot.user_data_dir)
