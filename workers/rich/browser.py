@@ -291,10 +291,10 @@ class ChromiumProcess:
         self._write_pid_file()
         deadline = time.monotonic() + timeout_s
         while True:
-            port, ws_url = _read_port(port_file)
-            if port is not None and ws_url is not None:  # Chromium writes both lines
+            found = _read_port(port_file)
+            if found is not None:
+                port, self.ws_url = found
                 self.cdp_url = f"http://127.0.0.1:{port}"
-                self.ws_url = ws_url
                 return self.cdp_url
             if self._proc.poll() is not None:
                 raise StackError(
@@ -373,16 +373,14 @@ def _die_with_parent() -> None:  # pragma: no cover - only without setpriv
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def _read_port(port_file: Path) -> tuple[int | None, str | None]:
-    """(port, browser WebSocket URL) from ``DevToolsActivePort``; (None, None) until it is written."""
+def _read_port(port_file: Path) -> tuple[int, str] | None:
+    """(port, browser WebSocket URL) from ``DevToolsActivePort``; None until Chromium wrote both lines."""
     try:
         text = port_file.read_text()
     except OSError:
-        return None, None
-    first = text.split("\n", 1)[0].strip()
-    if not first.isdigit():
-        return None, None
-    return int(first), browser_ws_url(text)
+        return None
+    ws_url = browser_ws_url(text)  # it checks the port line too
+    return (int(text.split("\n", 1)[0]), ws_url) if ws_url is not None else None
 
 
 def _tail(path: Path, limit: int = 600) -> str:

@@ -131,11 +131,10 @@ class DevTools:
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[message["id"]] = (future, session_id)
         try:
-            await self._ws.send(json.dumps(message, separators=(",", ":")))
-        except ConnectionClosed as exc:
-            self._pending.pop(message["id"], None)
-            raise DevToolsClosed(f"{method}: the DevTools connection closed ({exc})") from exc
-        try:
+            try:
+                await self._ws.send(json.dumps(message, separators=(",", ":")))
+            except ConnectionClosed as exc:
+                raise DevToolsClosed(f"{method}: the DevTools connection closed ({exc})") from exc
             return await future
         finally:
             self._pending.pop(message["id"], None)
