@@ -60,6 +60,16 @@ async def browser() -> AsyncIterator[tuple[FakeBrowser, str]]:
         yield fake, f"ws://127.0.0.1:{port}/devtools/browser/abc"
 
 
+@pytest.fixture
+async def connected(browser: tuple[FakeBrowser, str]) -> AsyncIterator[tuple[FakeBrowser, DevTools]]:
+    fake, url = browser
+    devtools = await DevTools.connect(url)
+    try:
+        yield fake, devtools
+    finally:
+        await devtools.close()
+
+
 def test_browser_ws_url_reads_chromiums_port_file() -> None:
     text = "41235\n/devtools/browser/6f1c-22\n"
     assert browser_ws_url(text) == "ws://127.0.0.1:41235/devtools/browser/6f1c-22"
@@ -67,74 +77,62 @@ def test_browser_ws_url_reads_chromiums_port_file() -> None:
     assert browser_ws_url("") is None
 
 
-async def test_commands_are_answered_by_id_and_tagged_with_their_session(browser: Any) -> None:
-    fake, url = browser
-    devtools = await DevTools.connect(url)
-    try:
-        session = await devtools.attach("T1")
-        assert session.session_id == "S-T1"
-        a, b = await asyncio.gather(session.send("Page.a", {"n": 1}), session.send("Page.b", {"n": 2}))
-        assert a == {"echo": {"n": 1}} and b == {"echo": {"n": 2}}
-        assert fake.received[0] == {
-            "id": 1,
-            "method": "Target.attachToTarget",
-            "params": {"targetId": "T1", "flatten": True},
-        }
-        assert {m.get("sessionId") for m in fake.received[1:]} == {"S-T1"}
-        with pytest.raises(DevToolsError, match="no such thing"):
-            await session.send("Fail.me")
-    finally:
-        await devtools.close()
+async def test_commands_are_answered_by_id_and_tagged_with_their_session(connected: Any) -> None:
+    fake, devtools = connected
+    session = await devtools.attach("T1")
+    assert session.session_id == "S-T1"
+    a, b = await asyncio.gather(session.send("Page.a", {"n": 1}), session.send("Page.b", {"n": 2}))
+    assert a == {"echo": {"n": 1}} and b == {"echo": {"n": 2}}
+    assert fake.received[0] == {
+        "id": 1,
+        "method": "Target.attachToTarget",
+        "params": {"targetId": "T1", "flatten": True},
+    }
+    assert {m.get("sessionId") for m in fake.received[1:]} == {"S-T1"}
+    with pytest.raises(DevToolsError, match="no such thing"):
+        await session.send("Fail.me")
 
 
-async def test_events_reach_their_sessions_handler_as_tasks(browser: Any) -> None:
-    fake, url = browser
-    devtools = await DevTools.connect(url)
-    try:
-        one, two = await devtools.attach("T1"), await devtools.attach("T2")
-        seen: list[tuple[str, int]] = []
-        release = asyncio.Event()
+async def test_events_reach_their_sessions_handler_as_tasks(connected: Any) -> None:
+    fake, devtools = connected
+    one, two = await devtools.attach("T1"), await devtools.attach("T2")
+    seen: list[tuple[str, int]] = []
+    release = asyncio.Event()
 
-        async def slow(params: dict[str, Any]) -> None:
-            await release.wait()  # a handler awaiting the guard must not block the socket
-            seen.append(("slow", params["n"]))
+    async def slow(params: dict[str, Any]) -> None:
+        await release.wait()  # a handler awaiting the guard must not block the socket
+        seen.append(("slow", params["n"]))
 
-        async def fast(params: dict[str, Any]) -> None:
-            seen.append(("fast", params["n"]))
+    async def fast(params: dict[str, Any]) -> None:
+        seen.append(("fast", params["n"]))
 
-        one.on("Fetch.requestPaused", slow)
-        two.on("Fetch.requestPaused", fast)
-        await fake.push({"method": "Fetch.requestPaused", "sessionId": "S-T1", "params": {"n": 1}})
-        await fake.push({"method": "Fetch.requestPaused", "sessionId": "S-T2", "params": {"n": 2}})
-        await fake.push({"method": "Fetch.requestPaused", "sessionId": "S-unknown", "params": {"n": 3}})
-        assert await two.send("Page.ping") == {"echo": {}}  # answered while `slow` still waits
-        assert seen == [("fast", 2)]
-        release.set()
-        for _ in range(50):
-            if len(seen) == 2:
-                break
-            await asyncio.sleep(0.01)
-        assert seen == [("fast", 2), ("slow", 1)]
-    finally:
-        await devtools.close()
+    one.on("Fetch.requestPaused", slow)
+    two.on("Fetch.requestPaused", fast)
+    await fake.push({"method": "Fetch.requestPaused", "sessionId": "S-T1", "params": {"n": 1}})
+    await fake.push({"method": "Fetch.requestPaused", "sessionId": "S-T2", "params": {"n": 2}})
+    await fake.push({"method": "Fetch.requestPaused", "sessionId": "S-unknown", "params": {"n": 3}})
+    assert await two.send("Page.ping") == {"echo": {}}  # answered while `slow` still waits
+    assert seen == [("fast", 2)]
+    release.set()
+    for _ in range(50):
+        if len(seen) == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert seen == [("fast", 2), ("slow", 1)]
 
 
-async def test_a_detached_session_fails_its_waiting_commands(browser: Any) -> None:
-    fake, url = browser
-    devtools = await DevTools.connect(url)
-    try:
-        gone, kept = await devtools.attach("T1"), await devtools.attach("T2")
-        waiting = asyncio.create_task(gone.send("Hang.forever"))
-        await asyncio.sleep(0.05)
-        await fake.push({"method": "Target.detachedFromTarget", "params": {"sessionId": "S-T1"}})
-        with pytest.raises(DevToolsClosed):
-            await asyncio.wait_for(waiting, 2)
-        assert gone.closed
-        with pytest.raises(DevToolsClosed):
-            await gone.send("Page.enable")
-        assert await kept.send("Page.enable") == {"echo": {}}  # other tabs carry on
-    finally:
-        await devtools.close()
+async def test_a_detached_session_fails_its_waiting_commands(connected: Any) -> None:
+    fake, devtools = connected
+    gone, kept = await devtools.attach("T1"), await devtools.attach("T2")
+    waiting = asyncio.create_task(gone.send("Hang.forever"))
+    await asyncio.sleep(0.05)
+    await fake.push({"method": "Target.detachedFromTarget", "params": {"sessionId": "S-T1"}})
+    with pytest.raises(DevToolsClosed):
+        await asyncio.wait_for(waiting, 2)
+    assert gone.closed
+    with pytest.raises(DevToolsClosed):
+        await gone.send("Page.enable")
+    assert await kept.send("Page.enable") == {"echo": {}}  # other tabs carry on
 
 
 async def test_a_closed_connection_fails_everything_waiting(browser: Any) -> None:
