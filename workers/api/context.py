@@ -16,6 +16,7 @@ from workers.api.ratelimit import KeyRateLimiter
 from workers.errors import DependencyUnavailable
 from workers.settings import Settings
 from workers.storage import PageStore
+from workers.storage.pages import PG_CONNECTION_ERRORS
 
 __all__ = ["ApiContext", "get_context"]
 
@@ -43,13 +44,7 @@ class ApiContext:
         if used:
             try:
                 await touch_keys(self.store.pool, sorted(used))
-            except (
-                OSError,
-                TimeoutError,
-                asyncpg.PostgresError,
-                asyncpg.InterfaceError,
-                DependencyUnavailable,
-            ) as exc:
+            except (*PG_CONNECTION_ERRORS, asyncpg.PostgresError, DependencyUnavailable) as exc:
                 log.warning("could not record API key use: %s", exc)
 
     async def _touch_loop(self) -> None:

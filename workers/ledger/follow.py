@@ -19,6 +19,7 @@ from workers.ledger.batches import BatchSpec
 from workers.ledger.progress import BatchProgress, read_progress
 from workers.ledger.publish import PublishResult, publish_batch
 from workers.settings import PostgresSettings, Settings
+from workers.storage.pages import PG_CONNECTION_ERRORS
 
 __all__ = ["connect", "follow_batch", "run_batch"]
 
@@ -78,13 +79,7 @@ async def run_batch(
     return result, await _follow_through_outages(settings, spec.batch, timeout_s=timeout_s, on_tick=on_tick)
 
 
-_LOST = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    DependencyUnavailable,
-)
+_LOST = (*PG_CONNECTION_ERRORS, asyncpg.PostgresConnectionError, DependencyUnavailable)
 """What a PostgreSQL restart or outage looks like to a follower (not a reason to stop following)."""
 
 

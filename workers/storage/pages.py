@@ -25,6 +25,7 @@ from workers.storage.warc import validators_of
 
 __all__ = [
     "PART_COLUMNS",
+    "PG_CONNECTION_ERRORS",
     "UPSERT_SQL",
     "Existing",
     "clean_text",
@@ -115,6 +116,17 @@ PART_COLUMNS = [f"{p}_{f}" for p in PARTS for f in ("key", "digest", "offset", "
 """Every column that says where a page's content is."""
 
 _RETRYABLE_SQLSTATE_CLASSES = ("08", "40", "53", "55", "57", "58")
+PG_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.InterfaceError,
+    # Not an InterfaceError: what asyncpg raises when a connection's protocol is left mid-
+    # operation, e.g. the ROLLBACK of a transaction whose statement PostgreSQL's shutdown just
+    # failed ("cannot switch to state N; another operation (2) is in progress"). The pool
+    # discards that connection when it is released (its reset fails), so a retry gets a good one.
+    asyncpg.InternalClientError,
+    OSError,
+    TimeoutError,
+)
+"""The client-side failures of a PostgreSQL connection: the dependency, never the record."""
 _RECORD_SQLSTATE_CLASSES = ("22", "23")
 
 
@@ -131,7 +143,7 @@ def pg_errors(what: str) -> Iterator[None]:
         if state.startswith(_RECORD_SQLSTATE_CLASSES):
             raise RecordRejected(f"PostgreSQL rejected {what}: {exc}") from exc
         raise
-    except (asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+    except PG_CONNECTION_ERRORS as exc:
         raise DependencyUnavailable(f"PostgreSQL {what}: {type(exc).__name__}: {exc}") from exc
 
 

@@ -19,6 +19,7 @@ from workers.api.models import Health
 from workers.api.routes.params import reject_unknown_query
 from workers.errors import StreamCrawlError
 from workers.settings import Settings
+from workers.storage.pages import PG_CONNECTION_ERRORS
 from workers.storage.plan import Part
 
 __all__ = ["router"]
@@ -26,7 +27,7 @@ __all__ = ["router"]
 Ctx = Annotated[ApiContext, Depends(get_context)]
 _PROBE_KEY = "healthz/readyz-probe"  # never written: a GET of it answers "no such key" when S3 is up
 _PROBE_TIMEOUT_S = 3.0
-_FAILURES = (OSError, TimeoutError, StreamCrawlError, asyncpg.PostgresError, asyncpg.InterfaceError)
+_FAILURES = (*PG_CONNECTION_ERRORS, StreamCrawlError, asyncpg.PostgresError)
 
 
 async def _check_postgres(ctx: ApiContext) -> str:
