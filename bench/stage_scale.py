@@ -39,6 +39,7 @@ from tests.helpers.pipeline import Pipeline
 from tests.helpers.services import production_group_timing, start_kafka, start_postgres, start_s3
 from workers.demoweb import DemoWeb
 from workers.demoweb.data import DataFiles, locate_data_dir
+from workers.ledger import BatchProgress
 from workers.settings import IngestorSettings, Settings, StackSettings
 
 __all__ = ["bench"]
@@ -104,10 +105,10 @@ def _cpu(pids: list[int]) -> float:
     return total
 
 
-def _hwm_mb(pid: int) -> float:
+def _status_mb(pid: int, field: str = "VmHWM") -> float:
     with contextlib.suppress(OSError):
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     return 0.0
 
@@ -177,10 +178,37 @@ def _profile(pids: dict[str, int], seconds: int, base: Path) -> dict[str, list[t
     return summary
 
 
-async def _ours(settings: Settings, groups: Groups, batch: str, targets: list[str]) -> dict[str, Any]:
+class Windows:
+    """CPU per group sampled each time a tenth more of the run's pages are handled, and each
+    daemon's resident memory at those moments: whether the per-page work grows *within* a
+    crawl (with its backlog and what it has stored so far), which one run's average hides."""
+
+    def __init__(self, groups: Groups, daemons: dict[str, int], size: int) -> None:
+        self.groups, self.daemons, self.size = groups, daemons, size
+        self.marks: list[tuple[int, dict[str, float]]] = []
+        self.rss: dict[str, float] = {}
+
+    def tick(self, progress: BatchProgress) -> None:
+        handled = progress.stored + progress.skipped
+        if handled * 10 >= self.size * (len(self.marks) + 1) and len(self.marks) < 10:
+            self.marks.append((handled, self.groups.sample()))
+            for name, pid in self.daemons.items():
+                self.rss[name] = max(self.rss.get(name, 0.0), _status_mb(pid, "VmRSS"))
+
+    def per_page(self, window: int) -> dict[str, float] | None:
+        """CPU ms per page by group between the ``window``-th and the next tenth (0-based)."""
+        if window + 1 >= len(self.marks):
+            return None
+        (n0, a), (n1, b) = self.marks[window], self.marks[window + 1]
+        return {k: (b[k] - a[k]) / (n1 - n0) * 1000 for k in a} if n1 > n0 else None
+
+
+async def _ours(
+    settings: Settings, groups: Groups, batch: str, targets: list[str], windows: Windows
+) -> dict[str, Any]:
     before = groups.sample()
     started = time.monotonic()
-    progress = await crawl_batch(settings, targets, batch, timeout_s=7200)
+    progress = await crawl_batch(settings, targets, batch, timeout_s=7200, on_tick=windows.tick)
     elapsed = time.monotonic() - started
     after = groups.sample()
     # Real pages that say noindex are fetched and extracted but not stored (skipped): they are
@@ -189,7 +217,15 @@ async def _ours(settings: Settings, groups: Groups, batch: str, targets: list[st
     if not progress.complete or handled < len(targets) * 0.99:
         raise RuntimeError(f"bench crawl incomplete: {progress.summary()}")
     cpu = {k: after[k] - before[k] for k in after}
-    return {"pps": handled / elapsed, "stored": handled, "cpu": cpu, "elapsed": elapsed}
+    return {
+        "pps": handled / elapsed,
+        "stored": handled,
+        "cpu": cpu,
+        "elapsed": elapsed,
+        "early": windows.per_page(1),
+        "late": windows.per_page(8),
+        "rss": windows.rss,
+    }
 
 
 def _peer(base: Path, targets: list[str], run: int) -> dict[str, Any]:
@@ -253,7 +289,7 @@ async def bench(*, quick: bool) -> list[dict[str, Any]]:
             daemons = {name: p.pid for name, p in pipeline.procs.items()}
             groups = Groups(
                 {
-                    "daemons": list(daemons.values()),
+                    **{name: [pid] for name, pid in daemons.items()},
                     "broker": [p for p in [kafka_c.pid()] if p],
                     "postgresql": [p for p in [pg_c.pid()] if p],
                     "s3": [p for p in [s3_c.pid()] if p],
@@ -269,7 +305,8 @@ async def bench(*, quick: bool) -> list[dict[str, Any]]:
                     targets = urls(web.port, size, offset)
                     offset += size
                     want_profile = not quick and size == max(run_sizes) and i == 0
-                    task = asyncio.create_task(_ours(settings, groups, f"scale-{size}-{i}", targets))
+                    windows = Windows(groups, daemons, size)
+                    task = asyncio.create_task(_ours(settings, groups, f"scale-{size}-{i}", targets, windows))
                     if want_profile:
                         await asyncio.sleep(20)
                         profile = await asyncio.to_thread(_profile, daemons, 20, base)
@@ -277,11 +314,74 @@ async def bench(*, quick: bool) -> list[dict[str, Any]]:
                     peer_targets = urls(web.port, size, offset)
                     offset += size
                     results[size]["peer"].append(await asyncio.to_thread(_peer, base, peer_targets, offset))
-            rss = {name: _hwm_mb(pid) for name, pid in daemons.items()}
+            rss = {name: _status_mb(pid) for name, pid in daemons.items()}
         finally:
             pipeline.stop()
             await web.stop()
     return _rows(results, rss, profile, quick=quick)
+
+
+def _by_component(per_group: dict[str, float]) -> dict[str, float]:
+    """The daemons' groups summed into one ``daemons`` figure beside the servers and the CLI."""
+    out = {k: v for k, v in per_group.items() if k not in WORKERS}
+    out["daemons"] = sum(v for k, v in per_group.items() if k in WORKERS)
+    return out
+
+
+def _run_rss(ours: list[dict[str, Any]]) -> dict[str, float]:
+    """Per daemon, the largest resident set sampled during any of the runs of one size."""
+    out: dict[str, float] = {}
+    for run in ours:
+        for name, mb in run["rss"].items():
+            out[name] = max(out.get(name, 0.0), mb)
+    return out
+
+
+def _within_run_rows(
+    size: int, ours: list[dict[str, Any]], rss_before: dict[str, float] | None
+) -> list[dict[str, Any]]:
+    """CPU per page late in the run (80-90% handled) against early (10-20%), per process, and
+    the daemons' resident memory at this size against the 20k run's (or the first size's)."""
+    rows: list[dict[str, Any]] = []
+    pairs = [(r["early"], r["late"]) for r in ours if r["early"] and r["late"]]
+    if pairs:
+        early = {k: statistics.median(e[k] for e, _ in pairs) for k in pairs[0][0]}
+        late = {k: statistics.median(x[k] for _, x in pairs) for k in pairs[0][1]}
+        e_total, l_total = sum(early.values()), sum(late.values())
+        moved = sorted(early, key=lambda k: -(late[k] - early[k]))
+        rows.append(
+            {
+                "section": SECTION,
+                "metric": f"CPU ms per page late in the {size:,}-URL run (80-90% handled)",
+                "value": l_total,
+                "baseline": "the same run at 10-20% handled",
+                "baseline_value": e_total,
+                "ratio": l_total / e_total if e_total else None,
+                "target": "within 10%",
+                "met": l_total <= e_total * 1.1,
+                "note": "by process, early -> late: "
+                + ", ".join(f"{k} {early[k]:.1f} -> {late[k]:.1f}" for k in moved),
+            }
+        )
+    rss = _run_rss(ours)
+    if rss:
+        total = sum(rss.values())
+        before = sum(rss_before.values()) if rss_before else None
+        rows.append(
+            {
+                "section": SECTION,
+                "metric": f"daemon RSS (MB, sum of each daemon's largest sample), {size:,} URLs",
+                "value": total,
+                "baseline": "the same at 20,000 URLs (or the first size)" if before else None,
+                "baseline_value": before,
+                "ratio": total / before if before else None,
+                "target": "flat (ratio <= 1.2)" if before else None,
+                "met": total <= before * 1.2 if before else None,
+                "note": ", ".join(f"{k} {v:.0f}" for k, v in sorted(rss.items()))
+                + "; VmRSS read at each tenth of the run",
+            }
+        )
+    return rows
 
 
 def _rows(
@@ -293,14 +393,15 @@ def _rows(
 ) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     first_cpu: float | None = None
+    rss_at_20k: dict[str, float] | None = None
     for size, runs in results.items():
         ours, peer = runs["ours"], runs["peer"]
         pps = statistics.median(r["pps"] for r in ours)
         peer_pps = statistics.median(r["pps"] for r in peer)
         paired = statistics.median(o["pps"] / p["pps"] for o, p in zip(ours, peer, strict=True))
-        per_page = {
-            k: statistics.median(r["cpu"][k] / r["stored"] * 1000 for r in ours) for k in ours[0]["cpu"]
-        }
+        per_page = _by_component(
+            {k: statistics.median(r["cpu"][k] / r["stored"] * 1000 for r in ours) for k in ours[0]["cpu"]}
+        )
         total_ms = sum(per_page.values())
         peer_ms = statistics.median(r["cpu"] / r["stored"] * 1000 for r in peer)
         first_cpu = first_cpu or total_ms
@@ -337,6 +438,9 @@ def _rows(
                 "met": total_ms <= first_cpu * 1.1,
             },
         ]
+        rows += _within_run_rows(size, ours, rss_at_20k)
+        if size == 20_000 or rss_at_20k is None:
+            rss_at_20k = _run_rss(ours)
     rows.append(
         {
             "section": SECTION,

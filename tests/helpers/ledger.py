@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import asyncpg
 
@@ -24,11 +24,15 @@ async def crawl_batch(
     scope: Scope | None = None,
     sitemaps: bool = False,
     recrawl: bool = False,
+    on_tick: Callable[[BatchProgress], None] | None = None,
 ) -> BatchProgress:
-    """Publish ``urls`` as ``batch`` (like `streamcrawl crawl --wait`) and wait for it to complete."""
+    """Publish ``urls`` as ``batch`` (like `streamcrawl crawl --wait`) and wait for it to complete
+    (``on_tick`` sees each progress poll)."""
     parsed = parse_list_lines(list(urls), scheme="http")
     spec = BatchSpec(batch=batch, origin="cli", scope=scope or Scope(), sitemaps=sitemaps, recrawl=recrawl)
-    _result, progress = await run_batch(settings, spec, parsed.entries, wait=True, timeout_s=timeout_s)
+    _result, progress = await run_batch(
+        settings, spec, parsed.entries, wait=True, timeout_s=timeout_s, on_tick=on_tick
+    )
     assert progress is not None
     return progress
 
