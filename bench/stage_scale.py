@@ -11,7 +11,10 @@ process. The peer: ``bench/scrapy_peer.py`` (Scrapy, trafilatura per page, JSON 
 
 Runs alternate (ours, peer, ours, peer …) at each size; the table gives medians and the paired
 ratio. CPU is per page for every process of ours (daemons, broker, PostgreSQL, S3, the CLI),
-from /proc, and for the peer's process. Sizes come from ``STREAMCRAWL_BENCH_SIZES``
+from /proc, and for the peer's process. Within each run of ours the same counters are read at
+every tenth of the pages handled: CPU per page at 80-90% against 10-20% (both past the ramp-up
+and before the drain) says whether any process's work per page grows with the crawl, and the
+daemons' resident memory at those moments, per size, whether memory does. Sizes come from ``STREAMCRAWL_BENCH_SIZES``
 (default ``4000,20000``; ``make bench-scale`` adds 100000), alternating pairs per size from
 ``STREAMCRAWL_BENCH_PAIRS`` (default 2). During the largest run of ours,
 py-spy samples each daemon: the top functions by own time say where the CPU goes.

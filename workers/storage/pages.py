@@ -118,10 +118,11 @@ PART_COLUMNS = [f"{p}_{f}" for p in PARTS for f in ("key", "digest", "offset", "
 _RETRYABLE_SQLSTATE_CLASSES = ("08", "40", "53", "55", "57", "58")
 PG_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.InterfaceError,
-    # Not an InterfaceError: what asyncpg raises when a connection's protocol is left mid-
-    # operation, e.g. the ROLLBACK of a transaction whose statement PostgreSQL's shutdown just
-    # failed ("cannot switch to state N; another operation (2) is in progress"). The pool
-    # discards that connection when it is released (its reset fails), so a retry gets a good one.
+    # Not an InterfaceError: what asyncpg raises when a connection's protocol was left mid-
+    # operation ("cannot switch to state N; another operation (2) is in progress", 2 being
+    # ERROR_CONSUME), as the PostgreSQL-down drill met once when the server went away. The
+    # pool terminates such a connection when it is released (asyncpg's pool.py: a failed
+    # reset terminates it), so the retry runs on a fresh one.
     asyncpg.InternalClientError,
     OSError,
     TimeoutError,
