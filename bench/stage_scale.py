@@ -12,9 +12,9 @@ process. The peer: ``bench/scrapy_peer.py`` (Scrapy, trafilatura per page, JSON 
 Runs alternate (ours, peer, ours, peer …) at each size; the table gives medians and the paired
 ratio. CPU is per page for every process of ours (daemons, broker, PostgreSQL, S3, the CLI),
 from /proc, and for the peer's process. Within each run of ours the same counters are read at
-every tenth of the pages handled: CPU per page at 80-90% against 10-20% (both past the ramp-up
-and before the drain) says whether any process's work per page grows with the crawl, and the
-daemons' resident memory at those moments, per size, whether memory does. Sizes come from ``STREAMCRAWL_BENCH_SIZES``
+every tenth of the pages handled (``Windows``): how far fetching ran ahead of storing, the
+CPU per handled page of the stages after the fetch early and late in the run, and the
+daemons' resident memory at those moments, per size. Sizes come from ``STREAMCRAWL_BENCH_SIZES``
 (default ``4000,20000``; ``make bench-scale`` adds 100000), alternating pairs per size from
 ``STREAMCRAWL_BENCH_PAIRS`` (default 2). During the largest run of ours,
 py-spy samples each daemon: the top functions by own time say where the CPU goes.
@@ -182,28 +182,40 @@ def _profile(pids: dict[str, int], seconds: int, base: Path) -> dict[str, list[t
 
 
 class Windows:
-    """CPU per group sampled each time a tenth more of the run's pages are handled, and each
-    daemon's resident memory at those moments: whether the per-page work grows *within* a
-    crawl (with its backlog and what it has stored so far), which one run's average hides."""
+    """The run's progress and every group's CPU counters, read each time a tenth more of its
+    pages are handled, and each daemon's resident memory at those moments.
+
+    What a run's average hides: at 100k URLs (a diagnostic run, 2 cores) the ingestor had
+    fetched every URL when 55% were stored, so the backlog waited in Kafka and the first half
+    of the run shared the cores between fetching and extraction. The CPU of a tenth is
+    therefore not comparable between tenths for the fetching side; for the stages after the
+    fetch it is per handled page in both."""
 
     def __init__(self, groups: Groups, daemons: dict[str, int], size: int) -> None:
         self.groups, self.daemons, self.size = groups, daemons, size
-        self.marks: list[tuple[int, dict[str, float]]] = []
+        self.marks: list[tuple[int, int, dict[str, float]]] = []  # (handled, fetched, CPU)
         self.rss: dict[str, float] = {}
 
     def tick(self, progress: BatchProgress) -> None:
         handled = progress.stored + progress.skipped
-        if handled * 10 >= self.size * (len(self.marks) + 1) and len(self.marks) < 10:
-            self.marks.append((handled, self.groups.sample()))
-            for name, pid in self.daemons.items():
-                self.rss[name] = max(self.rss.get(name, 0.0), _status_mb(pid, "VmRSS"))
+        if handled * 10 < self.size * (len(self.marks) + 1) or len(self.marks) >= 10:
+            return
+        sample = self.groups.sample()
+        while handled * 10 >= self.size * (len(self.marks) + 1) and len(self.marks) < 10:
+            self.marks.append((handled, progress.fetched, sample))  # a poll may cross several tenths
+        for name, pid in self.daemons.items():
+            self.rss[name] = max(self.rss.get(name, 0.0), _status_mb(pid, "VmRSS"))
 
     def per_page(self, window: int) -> dict[str, float] | None:
-        """CPU ms per page by group between the ``window``-th and the next tenth (0-based)."""
+        """CPU ms per handled page by group between the ``window``-th and the next tenth (0-based)."""
         if window + 1 >= len(self.marks):
             return None
-        (n0, a), (n1, b) = self.marks[window], self.marks[window + 1]
+        (n0, _, a), (n1, _, b) = self.marks[window], self.marks[window + 1]
         return {k: (b[k] - a[k]) / (n1 - n0) * 1000 for k in a} if n1 > n0 else None
+
+    def fetched_at_half(self) -> float | None:
+        """Share of the run's URLs fetched when half of them were handled."""
+        return self.marks[4][1] / self.size if len(self.marks) > 4 and self.size else None
 
 
 async def _ours(
@@ -227,6 +239,7 @@ async def _ours(
         "elapsed": elapsed,
         "early": windows.per_page(1),
         "late": windows.per_page(8),
+        "fetched_at_half": windows.fetched_at_half(),
         "rss": windows.rss,
     }
 
@@ -343,27 +356,26 @@ def _run_rss(ours: list[dict[str, Any]]) -> dict[str, float]:
 def _within_run_rows(
     size: int, ours: list[dict[str, Any]], rss_before: dict[str, float] | None
 ) -> list[dict[str, Any]]:
-    """CPU per page late in the run (80-90% handled) against early (10-20%), per process, and
-    the daemons' resident memory at this size against the 20k run's (or the first size's)."""
+    """How far fetching ran ahead of storing, with the CPU per handled page of the stages after
+    the fetch early and late in the run; the daemons' resident memory at this size against
+    the 20k run's (or the first size's)."""
     rows: list[dict[str, Any]] = []
+    ahead = [r["fetched_at_half"] for r in ours if r.get("fetched_at_half") is not None]
     pairs = [(r["early"], r["late"]) for r in ours if r["early"] and r["late"]]
-    if pairs:
-        early = {k: statistics.median(e[k] for e, _ in pairs) for k in pairs[0][0]}
-        late = {k: statistics.median(x[k] for _, x in pairs) for k in pairs[0][1]}
-        e_total, l_total = sum(early.values()), sum(late.values())
-        moved = sorted(early, key=lambda k: -(late[k] - early[k]))
+    if ahead and pairs:
+        after_fetch = [k for k in pairs[0][0] if k not in ("ingestor", "router", "cli")]
+        early = {k: statistics.median(e[k] for e, _ in pairs) for k in after_fetch}
+        late = {k: statistics.median(x[k] for _, x in pairs) for k in after_fetch}
         rows.append(
             {
                 "section": SECTION,
-                "metric": f"CPU ms per page late in the {size:,}-URL run (80-90% handled)",
-                "value": l_total,
-                "baseline": "the same run at 10-20% handled",
-                "baseline_value": e_total,
-                "ratio": l_total / e_total if e_total else None,
-                "target": "within 10%",
-                "met": l_total <= e_total * 1.1,
-                "note": "by process, early -> late: "
-                + ", ".join(f"{k} {early[k]:.1f} -> {late[k]:.1f}" for k in moved),
+                "metric": f"URLs fetched when half of the {size:,} were stored (%)",
+                "value": statistics.median(ahead) * 100,
+                "note": "the backlog between fetch and extraction waits in Kafka; CPU ms per handled"
+                " page after the fetch, 10-20% -> 80-90% of the run (the early tenth shares the"
+                " cores with fetching): "
+                + ", ".join(f"{k} {early[k]:.1f} -> {late[k]:.1f}" for k in after_fetch)
+                + f"; total {sum(early.values()):.1f} -> {sum(late.values()):.1f}",
             }
         )
     rss = _run_rss(ours)
