@@ -239,10 +239,17 @@ async def test_concurrent_first_pages_of_a_new_browser_are_all_served_by_the_gua
     """Tabs created while the routes were being registered once escaped the interception."""
     page = f"""<!doctype html><html><head><title>App</title><script src="/app.js" defer></script></head>
     <body><div id="root"></div><p>{"Words of one of several pages rendered at once. " * 6}</p></body></html>"""
-    settings = RendererSettings(page_timeout_s=15.0, concurrency=4)
+    # The settle cap is the page's budget, not the default 3 s. In a full clean-clone run on a
+    # 2-core machine, a page once came back without the script's text (not reproduced
+    # alone or under load since), which is what a capped wait gives: the DOM as it is then.
+    # The wait ends when the page is quiet, so a wide cap costs nothing on a fast machine;
+    # the assertion shows the captured Markdown if it happens again.
+    settings = RendererSettings(page_timeout_s=20.0, settle_timeout_s=15.0, concurrency=4)
     async with Renderer(settings, data_dir=tmp_path, ingestor=guard_ingestor()) as renderer:
         pages = [raw_page(origin.url(f"/at-once-{n}.html"), page.encode()) for n in range(4)]
         results = await asyncio.gather(*(renderer.render(p) for p in pages))
-        escaped = [line for line in renderer.blackhole.lines if "/at-once-" in line]
-    assert all(AFTER_JS in r.markdown for r in results)
-    assert escaped == []
+        # Any of the pages' requests (document, script, its fetches), not Chromium's own
+        # background traffic, which the blackhole also sees.
+        escaped = [line for line in renderer.blackhole.lines if f":{origin.port}/" in line]
+    assert escaped == []  # no tab's request reached the network outside the guard
+    assert all(AFTER_JS in r.markdown for r in results), [r.markdown[:300] for r in results]
