@@ -198,11 +198,11 @@ class Windows:
 
     def tick(self, progress: BatchProgress) -> None:
         handled = progress.stored + progress.skipped
-        if handled * 10 < self.size * (len(self.marks) + 1) or len(self.marks) >= 10:
+        due = min(10, handled * 10 // max(1, self.size)) - len(self.marks)  # tenths reached, not marked
+        if due <= 0:
             return
         sample = self.groups.sample()
-        while handled * 10 >= self.size * (len(self.marks) + 1) and len(self.marks) < 10:
-            self.marks.append((handled, progress.fetched, sample))  # a poll may cross several tenths
+        self.marks += [(handled, progress.fetched, sample)] * due  # a poll may cross several tenths
         for name, pid in self.daemons.items():
             self.rss[name] = max(self.rss.get(name, 0.0), _status_mb(pid, "VmRSS"))
 

@@ -22,8 +22,8 @@ from workers.storage.pages import pg_errors
         asyncpg.exceptions.TooManyConnectionsError("too many clients"),
         asyncpg.exceptions.DeadlockDetectedError("deadlock"),
         asyncpg.InterfaceError("pool is closing"),
-        # What the ROLLBACK of a transaction raises when its statement was failed by the
-        # server's shutdown (a postgres-down drill dead-lettered two pages with it).
+        # Not an InterfaceError: a connection whose protocol was left mid-operation as the
+        # server went away (a postgres-down drill dead-lettered two pages with it).
         asyncpg.InternalClientError("cannot switch to state 15; another operation (2) is in progress"),
         ConnectionRefusedError(111, "refused"),
         TimeoutError(),

@@ -116,6 +116,7 @@ PART_COLUMNS = [f"{p}_{f}" for p in PARTS for f in ("key", "digest", "offset", "
 """Every column that says where a page's content is."""
 
 _RETRYABLE_SQLSTATE_CLASSES = ("08", "40", "53", "55", "57", "58")
+_RECORD_SQLSTATE_CLASSES = ("22", "23")
 PG_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.InterfaceError,
     # Not an InterfaceError: what asyncpg raises when a connection's protocol was left mid-
@@ -128,7 +129,6 @@ PG_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     TimeoutError,
 )
 """The client-side failures of a PostgreSQL connection: the dependency, never the record."""
-_RECORD_SQLSTATE_CLASSES = ("22", "23")
 
 
 @contextlib.contextmanager
