@@ -16,6 +16,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 from typing import Literal
+from urllib.parse import quote
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -146,17 +147,43 @@ class PostgresSettings(BaseSettings):
     pool_size: int = 8
     """Connections per storage-writer process."""
     # A client that vanished mid-transaction (a worker host cut off the network) otherwise
-    # holds its row locks until TCP gives up, hours later, and every other writer of those rows
-    # waits behind it. Our transactions hold no other I/O: a healthy client is never idle in one.
+    # holds its row locks until TCP gives up, up to hours later, and every other writer of those
+    # rows waits behind it. Our transactions hold no other I/O: a healthy client is never idle in
+    # one. The idle timeout only runs while the session waits for a new statement, though: a
+    # backend blocked sending a result to the vanished client, or waiting for the rest of an
+    # extended-protocol exchange (Parse/Bind without Sync), is covered by the TCP settings.
     idle_in_transaction_timeout_s: float = 30.0
     """PostgreSQL ends a session of ours idle inside a transaction this long (idle_in_transaction_session_timeout; 0 = never), releasing the locks of a client that vanished."""
+    lost_client_timeout_s: float = 30.0
+    """PostgreSQL drops a connection of ours whose client stopped answering at the TCP level after about this long (tcp_user_timeout, and keepalive probes from a third of it; 0 = the server's defaults, hours), so a backend blocked on a vanished host releases its locks."""
+
+    def server_options(self) -> list[str]:
+        """Session settings sent at connection start (libpq ``options``)."""
+        opts = []
+        if self.idle_in_transaction_timeout_s > 0:
+            opts.append(
+                f"idle_in_transaction_session_timeout={round(self.idle_in_transaction_timeout_s * 1000)}"
+            )
+        lost = self.lost_client_timeout_s
+        if lost > 0:
+            # Keepalives cover a backend waiting to read (nothing unacknowledged, so no TCP
+            # retransmission timer runs); tcp_user_timeout covers one blocked sending, and caps
+            # the keepalive abort at the same bound (Linux: the abort comes once that long has
+            # passed without an answer, after the first unanswered probe).
+            opts += [
+                f"tcp_user_timeout={round(lost * 1000)}",
+                f"tcp_keepalives_idle={max(1, round(lost / 3))}",
+                f"tcp_keepalives_interval={max(1, round(lost / 6))}",
+                "tcp_keepalives_count=4",
+            ]
+        return opts
 
     def dsn(self, database: str | None = None) -> str:
         """A libpq URI (asyncpg and psycopg read it alike); session settings go in ``options``."""
         url = f"postgresql://{self.user}:{self.password}@{self.host}:{self.port}/{database or self.database}"
-        if self.idle_in_transaction_timeout_s > 0:
-            ms = round(self.idle_in_transaction_timeout_s * 1000)
-            url += f"?options=-c%20idle_in_transaction_session_timeout%3D{ms}"
+        opts = self.server_options()
+        if opts:
+            url += "?options=" + quote(" ".join(f"-c {o}" for o in opts), safe="")
         return url
 
 

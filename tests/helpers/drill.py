@@ -106,7 +106,9 @@ class Drill:
     def start_services(self) -> Settings:
         s3_component, s3 = start_s3(self.base / "s3")
         self.cleanups.append(s3_component.stop)
-        pg_component, pg = start_postgres(self.base / "pg")
+        # PostgreSQL serves the LAN itself (not through the forwarder): a host cut off with a
+        # transaction open must look to the server like a vanished client does in production.
+        pg_component, pg = start_postgres(self.base / "pg", lan=self.svc)
         self.cleanups.append(pg_component.stop)
         kafka_port = free_port()
         log = (self.base / "tansu.log").open("ab")
@@ -120,7 +122,7 @@ class Drill:
         self.cleanups.append(lambda: (broker.kill(), broker.wait(10)))
         assert wait_until(lambda: tcp_open(kafka_port, self.svc), timeout_s=15), "broker did not start"
         _, s3_port = parse_host_port(s3.endpoint, setting="s3")
-        self.forward_ports = [pg.port, s3_port]
+        self.forward_ports = [s3_port]
         return Settings(
             kafka=KafkaSettings(
                 bootstrap_servers=f"{self.svc}:{kafka_port}",

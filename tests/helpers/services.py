@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import secrets
 import signal
@@ -21,7 +22,9 @@ from workers.provision import ProvisionReport, provision
 from workers.settings import KafkaSettings, PostgresSettings, S3Settings, StackSettings
 from workers.stack.broker import TansuBroker
 from workers.stack.paths import StackPaths
+from workers.stack.ports import LOCALHOST
 from workers.stack.postgres import EmbeddedPostgres
+from workers.stack.process import ProcessSpec
 from workers.stack.seaweed import SeaweedFS
 
 __all__ = [
@@ -113,7 +116,37 @@ def start_s3(base: Path) -> tuple[SeaweedFS, S3Settings]:
     return component, s3
 
 
-def start_postgres(base: Path) -> tuple[EmbeddedPostgres, PostgresSettings]:
+class _LanPostgres(EmbeddedPostgres):
+    """The embedded PostgreSQL, also listening on a lab host's address (``tests.helpers.netns``).
+
+    Worker hosts then connect to it directly, so a host that vanishes is a vanished TCP peer
+    of PostgreSQL itself: through a userspace forwarder, the forwarder would answer for it
+    (ACKs, keepalives) and the server-side timeouts would never be exercised."""
+
+    def __init__(self, *args: Any, lan: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lan = lan
+
+    def prepare(self) -> None:
+        super().prepare()
+        hba = self.data_dir / "pg_hba.conf"
+        subnet = self.lan.rsplit(".", 1)[0] + ".0/24"
+        line = f"host all all {subnet} scram-sha-256\n"
+        text = hba.read_text()
+        if line not in text:
+            hba.write_text(text + line)  # rewrites in place: the file keeps its owner
+
+    def spec(self) -> ProcessSpec:
+        spec = super().spec()
+        own = f"listen_addresses={LOCALHOST}"
+        assert own in spec.argv, spec.argv
+        argv = [f"{own},{self.lan}" if a == own else a for a in spec.argv]
+        return dataclasses.replace(spec, argv=argv)
+
+
+def start_postgres(base: Path, *, lan: str | None = None) -> tuple[EmbeddedPostgres, PostgresSettings]:
+    """PostgreSQL on a free port of 127.0.0.1 (and of ``lan``, a lab host's address, when given:
+    run this on that host)."""
     pg = PostgresSettings(
         host="127.0.0.1",
         port=free_port(),
@@ -122,9 +155,13 @@ def start_postgres(base: Path) -> tuple[EmbeddedPostgres, PostgresSettings]:
         database="streamcrawl_test",
         dagster_database="dagster_test",
     )
-    component = EmbeddedPostgres(
-        stack=make_stack_settings(base), postgres=pg, paths=StackPaths.at(base), durable=False
-    )
+    kwargs: dict[str, Any] = {
+        "stack": make_stack_settings(base),
+        "postgres": pg,
+        "paths": StackPaths.at(base),
+        "durable": False,
+    }
+    component = EmbeddedPostgres(**kwargs) if lan is None else _LanPostgres(lan=lan, **kwargs)
     component.ensure_running()
     return component, pg
 

@@ -1,8 +1,9 @@
 """Multi-host failure drill: every stage on two worker hosts, one host cut off mid-crawl.
 
 Three hosts are Linux network namespaces with their own addresses on one switch
-(tests/helpers/netns.py): ``svc`` runs the broker (Tansu on its LAN address), PostgreSQL and
-S3 (the embedded stack's launchers, served on the LAN through a port forwarder) and the demo
+(tests/helpers/netns.py): ``svc`` runs the broker (Tansu on its LAN address), PostgreSQL
+(the embedded stack's launcher, also listening on the LAN: a cut host must be a vanished TCP
+peer of the server's own), S3 (served on the LAN through a port forwarder) and the demo
 web; ``w1`` and ``w2`` each run every stage daemon (``python -m workers.<stage>``), joined to
 the same consumer groups. Once both hosts are doing work in every hot-path stage, ``w2``'s
 link is taken down at the switch: its daemons keep running but reach nobody, the broker

@@ -58,6 +58,20 @@ def test_settings_parse_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     assert all(doc for _default, doc in names.values()), "every setting is documented"
 
 
+def test_postgres_dsn_carries_the_lost_client_bounds() -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    from workers.settings import PostgresSettings
+
+    options = parse_qs(urlsplit(PostgresSettings().dsn()).query)["options"]
+    assert options == [
+        "-c idle_in_transaction_session_timeout=30000 -c tcp_user_timeout=30000"
+        " -c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=4"
+    ]
+    off = PostgresSettings(idle_in_transaction_timeout_s=0, lost_client_timeout_s=0)
+    assert "?" not in off.dsn("other") and off.dsn("other").endswith("/other")
+
+
 def test_url_normalisation() -> None:
     assert normalize_url("Example.COM") == "https://example.com/"
     assert normalize_url("http://a.b:80/x?y=1#frag") == "http://a.b/x?y=1"
